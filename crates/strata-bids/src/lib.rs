@@ -1,0 +1,1 @@
+//! BIDS microscopy for Strata.

@@ -1,0 +1,2 @@
+//! Strata facade.
+pub use strata_bids as bids;

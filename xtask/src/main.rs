@@ -1,0 +1,141 @@
+//! Project chores, run as `cargo xtask <command>`:
+//!
+//! - `setup`: install what the tests need (Debian packages, a Python venv with the official
+//!   BIDS validator and the BIDS schema).
+//! - `test`: setup, then codegen check, fmt, clippy and the whole test suite.
+//! - `codegen [--check] [--schema PATH]`: regenerate strata-bids' schema tables.
+//! - `bench-validate [--sections N]`: time `strata validate` against the official validator.
+
+mod bench;
+mod codegen;
+mod setup;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = workspace_root();
+    let result = match args.first().map(String::as_str) {
+        Some("setup") => setup::run(&root),
+        Some("test") => test(&root),
+        Some("codegen") => {
+            let check = args.iter().any(|a| a == "--check");
+            let schema = flag_value(&args, "--schema").map(PathBuf::from);
+            codegen::run(&root, schema, check)
+        }
+        Some("bench-validate") => {
+            let sections = flag_value(&args, "--sections")
+                .map(|s| s.parse::<usize>().map_err(|e| format!("--sections: {e}")))
+                .transpose();
+            sections.and_then(|n| bench::validate(&root, n.unwrap_or(7000)))
+        }
+        _ => Err(
+            "usage: cargo xtask <setup | test | codegen [--check] [--schema PATH] | bench-validate [--sections N]>"
+                .into(),
+        ),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn flag_value(args: &[String], flag: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// Runs a command, streaming its output, and fails with its name if it fails.
+pub(crate) fn run_cmd(cmd: &mut Command) -> Result<(), String> {
+    let shown = format!("{cmd:?}");
+    eprintln!("xtask: running {shown}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start {shown}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{shown} failed with {status}"))
+    }
+}
+
+/// Formats generated Rust source with rustfmt so the committed file is stable.
+pub(crate) fn rustfmt(src: &str) -> Result<String, String> {
+    use std::io::Write as _;
+    let mut child = Command::new("rustfmt")
+        .args(["--edition", "2024", "--emit", "stdout"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start rustfmt: {e}"))?;
+    child
+        .stdin
+        .take()
+        .ok_or("rustfmt has no stdin")?
+        .write_all(src.as_bytes())
+        .map_err(|e| format!("rustfmt: {e}"))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("rustfmt: {e}"))?;
+    if !out.status.success() {
+        return Err("rustfmt rejected the generated source".into());
+    }
+    String::from_utf8(out.stdout).map_err(|e| format!("rustfmt: {e}"))
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn test(root: &Path) -> Result<(), String> {
+    setup::run(root)?;
+    let venv_bin = root.join(".venv/bin");
+    codegen::run(root, None, true)?;
+    run_cmd(cargo().current_dir(root).args(["fmt", "--all", "--", "--check"]))?;
+    run_cmd(cargo().current_dir(root).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    // The official validator is wired in through an environment variable: tests that compare
+    // verdicts with it are skipped without it, and this command always sets it.
+    let validator = venv_bin.join("bids-validator-deno");
+    run_cmd(
+        cargo()
+            .current_dir(root)
+            .args(["test", "--workspace", "--all-targets"])
+            .env("STRATA_BIDS_VALIDATOR", &validator)
+            .env("STRATA_REQUIRE_PEERS", "1"),
+    )?;
+    // Doc tests are not part of --all-targets.
+    run_cmd(cargo().current_dir(root).args(["test", "--workspace", "--doc"]))?;
+    // The README's main job, end to end, then the official validator on what it wrote.
+    let out = root.join("target/xtask-demo");
+    let _ = std::fs::remove_dir_all(&out);
+    run_cmd(cargo().current_dir(root).args([
+        "run",
+        "--quiet",
+        "--package",
+        "strata-cli",
+        "--",
+        "demo",
+        "--out",
+    ]).arg(&out))?;
+    run_cmd(Command::new(&validator).arg(&out))?;
+    println!("xtask test: all checks passed");
+    Ok(())
+}
