@@ -1,0 +1,842 @@
+//! Validation of a BIDS microscopy dataset on a POSIX file system.
+//!
+//! The validator walks the dataset once, counts an `.ome.zarr/` directory as one file (as the
+//! official validator does), and reports [`Issue`]s with the official validator's codes where
+//! one exists, so the two can be compared. Files of datatypes other than `micr` are reported as
+//! a warning (`DATATYPE_NOT_CHECKED`) rather than judged. `.bidsignore` is not read.
+//!
+//! Checks of a file's contents beyond BIDS (e.g. OME-Zarr metadata against the sidecar) plug in
+//! through [`DataCheck`].
+
+use crate::error::{Error, Result};
+use crate::name::{DATATYPE, MicrName, NameError};
+use crate::schema::{self, Level, generated};
+use crate::sidecar;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+/// How serious an issue is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The dataset is not valid.
+    Error,
+    /// The dataset is valid but should be improved.
+    Warning,
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Issue {
+    /// Stable code, the official validator's where it has one (e.g. `SIDECAR_KEY_REQUIRED`).
+    pub code: String,
+    /// Error or warning.
+    pub severity: Severity,
+    /// Path from the dataset root, starting with `/` (directories end with `/`); empty for
+    /// the dataset as a whole.
+    pub location: String,
+    /// What is wrong and what to do about it.
+    pub message: String,
+}
+
+impl Issue {
+    /// An error.
+    #[must_use]
+    pub fn error(code: &str, location: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            code: code.to_owned(),
+            severity: Severity::Error,
+            location: location.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A warning.
+    #[must_use]
+    pub fn warning(code: &str, location: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            severity: Severity::Warning,
+            ..Self::error(code, location, message)
+        }
+    }
+}
+
+/// Counts over the dataset.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Files, an `.ome.zarr` directory counted as one.
+    pub files: usize,
+    /// Bytes in those files.
+    pub bytes: u64,
+    /// Subject labels found as `sub-<label>` folders.
+    pub subjects: Vec<String>,
+    /// Session labels found.
+    pub sessions: Vec<String>,
+    /// Distinct (subject, sample) pairs among data files.
+    pub samples: usize,
+    /// Number of errors.
+    pub errors: usize,
+    /// Number of warnings.
+    pub warnings: usize,
+}
+
+/// The outcome of a validation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// Every finding, errors first, then by location.
+    pub issues: Vec<Issue>,
+    /// Counts.
+    pub summary: Summary,
+}
+
+impl Report {
+    /// True if any issue is an error.
+    #[must_use]
+    pub fn has_errors(&self) -> bool {
+        self.summary.errors > 0
+    }
+}
+
+/// A check of a data file's contents, run for every microscopy image the walk finds.
+pub trait DataCheck: Send + Sync {
+    /// Checks one image. `location` is the official-style location (`/sub-01/.../x.ome.zarr/`),
+    /// `path` the file or directory on disk, `sidecar` the merged (inherited) sidecar.
+    fn check(
+        &self,
+        path: &Path,
+        location: &str,
+        name: &MicrName,
+        sidecar: &Map<String, Value>,
+    ) -> Vec<Issue>;
+}
+
+/// Validates a dataset with the BIDS checks only.
+///
+/// # Errors
+/// [`Error::NotADataset`] if `root` is not a directory; [`Error::Io`] if it cannot be read.
+pub fn validate(root: &Path) -> Result<Report> {
+    Validator::new().validate(root)
+}
+
+/// A configurable validator.
+#[derive(Default)]
+pub struct Validator {
+    checks: Vec<Box<dyn DataCheck>>,
+}
+
+impl std::fmt::Debug for Validator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Validator")
+            .field("checks", &self.checks.len())
+            .finish()
+    }
+}
+
+impl Validator {
+    /// A validator with the BIDS checks only.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a content check run on every microscopy image.
+    #[must_use]
+    pub fn with_check(mut self, check: Box<dyn DataCheck>) -> Self {
+        self.checks.push(check);
+        self
+    }
+
+    /// Validates the dataset at `root`.
+    ///
+    /// # Errors
+    /// [`Error::NotADataset`] if `root` is not a directory; [`Error::Io`] if it cannot be read.
+    pub fn validate(&self, root: &Path) -> Result<Report> {
+        if !root.is_dir() {
+            return Err(Error::NotADataset {
+                path: root.to_owned(),
+            });
+        }
+        let mut files = Vec::new();
+        walk(root, "", &mut files)?;
+        let mut run = Run {
+            root,
+            files: files.iter().map(|f| (f.rel.clone(), f)).collect(),
+            json: HashMap::new(),
+            issues: Vec::new(),
+        };
+        run.check(&files, &self.checks);
+        Ok(run.finish(&files))
+    }
+}
+
+/// A file found by the walk (an `.ome.zarr` directory is one file).
+#[derive(Debug)]
+struct Found {
+    /// Relative path with `/` separators, no leading slash.
+    rel: String,
+    abs: PathBuf,
+    size: u64,
+    /// Zero bytes (for `.ome.zarr`: holds a zero-byte file).
+    empty: bool,
+    zarr: bool,
+}
+
+fn is_ignored(name: &str) -> bool {
+    name.starts_with('.')
+}
+
+/// Folders whose contents BIDS does not regulate.
+const FREE_FOLDERS: &[&str] = &["code", "derivatives", "sourcedata", "stimuli"];
+
+fn walk(dir: &Path, rel: &str, out: &mut Vec<Found>) -> Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(std::result::Result::ok)
+        .collect();
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for entry in entries {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if is_ignored(&name) || (rel.is_empty() && FREE_FOLDERS.contains(&name.as_str())) {
+            continue;
+        }
+        let child_rel = if rel.is_empty() {
+            name.clone()
+        } else {
+            format!("{rel}/{name}")
+        };
+        let abs = entry.path();
+        let ft = entry.file_type().map_err(|e| Error::io(&abs, e))?;
+        // Symlinks (git-annex keeps content behind them) are judged by their target; a broken
+        // one is content that is not present here, not an empty file.
+        let meta = std::fs::metadata(&abs).ok();
+        let is_dir = meta.as_ref().is_some_and(std::fs::Metadata::is_dir);
+        if is_dir && name.ends_with(".ome.zarr") {
+            let (size, empty) = tree_size(&abs);
+            out.push(Found {
+                rel: child_rel,
+                abs,
+                size,
+                empty,
+                zarr: true,
+            });
+        } else if is_dir && !ft.is_symlink() {
+            walk(&abs, &child_rel, out)?;
+        } else {
+            let size = meta.as_ref().map_or(0, std::fs::Metadata::len);
+            out.push(Found {
+                rel: child_rel,
+                abs,
+                size,
+                empty: meta.is_some() && size == 0 && !is_dir,
+                zarr: false,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Total bytes under a directory, and whether any file in it is empty.
+fn tree_size(dir: &Path) -> (u64, bool) {
+    let mut size = 0;
+    let mut empty = false;
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                stack.push(e.path());
+            } else if let Ok(m) = std::fs::metadata(e.path()) {
+                size += m.len();
+                empty |= m.len() == 0;
+            }
+        }
+    }
+    (size, empty)
+}
+
+fn loc(f: &Found) -> String {
+    if f.zarr {
+        format!("/{}/", f.rel)
+    } else {
+        format!("/{}", f.rel)
+    }
+}
+
+/// A JSON file as read: an object, or why it is not one.
+#[derive(Clone)]
+enum Json {
+    Object(Map<String, Value>),
+    Invalid(String),
+}
+
+struct Run<'a> {
+    root: &'a Path,
+    files: HashMap<String, &'a Found>,
+    json: HashMap<String, Json>,
+    issues: Vec<Issue>,
+}
+
+/// Where a non-table file sits.
+enum Place<'f> {
+    /// Root, subject or session folder: only tables and inherited sidecars.
+    Level { depth: usize },
+    /// In a datatype folder `dt`.
+    Datatype { dt: &'f str },
+    /// Anywhere else.
+    Elsewhere,
+}
+
+fn place<'f>(parts: &[&'f str]) -> Place<'f> {
+    let dirs = &parts[..parts.len() - 1];
+    let is_sub = |s: &str| s.strip_prefix("sub-").is_some_and(crate::name::is_label);
+    let is_ses = |s: &str| s.strip_prefix("ses-").is_some_and(crate::name::is_label);
+    match dirs {
+        [] => Place::Level { depth: 0 },
+        [s] if is_sub(s) => Place::Level { depth: 1 },
+        [s, x] if is_sub(s) && is_ses(x) => Place::Level { depth: 2 },
+        [s, dt] if is_sub(s) && !is_ses(dt) => Place::Datatype { dt },
+        [s, x, dt] if is_sub(s) && is_ses(x) => Place::Datatype { dt },
+        _ => Place::Elsewhere,
+    }
+}
+
+fn name_issue(location: &str, err: &NameError) -> Issue {
+    let code = match err {
+        NameError::UnknownSuffix { .. } | NameError::NoSuffix => "NOT_INCLUDED",
+        NameError::UnknownExtension { .. } => "EXTENSION_MISMATCH",
+        NameError::MalformedEntity { .. } => "ENTITY_WITH_NO_LABEL",
+        NameError::EntityNotAllowed { .. } => "ENTITY_NOT_IN_RULE",
+        NameError::BadLocation { .. } => "INVALID_LOCATION",
+        _ => "FILENAME_MISMATCH",
+    };
+    Issue::error(
+        code,
+        location,
+        format!("not a valid microscopy file name: {err}"),
+    )
+}
+
+impl Run<'_> {
+    fn read_json(&mut self, rel: &str) -> Json {
+        if let Some(j) = self.json.get(rel) {
+            return j.clone();
+        }
+        let path = self.root.join(rel);
+        let j = match std::fs::read(&path) {
+            Err(e) => Json::Invalid(format!("cannot be read: {e}")),
+            Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
+                Ok(Value::Object(m)) => Json::Object(m),
+                Ok(_) => Json::Invalid("holds JSON but not an object ({...})".into()),
+                Err(e) => Json::Invalid(format!("is not valid JSON: {e}")),
+            },
+        };
+        self.json.insert(rel.to_owned(), j.clone());
+        j
+    }
+
+    fn check(&mut self, files: &[Found], checks: &[Box<dyn DataCheck>]) {
+        let mut data: Vec<(&Found, MicrName)> = Vec::new();
+        let mut sidecars: Vec<&Found> = Vec::new();
+        let mut has_description = false;
+        for f in files {
+            let location = loc(f);
+            if f.empty {
+                self.issues.push(Issue::error(
+                    "EMPTY_FILE",
+                    &location,
+                    if f.zarr {
+                        "holds a zero-byte file; a chunk or metadata file was not written completely: rewrite the image"
+                    } else {
+                        "is empty (0 bytes): write its content or remove it"
+                    },
+                ));
+            }
+            let parts: Vec<&str> = f.rel.split('/').collect();
+            let file_name = parts.last().copied().unwrap_or_default();
+            match place(&parts) {
+                Place::Level { depth } => {
+                    if depth == 0 && file_name == "dataset_description.json" {
+                        has_description = true;
+                        self.check_description(f);
+                    } else if depth == 0 && is_root_file(file_name) {
+                        // README, LICENSE, ...: free text.
+                    } else if is_table_file(depth, &parts) {
+                        // Checked with the tables below.
+                    } else if is_inherited_sidecar(file_name) {
+                        sidecars.push(f);
+                    } else {
+                        self.not_included(&location);
+                    }
+                }
+                Place::Datatype { dt } => match file_name.parse::<MicrName>() {
+                    Ok(name) if dt != DATATYPE => self.issues.push(Issue::error(
+                        "DATATYPE_MISMATCH",
+                        &location,
+                        format!("a {} file belongs in a `{DATATYPE}` folder, not `{dt}`: move it", name.suffix),
+                    )),
+                    _ if dt != DATATYPE => self.issues.push(Issue::warning(
+                        "DATATYPE_NOT_CHECKED",
+                        &location,
+                        format!("the `{dt}` datatype is not microscopy; this file was not checked"),
+                    )),
+                    Err(e) => self.issues.push(name_issue(&location, &e)),
+                    Ok(name) => {
+                        if let Err(e) = MicrName::parse_path(Path::new(&f.rel)) {
+                            self.issues.push(Issue::error(
+                                "INVALID_LOCATION",
+                                &location,
+                                format!("the folders do not match the name's subject/session ({e}); move it to {}", name.relative_path().display()),
+                            ));
+                        }
+                        if name.extension == crate::name::Extension::JSON {
+                            sidecars.push(f);
+                        } else if name.extension.is_directory() != f.zarr {
+                            self.issues.push(Issue::error(
+                                "EXTENSION_MISMATCH",
+                                &location,
+                                format!("`{}` must be a directory", name.extension),
+                            ));
+                        } else {
+                            data.push((f, name));
+                        }
+                    }
+                },
+                Place::Elsewhere => self.not_included(&location),
+            }
+        }
+        if !has_description {
+            self.issues.push(Issue::error(
+                "MISSING_DATASET_DESCRIPTION",
+                "",
+                "dataset_description.json is missing at the dataset root: add one with at least Name and BIDSVersion",
+            ));
+        }
+        self.check_sidecars(&sidecars, &data);
+        for (f, name) in &data {
+            let merged = self.merged_sidecar(f, name);
+            self.check_data(f, name, &merged, checks);
+        }
+        self.check_tables(files, &data);
+    }
+
+    fn not_included(&mut self, location: &str) {
+        self.issues.push(Issue::error(
+            "NOT_INCLUDED",
+            location,
+            "this file is not part of BIDS microscopy at this place: rename it, move it under code/ or sourcedata/, or remove it",
+        ));
+    }
+
+    fn check_description(&mut self, f: &Found) {
+        let location = loc(f);
+        let obj = match self.read_json(&f.rel) {
+            Json::Object(m) => m,
+            Json::Invalid(why) => {
+                self.issues.push(Issue::error("JSON_INVALID", &location, format!("the file {why}")));
+                Map::new()
+            }
+        };
+        for (field, level) in generated::DATASET_DESCRIPTION_FIELDS {
+            match (obj.get(*field), level) {
+                (None, Level::Required) => self.issues.push(Issue::error(
+                    "JSON_KEY_REQUIRED",
+                    &location,
+                    format!("required key {field:?} is missing: add it"),
+                )),
+                (None, Level::Recommended) => self.issues.push(Issue::warning(
+                    "JSON_KEY_RECOMMENDED",
+                    &location,
+                    format!("recommended key {field:?} is missing"),
+                )),
+                (Some(v), _) => self.schema_check(&location, field, v),
+                _ => {}
+            }
+        }
+    }
+
+    fn schema_check(&mut self, location: &str, field: &str, value: &Value) {
+        if let Some(s) = schema::metadata_schema(field) {
+            if let Err(m) = schema::check_value(s, value, field) {
+                self.issues.push(Issue::error(
+                    "JSON_SCHEMA_VALIDATION_ERROR",
+                    location,
+                    format!("{m}: correct the value"),
+                ));
+            }
+        }
+    }
+
+    fn check_sidecars(&mut self, sidecars: &[&Found], data: &[(&Found, MicrName)]) {
+        for f in sidecars {
+            let location = loc(f);
+            match self.read_json(&f.rel) {
+                Json::Invalid(why) => self.issues.push(Issue::error(
+                    "JSON_INVALID",
+                    &location,
+                    format!("the sidecar {why}: fix the syntax"),
+                )),
+                Json::Object(obj) => {
+                    for (field, message) in sidecar::check_fields(&obj) {
+                        let _ = field;
+                        self.issues.push(Issue::error(
+                            "JSON_SCHEMA_VALIDATION_ERROR",
+                            &location,
+                            format!("{message}: correct the value"),
+                        ));
+                    }
+                }
+            }
+            let (dir, file) = f.rel.rsplit_once('/').unwrap_or(("", &f.rel));
+            let used = data.iter().any(|(d, n)| {
+                let ddir = d.rel.rsplit_once('/').map_or("", |(p, _)| p);
+                (ddir == dir || ddir.starts_with(&format!("{dir}/")) || dir.is_empty())
+                    && sidecar::sidecar_applies(file, n)
+            });
+            if !used {
+                self.issues.push(Issue::error(
+                    "SIDECAR_WITHOUT_DATAFILE",
+                    &location,
+                    "no image file uses this sidecar: rename it to match its image or remove it",
+                ));
+            }
+        }
+    }
+
+    /// The sidecars that apply to a data file, merged from the dataset root down.
+    fn merged_sidecar(&mut self, f: &Found, name: &MicrName) -> Map<String, Value> {
+        let parts: Vec<&str> = f.rel.split('/').collect();
+        let mut layers = Vec::new();
+        for depth in 0..parts.len() {
+            let dir = parts[..depth].join("/");
+            let candidates: Vec<String> = self
+                .files
+                .keys()
+                .filter(|k| {
+                    let (d, file) = k.rsplit_once('/').unwrap_or(("", k.as_str()));
+                    d == dir && sidecar::sidecar_applies(file, name)
+                })
+                .cloned()
+                .collect();
+            let mut candidates = candidates;
+            // Fewer entities first, so the most specific sidecar of a level wins.
+            candidates.sort_by_key(|c| (c.matches('_').count(), c.clone()));
+            for c in candidates {
+                if let Json::Object(m) = self.read_json(&c) {
+                    layers.push(m);
+                }
+            }
+        }
+        sidecar::merge(&layers)
+    }
+
+    fn check_data(
+        &mut self,
+        f: &Found,
+        name: &MicrName,
+        merged: &Map<String, Value>,
+        checks: &[Box<dyn DataCheck>],
+    ) {
+        let location = loc(f);
+        for (field, level) in sidecar::missing_fields(name, merged) {
+            if level == Level::Required {
+                self.issues.push(Issue::error(
+                    "SIDECAR_KEY_REQUIRED",
+                    &location,
+                    format!(
+                        "required sidecar key {field:?} is missing: add it to {} (or a sidecar it inherits)",
+                        name.with_extension(crate::name::Extension::JSON)
+                    ),
+                ));
+            } else {
+                self.issues.push(Issue::warning(
+                    "SIDECAR_KEY_RECOMMENDED",
+                    &location,
+                    format!("recommended sidecar key {field:?} is missing"),
+                ));
+            }
+        }
+        if name.suffix.is_photo() {
+            self.check_intended_for(&location, name, merged);
+        }
+        for c in checks {
+            self.issues.extend(c.check(&f.abs, &location, name, merged));
+        }
+    }
+
+    fn check_intended_for(&mut self, location: &str, name: &MicrName, merged: &Map<String, Value>) {
+        let targets: Vec<&str> = match merged.get("IntendedFor") {
+            Some(Value::String(s)) => vec![s.as_str()],
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+            _ => return,
+        };
+        for t in targets {
+            let rel = t.strip_prefix("bids::").map_or_else(
+                || format!("sub-{}/{}", name.subject, t),
+                str::to_owned,
+            );
+            let rel = rel.trim_end_matches('/').to_owned();
+            if !self.files.contains_key(&rel) {
+                self.issues.push(Issue::error(
+                    "INTENDED_FOR",
+                    location,
+                    format!("IntendedFor names {t:?}, which does not exist in the dataset: correct the path"),
+                ));
+            }
+        }
+    }
+
+    fn check_tables(&mut self, files: &[Found], data: &[(&Found, MicrName)]) {
+        let subjects: BTreeSet<String> = files
+            .iter()
+            .filter_map(|f| f.rel.split_once('/').map(|(s, _)| s))
+            .filter(|s| s.starts_with("sub-"))
+            .map(str::to_owned)
+            .collect();
+        for f in files {
+            let parts: Vec<&str> = f.rel.split('/').collect();
+            let Place::Level { depth } = place(&parts) else { continue };
+            if !is_table_file(depth, &parts) {
+                continue;
+            }
+            let file = parts.last().copied().unwrap_or_default();
+            let (stem, ext) = file.rsplit_once('.').unwrap_or((file, ""));
+            let location = loc(f);
+            let dir = parts[..parts.len() - 1].join("/");
+            let sibling = |e: &str| {
+                if dir.is_empty() {
+                    format!("{stem}.{e}")
+                } else {
+                    format!("{dir}/{stem}.{e}")
+                }
+            };
+            if ext == "json" {
+                if !self.files.contains_key(&sibling("tsv")) {
+                    self.issues.push(Issue::error(
+                        "SIDECAR_WITHOUT_DATAFILE",
+                        &location,
+                        format!("{file} describes {stem}.tsv, which is missing: add the table or remove this file"),
+                    ));
+                }
+                if let Json::Invalid(why) = self.read_json(&f.rel) {
+                    self.issues.push(Issue::error("JSON_INVALID", &location, format!("the file {why}")));
+                }
+                continue;
+            }
+            let described: Vec<String> = match self.files.contains_key(&sibling("json")) {
+                true => match self.read_json(&sibling("json")) {
+                    Json::Object(m) => m.keys().cloned().collect(),
+                    Json::Invalid(_) => Vec::new(),
+                },
+                false => Vec::new(),
+            };
+            let (columns, index): (&[(&str, Level)], &[&str]) = if stem == "participants" {
+                (generated::PARTICIPANTS_COLUMNS, &["participant_id"])
+            } else if stem == "samples" {
+                (generated::SAMPLES_COLUMNS, &["sample_id", "participant_id"])
+            } else if stem.ends_with("_sessions") {
+                (generated::SESSIONS_COLUMNS, &["session_id"])
+            } else {
+                continue;
+            };
+            let Some(rows) = self.check_tsv(f, columns, index, &described) else {
+                continue;
+            };
+            if stem == "participants" {
+                let listed: BTreeSet<String> =
+                    rows.iter().filter_map(|r| r.get("participant_id").cloned()).collect();
+                let missing: Vec<&String> = subjects.difference(&listed).collect();
+                let extra: Vec<&String> = listed.difference(&subjects).collect();
+                if !missing.is_empty() || !extra.is_empty() {
+                    self.issues.push(Issue::error(
+                        "PARTICIPANT_ID_MISMATCH",
+                        &location,
+                        format!(
+                            "participant_id must list exactly the sub-<label> folders; missing: {missing:?}, without a folder: {extra:?}"
+                        ),
+                    ));
+                }
+            }
+        }
+        let _ = data;
+    }
+
+    /// Checks one table; returns its rows as column-to-value maps, or `None` if unreadable.
+    fn check_tsv(
+        &mut self,
+        f: &Found,
+        columns: &[(&str, Level)],
+        index: &[&str],
+        described: &[String],
+    ) -> Option<Vec<BTreeMap<String, String>>> {
+        let location = loc(f);
+        let text = match std::fs::read_to_string(&f.abs) {
+            Ok(t) => t,
+            Err(e) => {
+                self.issues.push(Issue::error(
+                    "FILE_READ",
+                    &location,
+                    format!("cannot be read as UTF-8 text: {e}"),
+                ));
+                return None;
+            }
+        };
+        let mut lines = text.lines().map(|l| l.strip_suffix('\r').unwrap_or(l));
+        let header: Vec<&str> = lines.next().unwrap_or_default().split('\t').collect();
+        for (col, level) in columns {
+            if *level == Level::Required && !header.contains(col) {
+                self.issues.push(Issue::error(
+                    "TSV_COLUMN_MISSING",
+                    &location,
+                    format!("required column {col:?} is missing: add it"),
+                ));
+            }
+        }
+        for col in &header {
+            if !columns.iter().any(|(c, _)| c == col) && !described.iter().any(|d| d == col) {
+                self.issues.push(Issue::warning(
+                    "TSV_ADDITIONAL_COLUMNS_UNDEFINED",
+                    &location,
+                    format!("column {col:?} is not defined by BIDS nor described in the table's JSON sidecar: describe it there"),
+                ));
+            }
+        }
+        let mut rows = Vec::new();
+        let mut seen = BTreeSet::new();
+        for (i, line) in lines.enumerate() {
+            let line_no = i + 2;
+            if line.is_empty() {
+                continue;
+            }
+            let cells: Vec<&str> = line.split('\t').collect();
+            if cells.len() != header.len() {
+                self.issues.push(Issue::error(
+                    "TSV_EQUAL_ROWS",
+                    &location,
+                    format!(
+                        "line {line_no} has {} cells but the header has {}: separate cells with tabs and write n/a for missing values",
+                        cells.len(),
+                        header.len()
+                    ),
+                ));
+            }
+            let row: BTreeMap<String, String> = header
+                .iter()
+                .zip(cells.iter())
+                .map(|(h, c)| ((*h).to_owned(), (*c).to_owned()))
+                .collect();
+            for (col, value) in &row {
+                if value == crate::table::NA {
+                    continue;
+                }
+                if let Some(s) = schema::column_schema(col) {
+                    if let Err(m) = schema::check_value(s, &Value::String(value.clone()), col) {
+                        self.issues.push(Issue::error(
+                            "TSV_VALUE_INCORRECT_TYPE",
+                            &location,
+                            format!("line {line_no}: {m}"),
+                        ));
+                    }
+                }
+            }
+            if index.iter().all(|c| row.contains_key(*c)) {
+                let key: Vec<&String> = index.iter().filter_map(|c| row.get(*c)).collect();
+                if !seen.insert(format!("{key:?}")) {
+                    self.issues.push(Issue::error(
+                        "TSV_INDEX_VALUE_NOT_UNIQUE",
+                        &location,
+                        format!("line {line_no}: {} {key:?} already has a row: merge the two rows", index.join(" + ")),
+                    ));
+                }
+            }
+            rows.push(row);
+        }
+        Some(rows)
+    }
+
+    fn finish(mut self, files: &[Found]) -> Report {
+        self.issues.sort_by(|a, b| {
+            (a.severity, &a.location, &a.code).cmp(&(b.severity, &b.location, &b.code))
+        });
+        self.issues.dedup();
+        let mut subjects = BTreeSet::new();
+        let mut sessions = BTreeSet::new();
+        let mut samples = BTreeSet::new();
+        for f in files {
+            let parts: Vec<&str> = f.rel.split('/').collect();
+            if let Some(s) = parts.first().and_then(|p| p.strip_prefix("sub-")) {
+                if parts.len() > 1 {
+                    subjects.insert(s.to_owned());
+                }
+            }
+            if let Some(s) = parts.get(1).and_then(|p| p.strip_prefix("ses-")) {
+                if parts.len() > 2 {
+                    sessions.insert(s.to_owned());
+                }
+            }
+            if let Ok(n) = parts.last().copied().unwrap_or_default().parse::<MicrName>() {
+                if n.extension != crate::name::Extension::JSON {
+                    samples.insert((n.subject.clone(), n.sample.clone()));
+                }
+            }
+        }
+        let errors = self.issues.iter().filter(|i| i.severity == Severity::Error).count();
+        Report {
+            summary: Summary {
+                files: files.len(),
+                bytes: files.iter().map(|f| f.size).sum(),
+                subjects: subjects.into_iter().collect(),
+                sessions: sessions.into_iter().collect(),
+                samples: samples.len(),
+                errors,
+                warnings: self.issues.len() - errors,
+            },
+            issues: self.issues,
+        }
+    }
+}
+
+fn is_root_file(name: &str) -> bool {
+    let base = name.split('.').next().unwrap_or(name);
+    matches!(base, "README" | "CHANGES" | "LICENSE" | "CITATION")
+        || name == "genetic_info.json"
+}
+
+fn is_table_file(depth: usize, parts: &[&str]) -> bool {
+    let file = parts.last().copied().unwrap_or_default();
+    match depth {
+        0 => matches!(
+            file,
+            "participants.tsv" | "participants.json" | "samples.tsv" | "samples.json"
+        ),
+        1 => {
+            let sub = parts[0];
+            file == format!("{sub}_sessions.tsv") || file == format!("{sub}_sessions.json")
+                || file == format!("{sub}_scans.tsv") || file == format!("{sub}_scans.json")
+        }
+        2 => {
+            let prefix = format!("{}_{}", parts[0], parts[1]);
+            file == format!("{prefix}_scans.tsv") || file == format!("{prefix}_scans.json")
+        }
+        _ => false,
+    }
+}
+
+/// A sidecar placed above the datatype folder: `[entities_]<suffix>.json` with a microscopy
+/// suffix and only entities microscopy files allow.
+fn is_inherited_sidecar(file: &str) -> bool {
+    let Some(stem) = file.strip_suffix(".json") else {
+        return false;
+    };
+    let (entities, suffix) = stem.rsplit_once('_').unwrap_or(("", stem));
+    if crate::name::Suffix::new(suffix).is_err() {
+        return false;
+    }
+    entities.split('_').filter(|p| !p.is_empty()).all(|p| {
+        p.split_once('-').is_some_and(|(k, v)| {
+            schema::entity_by_key(k).is_some() && crate::name::is_label(v)
+        })
+    })
+}
