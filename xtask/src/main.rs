@@ -94,7 +94,7 @@ pub(crate) fn rustfmt(src: &str) -> Result<String, String> {
     String::from_utf8(out.stdout).map_err(|e| format!("rustfmt: {e}"))
 }
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
