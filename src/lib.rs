@@ -1,2 +1,16 @@
-//! Strata facade.
+//! Strata: a storage SDK for petabyte microscopy repositories.
+//!
+//! Slide scanners write z-stacks of whole-slide TIFF planes; Strata turns them into datasets
+//! that follow community standards (BIDS microscopy with OME-Zarr) while keeping the number of
+//! files small enough for HPC file-system quotas, and checks them on the way.
+//!
+//! This crate re-exports the workspace's crates under short names:
+//!
+//! - [`bids`]: BIDS microscopy names, sidecars, tables, dataset description and validation.
+//!
+//! ```
+//! let report = strata::bids::validate::validate(std::path::Path::new("."));
+//! assert!(report.is_ok());
+//! ```
+
 pub use strata_bids as bids;

@@ -25,7 +25,11 @@ fn time(cmd: &mut Command) -> Result<Duration, String> {
 
 pub(crate) fn validate(root: &Path, sections: usize) -> Result<(), String> {
     crate::setup::run(root)?;
-    run_cmd(cargo().current_dir(root).args(["build", "--release", "--package", "strata-cli"]))?;
+    run_cmd(
+        cargo()
+            .current_dir(root)
+            .args(["build", "--release", "--package", "strata-cli"]),
+    )?;
     let strata = root.join("target/release/strata");
     let tree = root.join(format!("target/bench-validate/{sections}"));
     if !tree.join("samples.tsv").exists() {
@@ -54,7 +58,11 @@ pub(crate) fn validate(root: &Path, sections: usize) -> Result<(), String> {
     let runs = 3;
     let mut ours = Vec::new();
     for _ in 0..runs {
-        ours.push(time(Command::new(&strata).args(["validate", "--json"]).arg(&tree))?);
+        ours.push(time(
+            Command::new(&strata)
+                .args(["validate", "--json"])
+                .arg(&tree),
+        )?);
     }
     let mut peer = Vec::new();
     for _ in 0..runs {

@@ -102,7 +102,11 @@ fn test(root: &Path) -> Result<(), String> {
     setup::run(root)?;
     let venv_bin = root.join(".venv/bin");
     codegen::run(root, None, true)?;
-    run_cmd(cargo().current_dir(root).args(["fmt", "--all", "--", "--check"]))?;
+    run_cmd(
+        cargo()
+            .current_dir(root)
+            .args(["fmt", "--all", "--", "--check"]),
+    )?;
     run_cmd(cargo().current_dir(root).args([
         "clippy",
         "--workspace",
@@ -122,19 +126,28 @@ fn test(root: &Path) -> Result<(), String> {
             .env("STRATA_REQUIRE_PEERS", "1"),
     )?;
     // Doc tests are not part of --all-targets.
-    run_cmd(cargo().current_dir(root).args(["test", "--workspace", "--doc"]))?;
+    run_cmd(
+        cargo()
+            .current_dir(root)
+            .args(["test", "--workspace", "--doc"]),
+    )?;
     // The README's main job, end to end, then the official validator on what it wrote.
     let out = root.join("target/xtask-demo");
     let _ = std::fs::remove_dir_all(&out);
-    run_cmd(cargo().current_dir(root).args([
-        "run",
-        "--quiet",
-        "--package",
-        "strata-cli",
-        "--",
-        "demo",
-        "--out",
-    ]).arg(&out))?;
+    run_cmd(
+        cargo()
+            .current_dir(root)
+            .args([
+                "run",
+                "--quiet",
+                "--package",
+                "strata-cli",
+                "--",
+                "demo",
+                "--out",
+            ])
+            .arg(&out),
+    )?;
     run_cmd(Command::new(&validator).arg(&out))?;
     println!("xtask test: all checks passed");
     Ok(())

@@ -28,7 +28,11 @@ fn apt(packages: &[&str]) -> Result<(), String> {
     if missing.is_empty() {
         return Ok(());
     }
-    run_cmd(Command::new("apt-get").arg("update").env("DEBIAN_FRONTEND", "noninteractive"))?;
+    run_cmd(
+        Command::new("apt-get")
+            .arg("update")
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )?;
     run_cmd(
         Command::new("apt-get")
             .args(["install", "-y", "--no-install-recommends"])
@@ -40,8 +44,8 @@ fn apt(packages: &[&str]) -> Result<(), String> {
 fn venv(root: &Path) -> Result<(), String> {
     let venv = root.join(".venv");
     let reqs_path = root.join("xtask/requirements.txt");
-    let reqs = std::fs::read_to_string(&reqs_path)
-        .map_err(|e| format!("{}: {e}", reqs_path.display()))?;
+    let reqs =
+        std::fs::read_to_string(&reqs_path).map_err(|e| format!("{}: {e}", reqs_path.display()))?;
     let marker = venv.join(".strata-requirements");
     if std::fs::read_to_string(&marker).is_ok_and(|m| m == reqs) {
         return Ok(());

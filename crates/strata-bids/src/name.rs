@@ -238,7 +238,11 @@ impl Suffix {
     }
 
     fn level(self, rule: &crate::schema::EntityRule) -> Level {
-        if self.is_photo() { rule.photo } else { rule.micr }
+        if self.is_photo() {
+            rule.photo
+        } else {
+            rule.micr
+        }
     }
 }
 
@@ -257,6 +261,10 @@ impl Extension {
     pub const OME_ZARR: Self = Self(".ome.zarr");
     /// JSON sidecar.
     pub const JSON: Self = Self(".json");
+    /// Plain TIFF.
+    pub const TIF: Self = Self(".tif");
+    /// OME-TIFF.
+    pub const OME_TIF: Self = Self(".ome.tif");
 
     /// Looks up an extension allowed for `suffix`.
     ///
@@ -497,9 +505,8 @@ impl std::str::FromStr for MicrName {
                 return Err(NameError::MissingEntity { key: rule.key });
             }
         }
-        let take = |key: &str| {
-            entity_by_key(key).and_then(|(i, _)| values.get(i).cloned().flatten())
-        };
+        let take =
+            |key: &str| entity_by_key(key).and_then(|(i, _)| values.get(i).cloned().flatten());
         let label = |key: &str| take(key).map(|v| Label::new(key, v)).transpose();
         let index = |key: &str| take(key).map(|v| Index::new(key, v)).transpose();
         Ok(Self {
@@ -553,6 +560,23 @@ mod tests {
     }
 
     #[test]
+    fn extension_constants_are_in_the_schema() {
+        for e in [
+            Extension::OME_ZARR,
+            Extension::JSON,
+            Extension::TIF,
+            Extension::OME_TIF,
+        ] {
+            assert_eq!(Extension::new(e.as_str(), Suffix::BF), Ok(e));
+        }
+        assert!(Extension::OME_ZARR.is_directory());
+        assert!(!Extension::TIF.is_directory());
+        for s in [Suffix::BF, Suffix::PHOTO] {
+            assert_eq!(Suffix::new(s.as_str()), Ok(s));
+        }
+    }
+
+    #[test]
     fn location_must_agree() {
         let ok = Path::new("sub-01/ses-02/micr/sub-01_ses-02_sample-A_BF.ome.zarr");
         assert!(MicrName::parse_path(ok).is_ok());
@@ -577,27 +601,38 @@ mod tests {
     fn name() -> impl Strategy<Value = MicrName> {
         let micr_suffix = proptest::sample::select(generated::MICR_SUFFIXES.to_vec());
         (
-            (label(), proptest::option::of(label()), label(), proptest::option::of(label())),
-            (proptest::option::of(label()), proptest::option::of(index()), proptest::option::of(index())),
+            (
+                label(),
+                proptest::option::of(label()),
+                label(),
+                proptest::option::of(label()),
+            ),
+            (
+                proptest::option::of(label()),
+                proptest::option::of(index()),
+                proptest::option::of(index()),
+            ),
             micr_suffix,
             0usize..8,
         )
-            .prop_map(|((sub, ses, sample, acq), (stain, run, chunk), suffix, ext)| {
-                let suffix = Suffix::new(suffix).expect("generated suffix");
-                let exts: Vec<&str> = suffix.extensions().collect();
-                let extension = Extension::new(exts[ext % exts.len()], suffix).expect("ext");
-                MicrName {
-                    subject: Label::new("sub", sub).expect("label"),
-                    session: ses.map(|s| Label::new("ses", s).expect("label")),
-                    sample: Label::new("sample", sample).expect("label"),
-                    acquisition: acq.map(|s| Label::new("acq", s).expect("label")),
-                    stain: stain.map(|s| Label::new("stain", s).expect("label")),
-                    run: run.map(|s| Index::new("run", s).expect("index")),
-                    chunk: chunk.map(|s| Index::new("chunk", s).expect("index")),
-                    suffix,
-                    extension,
-                }
-            })
+            .prop_map(
+                |((sub, ses, sample, acq), (stain, run, chunk), suffix, ext)| {
+                    let suffix = Suffix::new(suffix).expect("generated suffix");
+                    let exts: Vec<&str> = suffix.extensions().collect();
+                    let extension = Extension::new(exts[ext % exts.len()], suffix).expect("ext");
+                    MicrName {
+                        subject: Label::new("sub", sub).expect("label"),
+                        session: ses.map(|s| Label::new("ses", s).expect("label")),
+                        sample: Label::new("sample", sample).expect("label"),
+                        acquisition: acq.map(|s| Label::new("acq", s).expect("label")),
+                        stain: stain.map(|s| Label::new("stain", s).expect("label")),
+                        run: run.map(|s| Index::new("run", s).expect("index")),
+                        chunk: chunk.map(|s| Index::new("chunk", s).expect("index")),
+                        suffix,
+                        extension,
+                    }
+                },
+            )
     }
 
     proptest! {

@@ -258,18 +258,17 @@ impl MicroscopySidecar {
         if let (Some(m), Some(axis)) = (
             &self.chunk_transformation_matrix,
             &self.chunk_transformation_matrix_axis,
-        ) {
-            if m.len() != axis.len() + 1 {
-                return Err(Error::Invalid {
-                    what: "ChunkTransformationMatrixAxis".into(),
-                    message: format!(
-                        "{} axes for a {}x{} matrix; an affine over n axes is (n+1)x(n+1)",
-                        axis.len(),
-                        m.len(),
-                        m.len()
-                    ),
-                });
-            }
+        ) && m.len() != axis.len() + 1
+        {
+            return Err(Error::Invalid {
+                what: "ChunkTransformationMatrixAxis".into(),
+                message: format!(
+                    "{} axes for a {}x{} matrix; an affine over n axes is (n+1)x(n+1)",
+                    axis.len(),
+                    m.len(),
+                    m.len()
+                ),
+            });
         }
         Ok(())
     }
@@ -280,7 +279,11 @@ impl MicroscopySidecar {
 #[must_use]
 pub fn check_fields(obj: &Map<String, Value>) -> Vec<(String, String)> {
     obj.iter()
-        .filter(|(k, _)| generated::MICR_SIDECAR_FIELDS.iter().any(|f| f.name == k.as_str()))
+        .filter(|(k, _)| {
+            generated::MICR_SIDECAR_FIELDS
+                .iter()
+                .any(|f| f.name == k.as_str())
+        })
         .filter_map(|(k, v)| {
             let s = schema::metadata_schema(k)?;
             schema::check_value(s, v, k).err().map(|m| (k.clone(), m))
@@ -367,13 +370,19 @@ mod tests {
         let bad_unit = r#"{"PixelSize":[1,1],"PixelSizeUnits":"cm"}"#;
         assert!(MicroscopySidecar::from_json(bad_unit).is_err());
         let missing = r#"{"PixelSizeUnits":"um"}"#;
-        let e = MicroscopySidecar::from_json(missing).expect_err("missing").to_string();
+        let e = MicroscopySidecar::from_json(missing)
+            .expect_err("missing")
+            .to_string();
         assert!(e.contains("PixelSize"), "{e}");
         let neg = r#"{"PixelSize":[-1,1],"PixelSizeUnits":"um"}"#;
-        let e = MicroscopySidecar::from_json(neg).expect_err("negative").to_string();
+        let e = MicroscopySidecar::from_json(neg)
+            .expect_err("negative")
+            .to_string();
         assert!(e.contains("PixelSize"), "{e}");
         let no_axis = r#"{"PixelSize":[1,1],"PixelSizeUnits":"um","ChunkTransformationMatrix":[[1,0,0],[0,1,0],[0,0,1]]}"#;
-        let e = MicroscopySidecar::from_json(no_axis).expect_err("axis").to_string();
+        let e = MicroscopySidecar::from_json(no_axis)
+            .expect_err("axis")
+            .to_string();
         assert!(e.contains("ChunkTransformationMatrixAxis"), "{e}");
         let with_axis = r#"{"PixelSize":[1,1],"PixelSizeUnits":"um","ChunkTransformationMatrix":[[1,0,0],[0,1,0],[0,0,1]],"ChunkTransformationMatrixAxis":["Y","X"]}"#;
         assert!(MicroscopySidecar::from_json(with_axis).is_ok());
@@ -395,7 +404,11 @@ mod tests {
         ]);
         assert_eq!(merged.get("Manufacturer"), Some(&json!("B")));
         assert_eq!(merged.get("PixelSizeUnits"), Some(&json!("um")));
-        assert!(missing_fields(&data, &merged).iter().all(|(_, l)| *l != Level::Required));
+        assert!(
+            missing_fields(&data, &merged)
+                .iter()
+                .all(|(_, l)| *l != Level::Required)
+        );
         let missing = missing_fields(&data, &Map::new());
         assert_eq!(missing[0], ("PixelSize", Level::Required));
     }

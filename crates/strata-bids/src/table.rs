@@ -189,7 +189,10 @@ pub fn update(
     initial_columns: &[&str],
     change: impl FnOnce(&mut Table) -> Result<()>,
 ) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let file_name = path
         .file_name()
         .ok_or_else(|| Error::Invalid {
@@ -285,7 +288,10 @@ impl SampleRow {
         let mut c = vec![
             ("sample_id".to_owned(), format!("sample-{}", self.sample)),
             ("participant_id".to_owned(), format!("sub-{}", self.subject)),
-            ("sample_type".to_owned(), self.sample_type.as_str().to_owned()),
+            (
+                "sample_type".to_owned(),
+                self.sample_type.as_str().to_owned(),
+            ),
         ];
         c.extend(self.extra.iter().cloned());
         c
@@ -378,7 +384,9 @@ mod tests {
 
     #[test]
     fn parse_errors_name_the_line() {
-        let e = Table::parse("a\tb\n1\t2\n3\n").expect_err("ragged").to_string();
+        let e = Table::parse("a\tb\n1\t2\n3\n")
+            .expect_err("ragged")
+            .to_string();
         assert!(e.contains("line 3"), "{e}");
         assert!(Table::parse("").is_err());
         assert!(Table::parse("a\ta\n").is_err());
@@ -386,15 +394,18 @@ mod tests {
 
     #[test]
     fn upsert_preserves_extra_columns() {
-        let mut t = Table::parse("sample_id\tparticipant_id\tsample_type\tstain\nsample-A\tsub-01\ttissue\tHE\n")
-            .expect("parse");
+        let mut t = Table::parse(
+            "sample_id\tparticipant_id\tsample_type\tstain\nsample-A\tsub-01\ttissue\tHE\n",
+        )
+        .expect("parse");
         let row = SampleRow {
             sample: label("B"),
             subject: label("01"),
             sample_type: SampleType::TISSUE,
             extra: vec![("thickness".into(), "20".into())],
         };
-        t.upsert(&row.cells(), &["sample_id", "participant_id"]).expect("upsert");
+        t.upsert(&row.cells(), &["sample_id", "participant_id"])
+            .expect("upsert");
         assert_eq!(
             t.to_tsv(),
             "sample_id\tparticipant_id\tsample_type\tstain\tthickness\n\
@@ -402,7 +413,8 @@ mod tests {
              sample-B\tsub-01\ttissue\tn/a\t20\n"
         );
         // Same key again replaces, not duplicates.
-        t.upsert(&row.cells(), &["sample_id", "participant_id"]).expect("upsert");
+        t.upsert(&row.cells(), &["sample_id", "participant_id"])
+            .expect("upsert");
         assert_eq!(t.rows().len(), 2);
         assert!(t.upsert(&[("a\tb".into(), "x".into())], &[]).is_err());
     }

@@ -243,7 +243,9 @@ fn tree_size(dir: &Path) -> (u64, bool) {
     let mut empty = false;
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let Ok(ft) = e.file_type() else { continue };
             if ft.is_dir() {
@@ -375,7 +377,10 @@ impl Run<'_> {
                     Ok(name) if dt != DATATYPE => self.issues.push(Issue::error(
                         "DATATYPE_MISMATCH",
                         &location,
-                        format!("a {} file belongs in a `{DATATYPE}` folder, not `{dt}`: move it", name.suffix),
+                        format!(
+                            "a {} file belongs in a `{DATATYPE}` folder, not `{dt}`: move it",
+                            name.suffix
+                        ),
                     )),
                     _ if dt != DATATYPE => self.issues.push(Issue::warning(
                         "DATATYPE_NOT_CHECKED",
@@ -435,7 +440,11 @@ impl Run<'_> {
         let obj = match self.read_json(&f.rel) {
             Json::Object(m) => m,
             Json::Invalid(why) => {
-                self.issues.push(Issue::error("JSON_INVALID", &location, format!("the file {why}")));
+                self.issues.push(Issue::error(
+                    "JSON_INVALID",
+                    &location,
+                    format!("the file {why}"),
+                ));
                 Map::new()
             }
         };
@@ -458,14 +467,14 @@ impl Run<'_> {
     }
 
     fn schema_check(&mut self, location: &str, field: &str, value: &Value) {
-        if let Some(s) = schema::metadata_schema(field) {
-            if let Err(m) = schema::check_value(s, value, field) {
-                self.issues.push(Issue::error(
-                    "JSON_SCHEMA_VALIDATION_ERROR",
-                    location,
-                    format!("{m}: correct the value"),
-                ));
-            }
+        if let Some(s) = schema::metadata_schema(field)
+            && let Err(m) = schema::check_value(s, value, field)
+        {
+            self.issues.push(Issue::error(
+                "JSON_SCHEMA_VALIDATION_ERROR",
+                location,
+                format!("{m}: correct the value"),
+            ));
         }
     }
 
@@ -573,10 +582,9 @@ impl Run<'_> {
             _ => return,
         };
         for t in targets {
-            let rel = t.strip_prefix("bids::").map_or_else(
-                || format!("sub-{}/{}", name.subject, t),
-                str::to_owned,
-            );
+            let rel = t
+                .strip_prefix("bids::")
+                .map_or_else(|| format!("sub-{}/{}", name.subject, t), str::to_owned);
             let rel = rel.trim_end_matches('/').to_owned();
             if !self.files.contains_key(&rel) {
                 self.issues.push(Issue::error(
@@ -597,7 +605,9 @@ impl Run<'_> {
             .collect();
         for f in files {
             let parts: Vec<&str> = f.rel.split('/').collect();
-            let Place::Level { depth } = place(&parts) else { continue };
+            let Place::Level { depth } = place(&parts) else {
+                continue;
+            };
             if !is_table_file(depth, &parts) {
                 continue;
             }
@@ -621,7 +631,11 @@ impl Run<'_> {
                     ));
                 }
                 if let Json::Invalid(why) = self.read_json(&f.rel) {
-                    self.issues.push(Issue::error("JSON_INVALID", &location, format!("the file {why}")));
+                    self.issues.push(Issue::error(
+                        "JSON_INVALID",
+                        &location,
+                        format!("the file {why}"),
+                    ));
                 }
                 continue;
             }
@@ -645,8 +659,10 @@ impl Run<'_> {
                 continue;
             };
             if stem == "participants" {
-                let listed: BTreeSet<String> =
-                    rows.iter().filter_map(|r| r.get("participant_id").cloned()).collect();
+                let listed: BTreeSet<String> = rows
+                    .iter()
+                    .filter_map(|r| r.get("participant_id").cloned())
+                    .collect();
                 let missing: Vec<&String> = subjects.difference(&listed).collect();
                 let extra: Vec<&String> = listed.difference(&subjects).collect();
                 if !missing.is_empty() || !extra.is_empty() {
@@ -731,14 +747,14 @@ impl Run<'_> {
                 if value == crate::table::NA {
                     continue;
                 }
-                if let Some(s) = schema::column_schema(col) {
-                    if let Err(m) = schema::check_value(s, &Value::String(value.clone()), col) {
-                        self.issues.push(Issue::error(
-                            "TSV_VALUE_INCORRECT_TYPE",
-                            &location,
-                            format!("line {line_no}: {m}"),
-                        ));
-                    }
+                if let Some(s) = schema::column_schema(col)
+                    && let Err(m) = schema::check_value(s, &Value::String(value.clone()), col)
+                {
+                    self.issues.push(Issue::error(
+                        "TSV_VALUE_INCORRECT_TYPE",
+                        &location,
+                        format!("line {line_no}: {m}"),
+                    ));
                 }
             }
             if index.iter().all(|c| row.contains_key(*c)) {
@@ -747,7 +763,10 @@ impl Run<'_> {
                     self.issues.push(Issue::error(
                         "TSV_INDEX_VALUE_NOT_UNIQUE",
                         &location,
-                        format!("line {line_no}: {} {key:?} already has a row: merge the two rows", index.join(" + ")),
+                        format!(
+                            "line {line_no}: {} {key:?} already has a row: merge the two rows",
+                            index.join(" + ")
+                        ),
                     ));
                 }
             }
@@ -766,23 +785,31 @@ impl Run<'_> {
         let mut samples = BTreeSet::new();
         for f in files {
             let parts: Vec<&str> = f.rel.split('/').collect();
-            if let Some(s) = parts.first().and_then(|p| p.strip_prefix("sub-")) {
-                if parts.len() > 1 {
-                    subjects.insert(s.to_owned());
-                }
+            if let Some(s) = parts.first().and_then(|p| p.strip_prefix("sub-"))
+                && parts.len() > 1
+            {
+                subjects.insert(s.to_owned());
             }
-            if let Some(s) = parts.get(1).and_then(|p| p.strip_prefix("ses-")) {
-                if parts.len() > 2 {
-                    sessions.insert(s.to_owned());
-                }
+            if let Some(s) = parts.get(1).and_then(|p| p.strip_prefix("ses-"))
+                && parts.len() > 2
+            {
+                sessions.insert(s.to_owned());
             }
-            if let Ok(n) = parts.last().copied().unwrap_or_default().parse::<MicrName>() {
-                if n.extension != crate::name::Extension::JSON {
-                    samples.insert((n.subject.clone(), n.sample.clone()));
-                }
+            if let Ok(n) = parts
+                .last()
+                .copied()
+                .unwrap_or_default()
+                .parse::<MicrName>()
+                && n.extension != crate::name::Extension::JSON
+            {
+                samples.insert((n.subject.clone(), n.sample.clone()));
             }
         }
-        let errors = self.issues.iter().filter(|i| i.severity == Severity::Error).count();
+        let errors = self
+            .issues
+            .iter()
+            .filter(|i| i.severity == Severity::Error)
+            .count();
         Report {
             summary: Summary {
                 files: files.len(),
@@ -800,8 +827,7 @@ impl Run<'_> {
 
 fn is_root_file(name: &str) -> bool {
     let base = name.split('.').next().unwrap_or(name);
-    matches!(base, "README" | "CHANGES" | "LICENSE" | "CITATION")
-        || name == "genetic_info.json"
+    matches!(base, "README" | "CHANGES" | "LICENSE" | "CITATION") || name == "genetic_info.json"
 }
 
 fn is_table_file(depth: usize, parts: &[&str]) -> bool {
@@ -813,8 +839,10 @@ fn is_table_file(depth: usize, parts: &[&str]) -> bool {
         ),
         1 => {
             let sub = parts[0];
-            file == format!("{sub}_sessions.tsv") || file == format!("{sub}_sessions.json")
-                || file == format!("{sub}_scans.tsv") || file == format!("{sub}_scans.json")
+            file == format!("{sub}_sessions.tsv")
+                || file == format!("{sub}_sessions.json")
+                || file == format!("{sub}_scans.tsv")
+                || file == format!("{sub}_scans.json")
         }
         2 => {
             let prefix = format!("{}_{}", parts[0], parts[1]);
@@ -835,8 +863,7 @@ fn is_inherited_sidecar(file: &str) -> bool {
         return false;
     }
     entities.split('_').filter(|p| !p.is_empty()).all(|p| {
-        p.split_once('-').is_some_and(|(k, v)| {
-            schema::entity_by_key(k).is_some() && crate::name::is_label(v)
-        })
+        p.split_once('-')
+            .is_some_and(|(k, v)| schema::entity_by_key(k).is_some() && crate::name::is_label(v))
     })
 }

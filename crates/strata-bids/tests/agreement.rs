@@ -54,7 +54,10 @@ fn official_errors(root: &Path) -> Option<Vec<(String, String)>> {
             String::from_utf8_lossy(&out.stderr)
         )
     });
-    let issues = v["issues"]["issues"].as_array().cloned().unwrap_or_default();
+    let issues = v["issues"]["issues"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     Some(
         issues
             .iter()
@@ -94,7 +97,10 @@ fn check(case: &str, root: &Path, expect_valid: bool, codes: &[&str]) {
         );
     }
     for issue in &report.issues {
-        assert!(!issue.message.is_empty(), "{case}: empty message for {issue:?}");
+        assert!(
+            !issue.message.is_empty(),
+            "{case}: empty message for {issue:?}"
+        );
     }
     if let Some(official) = official_errors(root) {
         assert_eq!(
@@ -106,7 +112,8 @@ fn check(case: &str, root: &Path, expect_valid: bool, codes: &[&str]) {
         for (code, location) in &official {
             let location = location.trim_end_matches('/');
             assert!(
-                ours.iter().any(|(_, l)| l.trim_end_matches('/') == location)
+                ours.iter()
+                    .any(|(_, l)| l.trim_end_matches('/') == location)
                     || location.is_empty() && ours.iter().any(|(c, _)| c == code),
                 "{case}: official reports {code} at {location:?}; strata: {ours:#?}"
             );
@@ -324,7 +331,12 @@ const CASES: &[(&str, Mutation, bool, &[&str])] = &[
     ),
     (
         "samples without sample_type",
-        |r| write(r.join("samples.tsv"), "sample_id\tparticipant_id\nsample-A\tsub-01\n"),
+        |r| {
+            write(
+                r.join("samples.tsv"),
+                "sample_id\tparticipant_id\nsample-A\tsub-01\n",
+            )
+        },
         false,
         &["TSV_COLUMN_MISSING"],
     ),

@@ -32,7 +32,8 @@ pub(crate) fn run(o: &Options) -> DynResult<bool> {
     std::fs::create_dir_all(&o.out).map_err(|e| format!("{}: {e}", o.out.display()))?;
     let description = o.out.join("dataset_description.json");
     if !description.exists() {
-        let mut d = DatasetDescription::new("Strata demo: brightfield z-stacks of histological sections");
+        let mut d =
+            DatasetDescription::new("Strata demo: brightfield z-stacks of histological sections");
         d.license = Some("CC0".into());
         d.authors = vec!["Strata".into()];
         write_atomic(&description, d.to_json()?.as_bytes())?;
@@ -51,12 +52,18 @@ pub(crate) fn run(o: &Options) -> DynResult<bool> {
     let mut rows = Vec::new();
     for i in o.first..o.first.saturating_add(o.sections) {
         let sample = Label::new("sample", format!("{i:04}"))?;
-        let mut name = MicrName::new(subject.clone(), sample.clone(), Suffix::BF, Extension::OME_ZARR);
+        let mut name = MicrName::new(
+            subject.clone(),
+            sample.clone(),
+            Suffix::BF,
+            Extension::OME_ZARR,
+        );
         name.stain = Some(Label::new("stain", "Nissl")?);
         let image = o.out.join(name.relative_path());
         write_ome_zarr(&image, i)?;
         write_atomic(
-            &o.out.join(name.with_extension(Extension::JSON).relative_path()),
+            &o.out
+                .join(name.with_extension(Extension::JSON).relative_path()),
             sidecar().to_json()?.as_bytes(),
         )?;
         rows.push(SampleRow {
@@ -74,7 +81,10 @@ pub(crate) fn run(o: &Options) -> DynResult<bool> {
             "Description": "Position of the section in the cutting order of the brain",
             "Format": "integer"
         }});
-        write_atomic(&samples_json, serde_json::to_string_pretty(&doc)?.as_bytes())?;
+        write_atomic(
+            &samples_json,
+            serde_json::to_string_pretty(&doc)?.as_bytes(),
+        )?;
     }
     // One locked update per table for the whole batch.
     table::add_samples(&o.out, &rows)?;

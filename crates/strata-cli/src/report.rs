@@ -17,7 +17,11 @@ pub(crate) fn print(report: &Report, json: bool, verbose: bool) {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        let location = if i.location.is_empty() { "/" } else { &i.location };
+        let location = if i.location.is_empty() {
+            "/"
+        } else {
+            &i.location
+        };
         println!("{sev:<7} {:<32} {location}\n        {}", i.code, i.message);
     };
     let mut grouped: BTreeMap<&str, Vec<&Issue>> = BTreeMap::new();
@@ -33,7 +37,11 @@ pub(crate) fn print(report: &Report, json: bool, verbose: bool) {
         println!(
             "warning {code:<32} {} time(s), e.g. {}\n        {} (--verbose lists all)",
             list.len(),
-            if first.location.is_empty() { "/" } else { &first.location },
+            if first.location.is_empty() {
+                "/"
+            } else {
+                &first.location
+            },
             first.message
         );
     }

@@ -121,7 +121,10 @@ pub fn check_value(schema: &Value, value: &Value, what: &str) -> Result<(), Stri
             .filter_map(|s| check_value(s, value, what).err())
             .collect();
         if errors.len() == any.len() {
-            return Err(format!("{what} matches none of the allowed forms: {}", errors.join("; or ")));
+            return Err(format!(
+                "{what} matches none of the allowed forms: {}",
+                errors.join("; or ")
+            ));
         }
     }
     if let Some(ty) = schema.get("type").and_then(Value::as_str) {
@@ -136,48 +139,58 @@ pub fn check_value(schema: &Value, value: &Value, what: &str) -> Result<(), Stri
             _ => true,
         };
         if !ok {
-            return Err(format!("{what} must be of type {ty}, found {}", kind(value)));
+            return Err(format!(
+                "{what} must be of type {ty}, found {}",
+                kind(value)
+            ));
         }
     }
-    if let Some(options) = schema.get("enum").and_then(Value::as_array) {
-        if !options.contains(value) {
-            let shown: Vec<String> = options.iter().map(Value::to_string).collect();
-            return Err(format!("{what} is {value}, which is not one of {}", shown.join(", ")));
-        }
+    if let Some(options) = schema.get("enum").and_then(Value::as_array)
+        && !options.contains(value)
+    {
+        let shown: Vec<String> = options.iter().map(Value::to_string).collect();
+        return Err(format!(
+            "{what} is {value}, which is not one of {}",
+            shown.join(", ")
+        ));
     }
     if let Some(n) = value.as_f64() {
-        if let Some(min) = schema.get("minimum").and_then(Value::as_f64) {
-            if n < min {
-                return Err(format!("{what} is {n}, below the minimum {min}"));
-            }
+        if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
+            && n < min
+        {
+            return Err(format!("{what} is {n}, below the minimum {min}"));
         }
-        if let Some(min) = schema.get("exclusiveMinimum").and_then(Value::as_f64) {
-            if n <= min {
-                return Err(format!("{what} is {n}; it must be greater than {min}"));
-            }
+        if let Some(min) = schema.get("exclusiveMinimum").and_then(Value::as_f64)
+            && n <= min
+        {
+            return Err(format!("{what} is {n}; it must be greater than {min}"));
         }
-        if let Some(max) = schema.get("maximum").and_then(Value::as_f64) {
-            if n > max {
-                return Err(format!("{what} is {n}, above the maximum {max}"));
-            }
+        if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
+            && n > max
+        {
+            return Err(format!("{what} is {n}, above the maximum {max}"));
         }
     }
-    if let (Some(pattern), Some(s)) = (schema.get("pattern").and_then(Value::as_str), value.as_str()) {
-        if !matches_prefixed_label(pattern, s) {
-            return Err(format!("{what} is {s:?}, which does not match {pattern}"));
-        }
+    if let (Some(pattern), Some(s)) = (
+        schema.get("pattern").and_then(Value::as_str),
+        value.as_str(),
+    ) && !matches_prefixed_label(pattern, s)
+    {
+        return Err(format!("{what} is {s:?}, which does not match {pattern}"));
     }
     if let Some(items) = value.as_array() {
         let len = items.len() as u64;
-        if let Some(min) = schema.get("minItems").and_then(Value::as_u64) {
-            if len < min {
-                return Err(format!("{what} has {len} items; at least {min} are required"));
-            }
+        if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
+            && len < min
+        {
+            return Err(format!(
+                "{what} has {len} items; at least {min} are required"
+            ));
         }
-        if let Some(max) = schema.get("maxItems").and_then(Value::as_u64) {
-            if len > max {
-                return Err(format!("{what} has {len} items; at most {max} are allowed"));
-            }
+        if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
+            && len > max
+        {
+            return Err(format!("{what} has {len} items; at most {max} are allowed"));
         }
         if let Some(item_schema) = schema.get("items") {
             for (i, item) in items.iter().enumerate() {
@@ -237,7 +250,11 @@ mod tests {
     #[test]
     fn value_schemas_parse_and_cover_microscopy_fields() {
         for f in generated::MICR_SIDECAR_FIELDS {
-            assert!(metadata_schema(f.name).is_some(), "no schema for {}", f.name);
+            assert!(
+                metadata_schema(f.name).is_some(),
+                "no schema for {}",
+                f.name
+            );
         }
         for (c, _) in generated::SAMPLES_COLUMNS {
             assert!(column_schema(c).is_some(), "no schema for column {c}");
@@ -255,7 +272,7 @@ mod tests {
         assert!(check_value(s, &json!("1"), "PixelSize").is_err());
         let u = metadata_schema("PixelSizeUnits").expect("unit schema");
         assert!(check_value(u, &json!("um"), "PixelSizeUnits").is_ok());
-        let err = check_value(u, &json!("cm"), "PixelSizeUnits").unwrap_err();
+        let err = check_value(u, &json!("cm"), "PixelSizeUnits").expect_err("cm");
         assert!(err.contains("\"um\""), "{err}");
     }
 

@@ -1,0 +1,154 @@
+//! The `strata` command as a user runs it: exit codes, JSON output, the demo dataset, and
+//! concurrent writers to one dataset.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn strata() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_strata"))
+}
+
+fn examples() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/bids-examples");
+    assert!(p.is_dir(), "conformance data missing at {}", p.display());
+    p
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run strata")
+}
+
+fn official_errors(root: &Path) -> Option<usize> {
+    let bin = std::env::var_os("STRATA_BIDS_VALIDATOR")?;
+    let out = Command::new(bin)
+        .arg("--json")
+        .arg(root)
+        .output()
+        .expect("official validator");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("official JSON");
+    Some(
+        v["issues"]["issues"]
+            .as_array()
+            .map_or(0, |a| a.iter().filter(|i| i["severity"] == "error").count()),
+    )
+}
+
+#[test]
+fn validate_exit_codes() {
+    let ok = run(strata().arg("validate").arg(examples().join("micr_SEM")));
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let bad = run(strata()
+        .arg("validate")
+        .arg(examples().join("micr_XPCTzarr")));
+    assert_eq!(bad.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&bad.stdout);
+    assert!(text.contains("EMPTY_FILE"), "{text}");
+    let missing = run(strata().args(["validate", "/nonexistent/dataset"]));
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not a directory"));
+    let usage = run(strata().args(["validate", "--no-such-flag"]));
+    assert_eq!(usage.status.code(), Some(2));
+}
+
+#[test]
+fn validate_json_shape() {
+    let out = run(strata()
+        .args(["validate", "--json"])
+        .arg(examples().join("micr_XPCTzarr")));
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let issues = v["issues"].as_array().expect("issues array");
+    let empty = issues
+        .iter()
+        .find(|i| i["code"] == "EMPTY_FILE")
+        .expect("EMPTY_FILE issue");
+    assert_eq!(empty["severity"], "error");
+    assert_eq!(
+        empty["location"],
+        "/sub-01/ses-01/micr/sub-01_ses-01_sample-brain_XPCT.ome.zarr/"
+    );
+    assert!(empty["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert_eq!(v["summary"]["errors"], 1);
+    assert_eq!(v["summary"]["subjects"], serde_json::json!(["01"]));
+}
+
+#[test]
+fn demo_writes_a_valid_dataset() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("ds");
+    let r = run(strata()
+        .args(["demo", "--json", "--sections", "4", "--out"])
+        .arg(&out));
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let v: Value = serde_json::from_slice(&r.stdout).expect("JSON");
+    assert_eq!(v["validation"]["summary"]["errors"], 0);
+    assert_eq!(v["validation"]["summary"]["samples"], 4);
+    let image = out.join("sub-BB01/micr/sub-BB01_sample-0002_stain-Nissl_BF.ome.zarr");
+    let group: Value =
+        serde_json::from_slice(&std::fs::read(image.join("zarr.json")).expect("zarr.json"))
+            .expect("group JSON");
+    assert_eq!(group["attributes"]["ome"]["version"], "0.5");
+    // The middle focus level is a full 64 x 64 uint8 plane.
+    let chunk = std::fs::read(image.join("0/c/0/1/0/0")).expect("chunk");
+    assert_eq!(chunk.len(), 64 * 64);
+    if let Some(errors) = official_errors(&out) {
+        assert_eq!(errors, 0, "the official validator rejects the demo dataset");
+    }
+}
+
+#[test]
+fn concurrent_demos_lose_no_row() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("ds");
+    let children: Vec<_> = (0..4)
+        .map(|k| {
+            strata()
+                .args(["demo", "--json", "--sections", "5", "--first"])
+                .arg((k * 5 + 1).to_string())
+                .args(["--subject", if k % 2 == 0 { "A" } else { "B" }, "--out"])
+                .arg(&out)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for mut c in children {
+        c.wait().expect("wait");
+    }
+    let samples = std::fs::read_to_string(out.join("samples.tsv")).expect("samples.tsv");
+    assert_eq!(samples.lines().count(), 1 + 20, "{samples}");
+    let participants = std::fs::read_to_string(out.join("participants.tsv")).expect("tsv");
+    assert_eq!(participants.lines().count(), 1 + 2, "{participants}");
+    let r = run(strata().arg("validate").arg(&out));
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stdout)
+    );
+    if let Some(errors) = official_errors(&out) {
+        assert_eq!(errors, 0);
+    }
+}
+
+#[test]
+fn demo_rejects_a_bad_subject_label() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let r = run(strata()
+        .args(["demo", "--subject", "../etc", "--out"])
+        .arg(dir.path()));
+    assert_eq!(r.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(err.contains("sub-../etc") || err.contains("`sub-"), "{err}");
+}
