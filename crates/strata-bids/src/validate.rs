@@ -14,7 +14,7 @@ use crate::schema::{self, Level, generated};
 use crate::sidecar;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// How serious an issue is.
@@ -164,6 +164,7 @@ impl Validator {
             root,
             files: files.iter().map(|f| (f.rel.clone(), f)).collect(),
             json: HashMap::new(),
+            json_by_dir: HashMap::new(),
             issues: Vec::new(),
         };
         run.check(&files, &self.checks);
@@ -278,6 +279,8 @@ struct Run<'a> {
     root: &'a Path,
     files: HashMap<String, &'a Found>,
     json: HashMap<String, Json>,
+    /// JSON file names by folder (`""` for the root).
+    json_by_dir: HashMap<String, Vec<String>>,
     issues: Vec<Issue>,
 }
 
@@ -343,6 +346,15 @@ impl Run<'_> {
         let mut data: Vec<(&Found, MicrName)> = Vec::new();
         let mut sidecars: Vec<&Found> = Vec::new();
         let mut has_description = false;
+        for f in files {
+            if let Some(file) = f.rel.strip_suffix(".json").map(|_| &f.rel) {
+                let (dir, name) = file.rsplit_once('/').unwrap_or(("", file));
+                self.json_by_dir
+                    .entry(dir.to_owned())
+                    .or_default()
+                    .push(name.to_owned());
+            }
+        }
         for f in files {
             let location = loc(f);
             if f.empty {
@@ -479,6 +491,14 @@ impl Run<'_> {
     }
 
     fn check_sidecars(&mut self, sidecars: &[&Found], data: &[(&Found, MicrName)]) {
+        // (folder, name without extension) of every image.
+        let images: HashSet<(&str, &str)> = data
+            .iter()
+            .map(|(d, n)| {
+                let (dir, file) = d.rel.rsplit_once('/').unwrap_or(("", &d.rel));
+                (dir, &file[..file.len() - n.extension.as_str().len()])
+            })
+            .collect();
         for f in sidecars {
             let location = loc(f);
             match self.read_json(&f.rel) {
@@ -488,8 +508,7 @@ impl Run<'_> {
                     format!("the sidecar {why}: fix the syntax"),
                 )),
                 Json::Object(obj) => {
-                    for (field, message) in sidecar::check_fields(&obj) {
-                        let _ = field;
+                    for (_, message) in sidecar::check_fields(&obj) {
                         self.issues.push(Issue::error(
                             "JSON_SCHEMA_VALIDATION_ERROR",
                             &location,
@@ -499,11 +518,22 @@ impl Run<'_> {
                 }
             }
             let (dir, file) = f.rel.rsplit_once('/').unwrap_or(("", &f.rel));
-            let used = data.iter().any(|(d, n)| {
-                let ddir = d.rel.rsplit_once('/').map_or("", |(p, _)| p);
-                (ddir == dir || ddir.starts_with(&format!("{dir}/")) || dir.is_empty())
-                    && sidecar::sidecar_applies(file, n)
-            });
+            // A sidecar in a datatype folder belongs to the image of the same name; one higher
+            // up may serve any image below it.
+            let used = match file.parse::<MicrName>() {
+                Ok(n) if n.extension == crate::name::Extension::JSON && !dir.is_empty() => {
+                    let stem = &file[..file.len() - ".json".len()];
+                    images.contains(&(dir, stem))
+                }
+                _ => data.iter().any(|(d, n)| {
+                    let ddir = d.rel.rsplit_once('/').map_or("", |(p, _)| p);
+                    (dir.is_empty()
+                        || ddir
+                            .strip_prefix(dir)
+                            .is_some_and(|r| r.is_empty() || r.starts_with('/')))
+                        && sidecar::sidecar_applies(file, n)
+                }),
+            };
             if !used {
                 self.issues.push(Issue::error(
                     "SIDECAR_WITHOUT_DATAFILE",
@@ -520,16 +550,20 @@ impl Run<'_> {
         let mut layers = Vec::new();
         for depth in 0..parts.len() {
             let dir = parts[..depth].join("/");
-            let candidates: Vec<String> = self
-                .files
-                .keys()
-                .filter(|k| {
-                    let (d, file) = k.rsplit_once('/').unwrap_or(("", k.as_str()));
-                    d == dir && sidecar::sidecar_applies(file, name)
+            let mut candidates: Vec<String> = self
+                .json_by_dir
+                .get(&dir)
+                .into_iter()
+                .flatten()
+                .filter(|file| sidecar::sidecar_applies(file, name))
+                .map(|file| {
+                    if dir.is_empty() {
+                        file.clone()
+                    } else {
+                        format!("{dir}/{file}")
+                    }
                 })
-                .cloned()
                 .collect();
-            let mut candidates = candidates;
             // Fewer entities first, so the most specific sidecar of a level wins.
             candidates.sort_by_key(|c| (c.matches('_').count(), c.clone()));
             for c in candidates {
