@@ -8,6 +8,7 @@
 
 mod bench;
 mod codegen;
+mod services;
 mod setup;
 
 use std::path::{Path, PathBuf};
@@ -115,16 +116,24 @@ fn test(root: &Path) -> Result<(), String> {
         "-D",
         "warnings",
     ]))?;
-    // The official validator is wired in through an environment variable: tests that compare
-    // verdicts with it are skipped without it, and this command always sets it.
+    // Peers and services are wired in through environment variables: tests that need them
+    // are skipped without them, and this command always sets them (STRATA_REQUIRE_PEERS makes
+    // a missing one a failure).
     let validator = venv_bin.join("bids-validator-deno");
+    let s3 = services::start_s3(root)?;
     run_cmd(
         cargo()
             .current_dir(root)
             .args(["test", "--workspace", "--all-targets"])
             .env("STRATA_BIDS_VALIDATOR", &validator)
+            .env("STRATA_PYTHON", venv_bin.join("python"))
+            .env("STRATA_S3_ENDPOINT", &s3.endpoint)
+            .env("AWS_ACCESS_KEY_ID", "strata-test")
+            .env("AWS_SECRET_ACCESS_KEY", "strata-test")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
             .env("STRATA_REQUIRE_PEERS", "1"),
     )?;
+    drop(s3);
     // Doc tests are not part of --all-targets.
     run_cmd(
         cargo()
