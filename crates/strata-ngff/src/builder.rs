@@ -21,7 +21,9 @@
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::model::{Axis, AxisType, CoordinateTransformation, Dataset, Multiscale, OmeMetadata, Version, ZarrGroup};
+use crate::model::{
+    Axis, AxisType, CoordinateTransformation, Dataset, Multiscale, OmeMetadata, Version, ZarrGroup,
+};
 use crate::validate::{GroupKind, ValidateOptions, validate_zarr_json};
 
 /// One axis of the image to build.

@@ -33,7 +33,15 @@ impl ArraySummary {
     ///
     /// [`Error::ArrayMetadata`] naming the JSON path of a missing or malformed key.
     pub fn from_json(value: &Value) -> Result<Self> {
-        let m = value.as_object().ok_or_else(|| bad("", format!("array metadata must be an object, found {}", type_name(value))))?;
+        let m = value.as_object().ok_or_else(|| {
+            bad(
+                "",
+                format!(
+                    "array metadata must be an object, found {}",
+                    type_name(value)
+                ),
+            )
+        })?;
         let format = match m.get("zarr_format").and_then(Value::as_u64) {
             Some(2) => 2u8,
             Some(3) => 3u8,
@@ -42,7 +50,8 @@ impl ArraySummary {
                     "/zarr_format",
                     format!(
                         "zarr_format must be 2 (.zarray) or 3 (zarr.json), found {}",
-                        m.get("zarr_format").map_or_else(|| "nothing".to_owned(), short)
+                        m.get("zarr_format")
+                            .map_or_else(|| "nothing".to_owned(), short)
                     ),
                 ));
             }
@@ -50,17 +59,30 @@ impl ArraySummary {
         if format == 3 {
             match m.get("node_type").and_then(Value::as_str) {
                 Some("array") => {}
-                _ => return Err(bad("/node_type", "node_type must be \"array\" for a dataset".to_owned())),
+                _ => {
+                    return Err(bad(
+                        "/node_type",
+                        "node_type must be \"array\" for a dataset".to_owned(),
+                    ));
+                }
             }
         }
-        let shape_v = m.get("shape").ok_or_else(|| bad("/shape", "missing `shape`".to_owned()))?;
-        let shape_a = shape_v
-            .as_array()
-            .ok_or_else(|| bad("/shape", format!("`shape` must be an array, found {}", type_name(shape_v))))?;
+        let shape_v = m
+            .get("shape")
+            .ok_or_else(|| bad("/shape", "missing `shape`".to_owned()))?;
+        let shape_a = shape_v.as_array().ok_or_else(|| {
+            bad(
+                "/shape",
+                format!("`shape` must be an array, found {}", type_name(shape_v)),
+            )
+        })?;
         let mut shape = Vec::with_capacity(shape_a.len());
         for (i, x) in shape_a.iter().enumerate() {
             let n = x.as_u64().ok_or_else(|| {
-                bad(&index("/shape", i), format!("extents must be non-negative integers, found {}", short(x)))
+                bad(
+                    &index("/shape", i),
+                    format!("extents must be non-negative integers, found {}", short(x)),
+                )
             })?;
             shape.push(n);
         }
@@ -69,9 +91,19 @@ impl ArraySummary {
                 Some(Value::String(s)) => s.clone(),
                 Some(Value::Object(o)) => match o.get("name") {
                     Some(Value::String(s)) => s.clone(),
-                    _ => return Err(bad("/data_type/name", "extension data type needs a string `name`".to_owned())),
+                    _ => {
+                        return Err(bad(
+                            "/data_type/name",
+                            "extension data type needs a string `name`".to_owned(),
+                        ));
+                    }
                 },
-                Some(other) => return Err(bad("/data_type", format!("`data_type` must be a string, found {}", type_name(other)))),
+                Some(other) => {
+                    return Err(bad(
+                        "/data_type",
+                        format!("`data_type` must be a string, found {}", type_name(other)),
+                    ));
+                }
                 None => return Err(bad("/data_type", "missing `data_type`".to_owned())),
             };
             let names = match m.get("dimension_names") {
@@ -85,7 +117,10 @@ impl ArraySummary {
                             other => {
                                 return Err(bad(
                                     &index("/dimension_names", i),
-                                    format!("dimension names are strings or null, found {}", short(other)),
+                                    format!(
+                                        "dimension names are strings or null, found {}",
+                                        short(other)
+                                    ),
                                 ));
                             }
                         }
@@ -93,7 +128,13 @@ impl ArraySummary {
                     Some(out)
                 }
                 Some(other) => {
-                    return Err(bad("/dimension_names", format!("`dimension_names` must be an array, found {}", type_name(other))));
+                    return Err(bad(
+                        "/dimension_names",
+                        format!(
+                            "`dimension_names` must be an array, found {}",
+                            type_name(other)
+                        ),
+                    ));
                 }
             };
             (dt, names)
@@ -200,7 +241,10 @@ pub fn cross_check(group: &GroupMetadata, arrays: &BTreeMap<String, ArraySummary
                 err(
                     &mut report,
                     child(&dpath, "path"),
-                    format!("dataset path {:?} has no array (no {0}/zarr.json or {0}/.zarray found)", ds.path),
+                    format!(
+                        "dataset path {:?} has no array (no {0}/zarr.json or {0}/.zarray found)",
+                        ds.path
+                    ),
                 );
                 continue;
             };
@@ -208,27 +252,38 @@ pub fn cross_check(group: &GroupMetadata, arrays: &BTreeMap<String, ArraySummary
                 err(
                     &mut report,
                     child(&dpath, "path"),
-                    format!("array {:?} has {} dimensions but the multiscale has {naxes} axes", ds.path, arr.shape.len()),
+                    format!(
+                        "array {:?} has {} dimensions but the multiscale has {naxes} axes",
+                        ds.path,
+                        arr.shape.len()
+                    ),
                 );
             }
             if let Some(names) = &arr.dimension_names {
                 if names.len() == naxes {
                     for (k, (name, axis)) in names.iter().zip(&ms.axes).enumerate() {
-                        if let Some(n) = name {
-                            if *n != axis.name {
-                                err(
-                                    &mut report,
-                                    child(&dpath, "path"),
-                                    format!("array {:?} names dimension {k} {n:?} but axis {k} is {:?}; dimension_names must equal the axis names", ds.path, axis.name),
-                                );
-                            }
+                        if let Some(n) = name
+                            && *n != axis.name
+                        {
+                            err(
+                                &mut report,
+                                child(&dpath, "path"),
+                                format!(
+                                    "array {:?} names dimension {k} {n:?} but axis {k} is {:?}; dimension_names must equal the axis names",
+                                    ds.path, axis.name
+                                ),
+                            );
                         }
                     }
                 } else {
                     err(
                         &mut report,
                         child(&dpath, "path"),
-                        format!("array {:?} has {} dimension_names but the multiscale has {naxes} axes", ds.path, names.len()),
+                        format!(
+                            "array {:?} has {} dimension_names but the multiscale has {naxes} axes",
+                            ds.path,
+                            names.len()
+                        ),
                     );
                 }
             } else if arr.zarr_format == 3 {
@@ -236,7 +291,10 @@ pub fn cross_check(group: &GroupMetadata, arrays: &BTreeMap<String, ArraySummary
                     child(&dpath, "path"),
                     Severity::Warning,
                     ViolationKind::Data,
-                    format!("array {:?} has no dimension_names; set them to the axis names", ds.path),
+                    format!(
+                        "array {:?} has no dimension_names; set them to the axis names",
+                        ds.path
+                    ),
                 );
             }
             match first_dtype {
@@ -244,7 +302,10 @@ pub fn cross_check(group: &GroupMetadata, arrays: &BTreeMap<String, ArraySummary
                 Some((fi, dt)) if dt != arr.data_type => err(
                     &mut report,
                     child(&dpath, "path"),
-                    format!("array {:?} has data type {} but dataset {fi} has {dt}; all levels must share one data type", ds.path, arr.data_type),
+                    format!(
+                        "array {:?} has data type {} but dataset {fi} has {dt}; all levels must share one data type",
+                        ds.path, arr.data_type
+                    ),
                 ),
                 Some(_) => {}
             }
@@ -252,36 +313,45 @@ pub fn cross_check(group: &GroupMetadata, arrays: &BTreeMap<String, ArraySummary
                 err(
                     &mut report,
                     child(&dpath, "path"),
-                    format!("label image array {:?} has data type {}; label images need an integer data type", ds.path, arr.data_type),
+                    format!(
+                        "label image array {:?} has data type {}; label images need an integer data type",
+                        ds.path, arr.data_type
+                    ),
                 );
             }
             let Some(scale) = ds.scale() else {
                 continue;
             };
-            if let Some((pi, parr, pscale)) = prev {
-                if parr.shape.len() == arr.shape.len() && arr.shape.len() == naxes {
-                    for k in 0..naxes {
-                        let (Some(&ps), Some(&cs), Some(&pn), Some(&cn)) =
-                            (pscale.get(k), scale.get(k), parr.shape.get(k), arr.shape.get(k))
-                        else {
-                            continue;
-                        };
-                        if !(ps.is_finite() && cs.is_finite() && ps > 0.0 && cs > 0.0) {
-                            continue;
-                        }
-                        let ratio = cs / ps;
-                        let expected = pn as f64 / ratio;
-                        let lo = (expected - 1e-6).floor().max(0.0);
-                        let hi = (expected + 1e-6).ceil();
-                        let got = cn as f64;
-                        if got < lo || got > hi {
-                            let name = ms.axes.get(k).map_or("?", |a| a.name.as_str());
-                            err(
-                                &mut report,
-                                child(&dpath, "path"),
-                                format!("axis {name:?}: level {di} has {cn} pixels, but level {pi} has {pn} and the scale grows by {ratio}, so {lo} to {hi} were expected"),
-                            );
-                        }
+            if let Some((pi, parr, pscale)) = prev
+                && parr.shape.len() == arr.shape.len()
+                && arr.shape.len() == naxes
+            {
+                for k in 0..naxes {
+                    let (Some(&ps), Some(&cs), Some(&pn), Some(&cn)) = (
+                        pscale.get(k),
+                        scale.get(k),
+                        parr.shape.get(k),
+                        arr.shape.get(k),
+                    ) else {
+                        continue;
+                    };
+                    if !(ps.is_finite() && cs.is_finite() && ps > 0.0 && cs > 0.0) {
+                        continue;
+                    }
+                    let ratio = cs / ps;
+                    let expected = pn as f64 / ratio;
+                    let lo = (expected - 1e-6).floor().max(0.0);
+                    let hi = (expected + 1e-6).ceil();
+                    let got = cn as f64;
+                    if got < lo || got > hi {
+                        let name = ms.axes.get(k).map_or("?", |a| a.name.as_str());
+                        err(
+                            &mut report,
+                            child(&dpath, "path"),
+                            format!(
+                                "axis {name:?}: level {di} has {cn} pixels, but level {pi} has {pn} and the scale grows by {ratio}, so {lo} to {hi} were expected"
+                            ),
+                        );
                     }
                 }
             }
@@ -289,21 +359,24 @@ pub fn cross_check(group: &GroupMetadata, arrays: &BTreeMap<String, ArraySummary
         }
         // omero channels vs the channel axis of level 0.
         if let (Some(omero), Some(ds0)) = (&ome.omero, ms.datasets.first()) {
-            let caxis = ms
-                .axes
-                .iter()
-                .position(|a| a.axis_type.as_ref().is_some_and(|t| t.as_str() == "channel"));
-            if let (Some(k), Some(arr)) = (caxis, arrays.get(&ds0.path)) {
-                if let Some(&n) = arr.shape.get(k) {
-                    if omero.channels.len() as u64 != n {
-                        report.push(
-                            child(&child(base, "omero"), "channels"),
-                            Severity::Warning,
-                            ViolationKind::Data,
-                            format!("omero lists {} channels but the channel axis has {n}", omero.channels.len()),
-                        );
-                    }
-                }
+            let caxis = ms.axes.iter().position(|a| {
+                a.axis_type
+                    .as_ref()
+                    .is_some_and(|t| t.as_str() == "channel")
+            });
+            if let (Some(k), Some(arr)) = (caxis, arrays.get(&ds0.path))
+                && let Some(&n) = arr.shape.get(k)
+                && omero.channels.len() as u64 != n
+            {
+                report.push(
+                    child(&child(base, "omero"), "channels"),
+                    Severity::Warning,
+                    ViolationKind::Data,
+                    format!(
+                        "omero lists {} channels but the channel axis has {n}",
+                        omero.channels.len()
+                    ),
+                );
             }
         }
     }

@@ -7,7 +7,7 @@
 //!   omero, labels and image-label, plate, well, `bioformats2raw.layout` and
 //!   `series`, for both versions ([`model`]); unknown keys are kept;
 //! * validation that reports every violation with its JSON path and an
-//!   actionable message ([`validate`], [`validate_zarr_json`]), in agreement
+//!   actionable message ([`validate()`], [`validate_zarr_json`]), in agreement
 //!   with the specification's conformance suites;
 //! * reading 0.4 `.zattrs` ([`read_zattrs`]) or 0.5 `zarr.json`
 //!   ([`read_zarr_json`]) and upgrading 0.4 to 0.5 in one call
@@ -96,12 +96,10 @@ pub use crosscheck::{ArraySummary, cross_check, is_integer_type};
 pub use error::{Error, Result};
 pub use model::{
     Acquisition, Axis, AxisType, Channel, CoordinateTransformation, Dataset, GroupAttributes,
-    ImageLabel, LabelColor, LabelProperty, LabelSource, Multiscale, NamedEntry, OmeMetadata,
-    Omero, Plate, PlateWell, Scale, Translation, Version, Well, WellImage, Window, ZarrGroup,
+    ImageLabel, LabelColor, LabelProperty, LabelSource, Multiscale, NamedEntry, OmeMetadata, Omero,
+    Plate, PlateWell, Scale, Translation, Version, Well, WellImage, Window, ZarrGroup,
 };
-pub use read::{
-    GroupMetadata, parse_json, read_zarr_json, read_zattrs, upgrade, upgrade_zattrs,
-};
+pub use read::{GroupMetadata, parse_json, read_zarr_json, read_zattrs, upgrade, upgrade_zattrs};
 pub use validate::{
     GroupKind, Report, Severity, ValidateOptions, Violation, ViolationKind, detect_version,
     validate, validate_zarr_json,

@@ -311,19 +311,23 @@ impl Dataset {
     /// The scale vector of this level (the first `scale` transformation).
     #[must_use]
     pub fn scale(&self) -> Option<&[f64]> {
-        self.coordinate_transformations.iter().find_map(|t| match t {
-            CoordinateTransformation::Scale(s) => Some(s.scale.as_slice()),
-            CoordinateTransformation::Translation(_) => None,
-        })
+        self.coordinate_transformations
+            .iter()
+            .find_map(|t| match t {
+                CoordinateTransformation::Scale(s) => Some(s.scale.as_slice()),
+                CoordinateTransformation::Translation(_) => None,
+            })
     }
 
     /// The translation vector of this level, if any.
     #[must_use]
     pub fn translation(&self) -> Option<&[f64]> {
-        self.coordinate_transformations.iter().find_map(|t| match t {
-            CoordinateTransformation::Translation(s) => Some(s.translation.as_slice()),
-            CoordinateTransformation::Scale(_) => None,
-        })
+        self.coordinate_transformations
+            .iter()
+            .find_map(|t| match t {
+                CoordinateTransformation::Translation(s) => Some(s.translation.as_slice()),
+                CoordinateTransformation::Scale(_) => None,
+            })
     }
 }
 
@@ -622,7 +626,7 @@ mod lenient {
             let f = n.as_f64()?;
             // 2^64 as f64; values below it with no fraction convert exactly.
             (f.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&f))
-                .then(|| f as u64)
+                .then_some(f as u64)
         })
     }
 
@@ -631,13 +635,14 @@ mod lenient {
             let f = n.as_f64()?;
             (f.fract() == 0.0
                 && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f))
-            .then(|| f as i64)
+            .then_some(f as i64)
         })
     }
 
     pub(super) fn u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         let n = Number::deserialize(d)?;
-        to_u64(&n).ok_or_else(|| D::Error::custom(format!("expected a non-negative integer, found {n}")))
+        to_u64(&n)
+            .ok_or_else(|| D::Error::custom(format!("expected a non-negative integer, found {n}")))
     }
 
     pub(super) fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {

@@ -62,7 +62,10 @@ pub fn read_zarr_json(zarr_json: &Value) -> Result<ZarrGroup> {
 pub fn upgrade_zattrs(zattrs: &Value) -> Result<ZarrGroup> {
     let ome = read_zattrs(zattrs)?;
     let group = upgrade(ome);
-    let report = validate_zarr_json(&group.to_value(), &ValidateOptions::new().version(Version::V0_5));
+    let report = validate_zarr_json(
+        &group.to_value(),
+        &ValidateOptions::new().version(Version::V0_5),
+    );
     if !report.is_valid() {
         return Err(Error::Invalid { report });
     }

@@ -114,7 +114,10 @@ impl Report {
     /// `true` when there are no errors (warnings are allowed).
     #[must_use]
     pub fn is_valid(&self) -> bool {
-        !self.violations.iter().any(|v| v.severity == Severity::Error)
+        !self
+            .violations
+            .iter()
+            .any(|v| v.severity == Severity::Error)
     }
 
     /// `true` when there are neither errors nor warnings.
@@ -534,7 +537,12 @@ impl<'o> Validator<'o> {
         }
     }
 
-    fn object<'a>(&mut self, v: &'a Value, path: &str, what: &str) -> Option<&'a Map<String, Value>> {
+    fn object<'a>(
+        &mut self,
+        v: &'a Value,
+        path: &str,
+        what: &str,
+    ) -> Option<&'a Map<String, Value>> {
         match v {
             Value::Object(m) => Some(m),
             other => {
@@ -688,9 +696,14 @@ impl<'o> Validator<'o> {
             }
         } else if let Some(v) = m.get("version") {
             let msg = if v.as_str() == Some("0.5") {
-                format!("`version` inside {what} is a 0.4 leftover; 0.5 readers use attributes.ome.version only")
+                format!(
+                    "`version` inside {what} is a 0.4 leftover; 0.5 readers use attributes.ome.version only"
+                )
             } else {
-                format!("`version` {} inside {what} conflicts with attributes.ome.version \"0.5\"; remove it", short(v))
+                format!(
+                    "`version` {} inside {what} conflicts with attributes.ome.version \"0.5\"; remove it",
+                    short(v)
+                )
             };
             self.warn(path, ViolationKind::Version, msg);
         }
@@ -729,7 +742,9 @@ impl<'o> Validator<'o> {
                     self.error(
                         child(base, "ome"),
                         ViolationKind::Missing,
-                        format!("missing `ome`: OME-NGFF 0.5 metadata lives under attributes.ome{hint}"),
+                        format!(
+                            "missing `ome`: OME-NGFF 0.5 metadata lives under attributes.ome{hint}"
+                        ),
                     );
                     return;
                 };
@@ -830,7 +845,7 @@ impl<'o> Validator<'o> {
         if let Some(v) = m.get("bioformats2raw.layout") {
             let path = child(base, "bioformats2raw.layout");
             match v.as_f64() {
-                Some(x) if x == 3.0 => {}
+                Some(3.0) => {}
                 Some(_) => self.error(
                     path,
                     ViolationKind::NotAllowed,
@@ -839,7 +854,10 @@ impl<'o> Validator<'o> {
                 None => self.error(
                     path,
                     ViolationKind::WrongType,
-                    format!("bioformats2raw.layout must be the number 3, found {}", type_name(v)),
+                    format!(
+                        "bioformats2raw.layout must be the number 3, found {}",
+                        type_name(v)
+                    ),
                 ),
             }
         }
@@ -857,7 +875,10 @@ impl<'o> Validator<'o> {
                 self.error(
                     index(path, i),
                     ViolationKind::WrongType,
-                    format!("entries of `{what}` must be strings, found {}", type_name(item)),
+                    format!(
+                        "entries of `{what}` must be strings, found {}",
+                        type_name(item)
+                    ),
                 );
             }
         }
@@ -920,7 +941,7 @@ impl<'o> Validator<'o> {
         let axes = self
             .required(m, path, "axes", "a multiscale")
             .and_then(|a| self.axes(a, &child(path, "axes")));
-        let naxes = axes.as_ref().map(Vec::len);
+        let naxes = axes.as_ref().map(Vec::len).filter(|n| (2..=5).contains(n));
         let mut scales: Vec<Option<Vec<f64>>> = Vec::new();
         if let Some(d) = self.required(m, path, "datasets", "a multiscale") {
             let dpath = child(path, "datasets");
@@ -929,7 +950,8 @@ impl<'o> Validator<'o> {
                     self.error(
                         dpath.clone(),
                         ViolationKind::Count,
-                        "`datasets` is empty; list at least one array (the full-resolution level)".into(),
+                        "`datasets` is empty; list at least one array (the full-resolution level)"
+                            .into(),
                     );
                 }
                 let mut paths: HashMap<&str, usize> = HashMap::new();
@@ -952,7 +974,11 @@ impl<'o> Validator<'o> {
                     let scale = self
                         .required(dm, &ipath, "coordinateTransformations", "a dataset")
                         .and_then(|ct| {
-                            self.transformations(ct, &child(&ipath, "coordinateTransformations"), naxes)
+                            self.transformations(
+                                ct,
+                                &child(&ipath, "coordinateTransformations"),
+                                naxes,
+                            )
                         });
                     scales.push(scale);
                 }
@@ -971,15 +997,15 @@ impl<'o> Validator<'o> {
                     if axis.axis_type.as_deref() != Some("space") {
                         continue;
                     }
-                    if let (Some(p), Some(c)) = (prev.get(k), cur.get(k)) {
-                        if c < p {
-                            let name = axis.name.as_deref().unwrap_or("?");
-                            self.error(
+                    if let (Some(p), Some(c)) = (prev.get(k), cur.get(k))
+                        && c < p
+                    {
+                        let name = axis.name.as_deref().unwrap_or("?");
+                        self.error(
                                 format!("{path}/datasets/{i}/coordinateTransformations"),
                                 ViolationKind::Inconsistent,
                                 format!("dataset {i} has a finer scale on axis `{name}` ({c}) than dataset {} ({p}); order datasets from the highest to the lowest resolution", i - 1),
                             );
-                        }
                     }
                 }
             }
@@ -990,7 +1016,8 @@ impl<'o> Validator<'o> {
         let bad = p.is_empty()
             || p.starts_with('/')
             || p.contains('\\')
-            || p.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..");
+            || p.split('/')
+                .any(|seg| seg.is_empty() || seg == "." || seg == "..");
         if bad {
             self.error(
                 path.to_owned(),
@@ -1006,7 +1033,10 @@ impl<'o> Validator<'o> {
             self.error(
                 path.to_owned(),
                 ViolationKind::Count,
-                format!("an image has 2 to 5 axes (at most t, c, z, y, x), found {}", a.len()),
+                format!(
+                    "an image has 2 to 5 axes (at most t, c, z, y, x), found {}",
+                    a.len()
+                ),
             );
         }
         self.unique_items(a, path, "axis");
@@ -1084,14 +1114,14 @@ impl<'o> Validator<'o> {
         // Specification rules beyond the schema.
         let mut names: HashMap<&str, usize> = HashMap::new();
         for (i, info) in infos.iter().enumerate() {
-            if let Some(n) = info.name.as_deref() {
-                if let Some(first) = names.insert(n, i) {
-                    self.error(
+            if let Some(n) = info.name.as_deref()
+                && let Some(first) = names.insert(n, i)
+            {
+                self.error(
                         child(&index(path, i), "name"),
                         ViolationKind::Duplicate,
                         format!("axis name {n:?} is also the name of axis {first}; axis names must be unique"),
                     );
-                }
             }
         }
         let explicit_space = infos
@@ -1116,7 +1146,10 @@ impl<'o> Validator<'o> {
                 format!("at most one axis may have type \"time\", found {time}"),
             );
         }
-        let other = infos.iter().filter(|x| axis_rank(x.axis_type.as_deref()) == 1).count();
+        let other = infos
+            .iter()
+            .filter(|x| axis_rank(x.axis_type.as_deref()) == 1)
+            .count();
         if other > 1 {
             self.error(
                 path.to_owned(),
@@ -1215,14 +1248,17 @@ impl<'o> Validator<'o> {
                 all_ok = false;
                 continue;
             };
-            if let Some(n) = naxes {
-                if vec.len() != n {
-                    self.error_from_05(
-                        child(&ipath, key),
-                        ViolationKind::Inconsistent,
-                        format!("{key} has {} values but the image has {n} axes; give one value per axis", vec.len()),
-                    );
-                }
+            if let Some(n) = naxes
+                && vec.len() != n
+            {
+                self.error_from_05(
+                    child(&ipath, key),
+                    ViolationKind::Inconsistent,
+                    format!(
+                        "{key} has {} values but the image has {n} axes; give one value per axis",
+                        vec.len()
+                    ),
+                );
             }
             if key == "scale" {
                 for (k, x) in vec.iter().enumerate() {
@@ -1283,7 +1319,10 @@ impl<'o> Validator<'o> {
             self.error(
                 path,
                 ViolationKind::Count,
-                format!("{key} needs one value per axis (at least 2), found {}", a.len()),
+                format!(
+                    "{key} needs one value per axis (at least 2), found {}",
+                    a.len()
+                ),
             );
         }
         ok.then_some(out)
@@ -1309,21 +1348,22 @@ impl<'o> Validator<'o> {
                 None if self.v04() => self.error(
                     child(&ipath, "window"),
                     ViolationKind::Missing,
-                    "missing required key `window` in a 0.4 omero channel (start, min, end, max)".into(),
+                    "missing required key `window` in a 0.4 omero channel (start, min, end, max)"
+                        .into(),
                 ),
                 None => {}
                 Some(w) => {
                     let wpath = child(&ipath, "window");
                     if let Some(wm) = self.object(w, &wpath, "`window`") {
                         for key in ["start", "min", "end", "max"] {
-                            if let Some(x) = self.required(wm, &wpath, key, "`window`") {
-                                if !x.is_number() {
-                                    self.error(
-                                        child(&wpath, key),
-                                        ViolationKind::WrongType,
-                                        format!("window `{key}` must be a number, found {}", short(x)),
-                                    );
-                                }
+                            if let Some(x) = self.required(wm, &wpath, key, "`window`")
+                                && !x.is_number()
+                            {
+                                self.error(
+                                    child(&wpath, key),
+                                    ViolationKind::WrongType,
+                                    format!("window `{key}` must be a number, found {}", short(x)),
+                                );
                             }
                         }
                     }
@@ -1334,23 +1374,23 @@ impl<'o> Validator<'o> {
             if self.v04() {
                 self.required(cm, &ipath, "color", "a 0.4 omero channel");
             }
-            if let Some(color) = self.opt_string(cm, &ipath, "color") {
-                if !(color.len() == 6 && color.chars().all(|c| c.is_ascii_hexdigit())) {
-                    self.warn(
-                        child(&ipath, "color"),
-                        ViolationKind::Recommendation,
-                        format!("color {color:?} should be six hex digits RRGGBB, e.g. \"FF0000\""),
-                    );
-                }
+            if let Some(color) = self.opt_string(cm, &ipath, "color")
+                && !(color.len() == 6 && color.chars().all(|c| c.is_ascii_hexdigit()))
+            {
+                self.warn(
+                    child(&ipath, "color"),
+                    ViolationKind::Recommendation,
+                    format!("color {color:?} should be six hex digits RRGGBB, e.g. \"FF0000\""),
+                );
             }
-            if let Some(x) = cm.get("active") {
-                if !x.is_boolean() {
-                    self.error(
-                        child(&ipath, "active"),
-                        ViolationKind::WrongType,
-                        format!("`active` must be true or false, found {}", short(x)),
-                    );
-                }
+            if let Some(x) = cm.get("active")
+                && !x.is_boolean()
+            {
+                self.error(
+                    child(&ipath, "active"),
+                    ViolationKind::WrongType,
+                    format!("`active` must be true or false, found {}", short(x)),
+                );
             }
         }
     }
@@ -1421,7 +1461,10 @@ impl<'o> Validator<'o> {
                                     _ => self.error(
                                         index(&rpath, k),
                                         ViolationKind::NotAllowed,
-                                        format!("RGBA components are integers from 0 to 255, found {}", short(x)),
+                                        format!(
+                                            "RGBA components are integers from 0 to 255, found {}",
+                                            short(x)
+                                        ),
                                     ),
                                 }
                             }
@@ -1437,7 +1480,8 @@ impl<'o> Validator<'o> {
                     self.error(
                         ppath.clone(),
                         ViolationKind::Count,
-                        "`properties` is empty; list at least one label value or omit the key".into(),
+                        "`properties` is empty; list at least one label value or omit the key"
+                            .into(),
                     );
                 }
                 self.unique_items(props, &ppath, "property entry");
@@ -1446,7 +1490,10 @@ impl<'o> Validator<'o> {
                     let Some(pm) = self.object(item, &ipath, "a property entry") else {
                         continue;
                     };
-                    if self.required(pm, &ipath, "label-value", "a property entry").is_some() {
+                    if self
+                        .required(pm, &ipath, "label-value", "a property entry")
+                        .is_some()
+                    {
                         self.opt_integer(pm, &ipath, "label-value", None);
                     }
                 }
@@ -1460,7 +1507,12 @@ impl<'o> Validator<'o> {
         }
     }
 
-    fn names(&mut self, m: &Map<String, Value>, base: &str, key: &str) -> Option<Vec<Option<String>>> {
+    fn names(
+        &mut self,
+        m: &Map<String, Value>,
+        base: &str,
+        key: &str,
+    ) -> Option<Vec<Option<String>>> {
         let v = self.required(m, base, key, "a plate")?;
         let path = child(base, key);
         let a = self.array(v, &path, &format!("`{key}`"))?;
@@ -1519,16 +1571,15 @@ impl<'o> Validator<'o> {
                     let Some(am) = self.object(item, &ipath, "an acquisition") else {
                         continue;
                     };
-                    if self.required(am, &ipath, "id", "an acquisition").is_some() {
-                        if let Some(id) = self.opt_integer(am, &ipath, "id", Some((0.0, false))) {
-                            if let Some(first) = ids.insert(format!("{id}"), i) {
-                                self.error(
+                    if self.required(am, &ipath, "id", "an acquisition").is_some()
+                        && let Some(id) = self.opt_integer(am, &ipath, "id", Some((0.0, false)))
+                        && let Some(first) = ids.insert(format!("{id}"), i)
+                    {
+                        self.error(
                                     child(&ipath, "id"),
                                     ViolationKind::Duplicate,
                                     format!("acquisition id {id} is also used by acquisition {first}; ids must be unique within the plate"),
                                 );
-                            }
-                        }
                     }
                     self.opt_integer(am, &ipath, "maximumfieldcount", Some((0.0, true)));
                     self.recommended(am, &ipath, "maximumfieldcount", "an acquisition");
@@ -1583,20 +1634,29 @@ impl<'o> Validator<'o> {
                     );
                 }
             }
-            let has_row = self.required(wm, &ipath, "rowIndex", "a well entry").is_some();
+            let has_row = self
+                .required(wm, &ipath, "rowIndex", "a well entry")
+                .is_some();
             let ri = if has_row {
                 self.opt_integer(wm, &ipath, "rowIndex", Some((0.0, false)))
             } else {
                 None
             };
-            let has_col = self.required(wm, &ipath, "columnIndex", "a well entry").is_some();
+            let has_col = self
+                .required(wm, &ipath, "columnIndex", "a well entry")
+                .is_some();
             let ci = if has_col {
                 self.opt_integer(wm, &ipath, "columnIndex", Some((0.0, false)))
             } else {
                 None
             };
             let row = self.lookup(rows.as_deref(), ri, &child(&ipath, "rowIndex"), "rows");
-            let col = self.lookup(columns.as_deref(), ci, &child(&ipath, "columnIndex"), "columns");
+            let col = self.lookup(
+                columns.as_deref(),
+                ci,
+                &child(&ipath, "columnIndex"),
+                "columns",
+            );
             if let (Some(p), Some(r), Some(c)) = (wp, row, col) {
                 let expected = format!("{r}/{c}");
                 if p != expected {
@@ -1629,7 +1689,10 @@ impl<'o> Validator<'o> {
                 self.error(
                     path.to_owned(),
                     ViolationKind::Inconsistent,
-                    format!("index {idx} is outside `{what}`, which has {} entries", names.len()),
+                    format!(
+                        "index {idx} is outside `{what}`, which has {} entries",
+                        names.len()
+                    ),
                 );
                 None
             }

@@ -157,9 +157,9 @@ fn every_suite_case_agrees() {
                 .unwrap_or_else(|| panic!("{}: no tests", path.display()));
             for (i, case) in tests.iter().enumerate() {
                 cases += 1;
-                let expected = case["valid"].as_bool().unwrap_or_else(|| {
-                    panic!("{} case {i}: no boolean `valid`", path.display())
-                });
+                let expected = case["valid"]
+                    .as_bool()
+                    .unwrap_or_else(|| panic!("{} case {i}: no boolean `valid`", path.display()));
                 let report = validate(&case["data"], &opts);
                 if report.is_valid() != expected {
                     let _ = writeln!(
@@ -224,7 +224,11 @@ fn every_example_is_accepted_read_round_tripped_and_upgraded() {
                 let doc: Value = match serde_json::from_str(&strip_comments(&read(&path))) {
                     Ok(v) => v,
                     Err(e) => {
-                        let _ = writeln!(problems, "{}: not JSON after removing comments: {e}", path.display());
+                        let _ = writeln!(
+                            problems,
+                            "{}: not JSON after removing comments: {e}",
+                            path.display()
+                        );
                         continue;
                     }
                 };
@@ -234,31 +238,45 @@ fn every_example_is_accepted_read_round_tripped_and_upgraded() {
                     Version::V0_5 => validate_zarr_json(&doc, &opts),
                 };
                 if !report.is_valid() {
-                    let _ = writeln!(problems, "{}: rejected:\n  {}", path.display(), report.to_string().replace('\n', "\n  "));
+                    let _ = writeln!(
+                        problems,
+                        "{}: rejected:\n  {}",
+                        path.display(),
+                        report.to_string().replace('\n', "\n  ")
+                    );
                     continue;
                 }
                 let round_trip = match version {
-                    Version::V0_4 => read_zattrs(&doc).map(|m| serde_json::to_value(m).unwrap_or_default()),
+                    Version::V0_4 => {
+                        read_zattrs(&doc).map(|m| serde_json::to_value(m).unwrap_or_default())
+                    }
                     Version::V0_5 => read_zarr_json(&doc).map(|g| g.to_value()),
                 };
                 match round_trip {
                     Ok(back) if same(&back, &doc) => {}
                     Ok(back) => {
-                        let _ = writeln!(problems, "{}: round trip changed the document:\n  before {doc}\n  after  {back}", path.display());
+                        let _ = writeln!(
+                            problems,
+                            "{}: round trip changed the document:\n  before {doc}\n  after  {back}",
+                            path.display()
+                        );
                     }
                     Err(e) => {
                         let _ = writeln!(problems, "{}: not readable: {e}", path.display());
                     }
                 }
-                if version == Version::V0_4 {
-                    if let Err(e) = upgrade_zattrs(&doc) {
-                        let _ = writeln!(problems, "{}: upgrade to 0.5 failed: {e}", path.display());
-                    }
+                if version == Version::V0_4
+                    && let Err(e) = upgrade_zattrs(&doc)
+                {
+                    let _ = writeln!(problems, "{}: upgrade to 0.5 failed: {e}", path.display());
                 }
             }
         }
     }
-    assert!(files >= 20, "expected at least 20 example files, found {files}");
+    assert!(
+        files >= 20,
+        "expected at least 20 example files, found {files}"
+    );
     assert!(problems.is_empty(), "example problems:\n{problems}");
     eprintln!("{files} example files accepted");
 }
