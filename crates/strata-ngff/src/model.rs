@@ -213,6 +213,33 @@ impl Multiscale {
     pub fn dataset_scale(&self, index: usize) -> Option<&[f64]> {
         self.datasets.get(index).and_then(Dataset::scale)
     }
+
+    /// The physical size of one pixel of dataset `index` along each axis:
+    /// the dataset's scale times the multiscale-level scale, if any.
+    ///
+    /// This is what a BIDS sidecar's `PixelSize` should match at level 0.
+    #[must_use]
+    pub fn pixel_size(&self, index: usize) -> Option<Vec<f64>> {
+        let own = self.dataset_scale(index)?;
+        let common = self
+            .coordinate_transformations
+            .iter()
+            .flatten()
+            .find_map(|t| match t {
+                CoordinateTransformation::Scale(s) => Some(s.scale.as_slice()),
+                CoordinateTransformation::Translation(_) => None,
+            });
+        Some(match common {
+            Some(c) if c.len() == own.len() => own.iter().zip(c).map(|(a, b)| a * b).collect(),
+            _ => own.to_vec(),
+        })
+    }
+
+    /// Position of the axis called `name`.
+    #[must_use]
+    pub fn axis_index(&self, name: &str) -> Option<usize> {
+        self.axes.iter().position(|a| a.name == name)
+    }
 }
 
 /// An axis of a multiscale image.

@@ -1218,7 +1218,7 @@ impl<'o> Validator<'o> {
             );
         }
         let mut scale: Option<Vec<f64>> = None;
-        let mut scale_at: Option<usize> = None;
+        let mut seen_scale = false;
         let mut translations = 0usize;
         let mut all_ok = true;
         for (i, item) in a.iter().enumerate() {
@@ -1244,6 +1244,9 @@ impl<'o> Validator<'o> {
                     continue;
                 }
             };
+            if key == "scale" {
+                seen_scale = true;
+            }
             let Some(vec) = self.vector(m, &ipath, key) else {
                 all_ok = false;
                 continue;
@@ -1272,7 +1275,6 @@ impl<'o> Validator<'o> {
                 }
                 if scale.is_none() {
                     scale = Some(vec);
-                    scale_at = Some(i);
                 }
             } else {
                 translations += 1;
@@ -1283,7 +1285,7 @@ impl<'o> Validator<'o> {
                         "more than one translation; at most one is allowed".into(),
                     );
                 }
-                if scale_at.is_none() && contains >= 1 {
+                if !seen_scale && contains >= 1 {
                     self.error(
                         ipath,
                         ViolationKind::Inconsistent,
@@ -1490,11 +1492,14 @@ impl<'o> Validator<'o> {
                     let Some(pm) = self.object(item, &ipath, "a property entry") else {
                         continue;
                     };
-                    if self
-                        .required(pm, &ipath, "label-value", "a property entry")
-                        .is_some()
+                    if let Some(lv) = self.required(pm, &ipath, "label-value", "a property entry")
+                        && as_integer(lv).is_none()
                     {
-                        self.opt_integer(pm, &ipath, "label-value", None);
+                        self.error(
+                            child(&ipath, "label-value"),
+                            ViolationKind::WrongType,
+                            format!("`label-value` must be an integer, found {}", short(lv)),
+                        );
                     }
                 }
             }

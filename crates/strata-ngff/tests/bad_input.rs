@@ -458,3 +458,27 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn large_label_values_and_transformation_order() {
+    // uint64 label images can use values above i64::MAX.
+    let zattrs = json!({"image-label": {"version": "0.4", "colors": [{"label-value": 18_446_744_073_709_551_615u64}],
+        "properties": [{"label-value": 18_446_744_073_709_551_615u64}]}});
+    let r = validate(&zattrs, &ValidateOptions::new());
+    assert!(r.is_valid(), "{r}");
+    assert!(read_zattrs(&zattrs).is_ok());
+
+    let mut doc = base_v05();
+    if let Some(ct) =
+        doc.pointer_mut("/attributes/ome/multiscales/0/datasets/0/coordinateTransformations")
+    {
+        *ct = json!([{"type": "translation", "translation": [0, 0, 0]}, {"type": "scale", "scale": [1, 0.5, 0.5]}]);
+    }
+    let r = validate_zarr_json(&doc, &ValidateOptions::new());
+    assert!(
+        r.errors()
+            .any(|v| v.path.ends_with("/coordinateTransformations/0")
+                && v.message.contains("before scale")),
+        "{r}"
+    );
+}

@@ -149,3 +149,26 @@ fn into_v05_drops_nested_versions() {
     assert_eq!(up.version.as_deref(), Some("0.5"));
     assert_eq!(up.well.as_ref().and_then(|w| w.version.clone()), None);
 }
+
+#[test]
+fn pixel_size_combines_dataset_and_multiscale_scales() {
+    let ms = &read_zarr_json(&full_v05())
+        .expect("valid")
+        .attributes
+        .ome
+        .multiscales
+        .expect("multiscales")[0];
+    assert_eq!(ms.pixel_size(0), Some(vec![1.0, 2.0, 0.25, 0.25]));
+    assert_eq!(ms.pixel_size(1), None);
+    assert_eq!(ms.axis_index("y"), Some(2));
+
+    let zattrs = json!({"multiscales": [{"version": "0.4", "axes": [
+        {"name": "y", "type": "space"}, {"name": "x", "type": "space"}],
+        "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [0.5, 0.25]}]}],
+        "coordinateTransformations": [{"type": "scale", "scale": [10, 10]}]}]});
+    let ome = read_zattrs(&zattrs).expect("valid");
+    assert_eq!(
+        ome.multiscales.as_ref().map(|m| m[0].pixel_size(0)),
+        Some(Some(vec![5.0, 2.5]))
+    );
+}
