@@ -7,6 +7,7 @@
 //! This crate re-exports the workspace's crates under short names:
 //!
 //! - [`bids`]: BIDS microscopy names, sidecars, tables, dataset description and validation.
+//! - [`ngff`]: OME-NGFF 0.4/0.5 metadata: models, validation, upgrade, Strata's pyramid builder.
 //!
 //! ```
 //! let report = strata::bids::validate::validate(std::path::Path::new("."));
@@ -14,3 +15,4 @@
 //! ```
 
 pub use strata_bids as bids;
+pub use strata_ngff as ngff;

@@ -1,6 +1,7 @@
 //! `strata demo`: builds a small BIDS microscopy dataset from built-in metadata, then
 //! validates it. Each section is a tiny OME-Zarr 0.5 image (axes c, z, y, x; three focus
-//! levels of a synthetic 64 x 64 pattern) with its sidecar and table rows.
+//! levels of a synthetic 64 x 64 pattern, and a 32 x 32 level below) with its sidecar and
+//! table rows.
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -9,6 +10,7 @@ use strata_bids::description::DatasetDescription;
 use strata_bids::name::{Extension, Label, MicrName, Suffix};
 use strata_bids::sidecar::{MicroscopySidecar, OneOrMany, PixelSizeUnits, SampleEnvironment};
 use strata_bids::table::{self, ParticipantRow, SampleRow, SampleType};
+use strata_ngff::MultiscaleBuilder;
 
 /// What to build.
 pub(crate) struct Options {
@@ -20,6 +22,8 @@ pub(crate) struct Options {
 }
 
 const PLANES: usize = 3;
+/// Pyramid levels: 64 x 64 and 32 x 32.
+const LEVELS: usize = 2;
 const SIDE: usize = 64;
 /// Pixel size in micrometres: x, y, then z (distance between focus levels).
 const PIXEL_SIZE: [f64; 3] = [0.5, 0.5, 2.0];
@@ -96,7 +100,7 @@ pub(crate) fn run(o: &Options) -> DynResult<bool> {
         }],
     )?;
 
-    let report = strata_bids::validate::validate(&o.out)?;
+    let report = crate::validator().validate(&o.out)?;
     if o.json {
         let summary = json!({
             "dataset": o.out,
@@ -134,8 +138,8 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> DynResult<()> {
     Ok(())
 }
 
-/// Writes a one-level OME-Zarr 0.5 image into a hidden folder, then renames it into place, so
-/// a reader never sees a half-written image.
+/// Writes an OME-Zarr 0.5 image (a two-level pyramid, 2 x 2 mean in y and x) into a hidden
+/// folder, then renames it into place, so a reader never sees a half-written image.
 fn write_ome_zarr(path: &Path, seed: u32) -> DynResult<()> {
     let dir = path.parent().ok_or("no parent folder")?;
     let file = path.file_name().ok_or("no file name")?.to_string_lossy();
@@ -143,52 +147,81 @@ fn write_ome_zarr(path: &Path, seed: u32) -> DynResult<()> {
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp)?;
     }
-    std::fs::create_dir_all(tmp.join("0"))?;
     let [px, py, pz] = PIXEL_SIZE;
-    let group = json!({
-        "zarr_format": 3,
-        "node_type": "group",
-        "attributes": {"ome": {
-            "version": "0.5",
-            "multiscales": [{
-                "name": file.trim_end_matches(".ome.zarr"),
-                "axes": [
-                    {"name": "c", "type": "channel"},
-                    {"name": "z", "type": "space", "unit": "micrometer"},
-                    {"name": "y", "type": "space", "unit": "micrometer"},
-                    {"name": "x", "type": "space", "unit": "micrometer"}
-                ],
-                "datasets": [{
-                    "path": "0",
-                    "coordinateTransformations": [{"type": "scale", "scale": [1.0, pz, py, px]}]
-                }]
-            }]
-        }}
-    });
-    let array = json!({
-        "zarr_format": 3,
-        "node_type": "array",
-        "shape": [1, PLANES, SIDE, SIDE],
-        "data_type": "uint8",
-        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [1, 1, SIDE, SIDE]}},
-        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
-        "fill_value": 0,
-        "codecs": [{"name": "bytes"}],
-        "dimension_names": ["c", "z", "y", "x"]
-    });
-    for z in 0..PLANES {
-        let chunk_dir = tmp.join(format!("0/c/0/{z}/0"));
-        std::fs::create_dir_all(&chunk_dir)?;
-        std::fs::write(chunk_dir.join("0"), plane(seed, z))?;
+    let builder = MultiscaleBuilder::czyx(
+        [1, PLANES as u64, SIDE as u64, SIDE as u64],
+        [pz, py, px],
+        ["micrometer"; 3],
+        [1, 2, 2],
+        LEVELS,
+    )
+    .name(file.trim_end_matches(".ome.zarr"))
+    .downscale_type("mean")
+    .metadata(
+        json!({"description": "2 x 2 mean of the level above in y and x", "method": "strata demo"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+    );
+    let shapes = builder.level_shapes()?;
+    let mut planes: Vec<Vec<u8>> = (0..PLANES).map(|z| plane(seed, z)).collect();
+    for (level, shape) in shapes.iter().enumerate() {
+        let (h, w) = (shape[2] as usize, shape[3] as usize);
+        if level > 0 {
+            let (ph, pw) = (shapes[level - 1][2] as usize, shapes[level - 1][3] as usize);
+            planes = planes.iter().map(|p| mean_2x2(p, ph, pw)).collect();
+        }
+        let array = json!({
+            "zarr_format": 3,
+            "node_type": "array",
+            "shape": shape,
+            "data_type": "uint8",
+            "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [1, 1, h, w]}},
+            "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+            "fill_value": 0,
+            "codecs": [{"name": "bytes"}],
+            "dimension_names": ["c", "z", "y", "x"]
+        });
+        for (z, p) in planes.iter().enumerate() {
+            let chunk_dir = tmp.join(format!("{level}/c/0/{z}/0"));
+            std::fs::create_dir_all(&chunk_dir)?;
+            std::fs::write(chunk_dir.join("0"), p)?;
+        }
+        std::fs::write(
+            tmp.join(format!("{level}/zarr.json")),
+            serde_json::to_vec_pretty(&array)?,
+        )?;
     }
-    std::fs::write(tmp.join("0/zarr.json"), serde_json::to_vec_pretty(&array)?)?;
     // Group metadata last: an image without it is not an image.
-    std::fs::write(tmp.join("zarr.json"), serde_json::to_vec_pretty(&group)?)?;
+    std::fs::write(
+        tmp.join("zarr.json"),
+        serde_json::to_vec_pretty(&builder.group_zarr_json()?)?,
+    )?;
     if path.exists() {
         std::fs::remove_dir_all(path)?;
     }
     std::fs::rename(&tmp, path)?;
     Ok(())
+}
+
+/// The 2 x 2 mean of a `h` x `w` plane (odd edges averaged over the pixels present), rounded
+/// half up.
+fn mean_2x2(p: &[u8], h: usize, w: usize) -> Vec<u8> {
+    let (oh, ow) = (h.div_ceil(2), w.div_ceil(2));
+    let mut out = Vec::with_capacity(oh * ow);
+    for y in 0..oh {
+        for x in 0..ow {
+            let (mut sum, mut n) = (0u32, 0u32);
+            for yy in 2 * y..(2 * y + 2).min(h) {
+                for xx in 2 * x..(2 * x + 2).min(w) {
+                    sum += u32::from(p[yy * w + xx]);
+                    n += 1;
+                }
+            }
+            out.push(((sum + n / 2) / n) as u8);
+        }
+    }
+    out
 }
 
 /// A synthetic brightfield plane: bright background, a darker disc of "tissue" whose texture

@@ -3,6 +3,7 @@
 //! Exit codes: 0 success (warnings allowed), 1 the dataset has errors, 2 usage or I/O problem.
 
 mod demo;
+mod ome_zarr;
 mod report;
 
 use clap::{Parser, Subcommand};
@@ -19,7 +20,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Validate a BIDS microscopy dataset (`.ome.zarr/` counted as one file).
+    /// Validate a BIDS microscopy dataset, OME-Zarr images included (each `.ome.zarr/` counts as
+    /// one file; its NGFF metadata, arrays and pixel size are checked).
     Validate {
         /// Root folder of the dataset.
         path: PathBuf,
@@ -50,6 +52,11 @@ enum Command {
     },
 }
 
+/// The full validator: BIDS rules plus the OME-Zarr content checks.
+pub(crate) fn validator() -> strata_bids::validate::Validator {
+    strata_bids::validate::Validator::new().with_check(Box::new(ome_zarr::OmeZarrCheck))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
@@ -57,7 +64,8 @@ fn main() -> ExitCode {
             path,
             json,
             verbose,
-        } => strata_bids::validate::validate(&path)
+        } => validator()
+            .validate(&path)
             .map(|r| {
                 report::print(&r, json, verbose);
                 r.has_errors()

@@ -152,3 +152,96 @@ fn demo_rejects_a_bad_subject_label() {
     let err = String::from_utf8_lossy(&r.stderr);
     assert!(err.contains("sub-../etc") || err.contains("`sub-"), "{err}");
 }
+
+#[test]
+fn full_validation_agrees_on_the_public_examples() {
+    for (name, code) in [
+        ("micr_SEM", 0),
+        ("micr_SEMzarr", 0),
+        ("micr_SPIM", 0),
+        ("micr_XPCTzarr", 1),
+    ] {
+        let r = run(strata().arg("validate").arg(examples().join(name)));
+        assert_eq!(
+            r.status.code(),
+            Some(code),
+            "{name}: {}",
+            String::from_utf8_lossy(&r.stdout)
+        );
+    }
+}
+
+/// Writes a demo dataset, breaks it with `mutate`, and returns the error codes reported.
+fn demo_broken(mutate: impl FnOnce(&Path)) -> Vec<String> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("ds");
+    let r = run(strata()
+        .args(["demo", "--json", "--sections", "1", "--out"])
+        .arg(&out));
+    assert_eq!(r.status.code(), Some(0));
+    mutate(&out.join("sub-BB01/micr"));
+    let r = run(strata().args(["validate", "--json"]).arg(&out));
+    assert_eq!(
+        r.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&r.stdout)
+    );
+    let v: Value = serde_json::from_slice(&r.stdout).expect("JSON");
+    v["issues"]
+        .as_array()
+        .expect("issues")
+        .iter()
+        .filter(|i| i["severity"] == "error")
+        .map(|i| i["code"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+const IMAGE: &str = "sub-BB01_sample-0001_stain-Nissl_BF";
+
+fn edit(path: &Path, f: impl FnOnce(&mut Value)) {
+    let mut v: Value = serde_json::from_slice(&std::fs::read(path).expect("read")).expect("json");
+    f(&mut v);
+    std::fs::write(path, serde_json::to_vec(&v).expect("json")).expect("write");
+}
+
+#[test]
+fn ome_zarr_contents_are_checked() {
+    let codes = demo_broken(|micr| {
+        edit(&micr.join(format!("{IMAGE}.json")), |v| {
+            v["PixelSize"] = serde_json::json!([0.25, 0.5, 2.0]);
+        });
+    });
+    assert_eq!(codes, ["PIXEL_SIZE_MISMATCH"]);
+
+    let codes = demo_broken(|micr| {
+        edit(&micr.join(format!("{IMAGE}.ome.zarr/1/zarr.json")), |v| {
+            v["shape"] = serde_json::json!([1, 3, 40, 32]);
+        });
+    });
+    assert!(
+        codes.contains(&"NGFF_DATA_MISMATCH".to_owned()),
+        "{codes:?}"
+    );
+
+    let codes = demo_broken(|micr| {
+        std::fs::write(
+            micr.join(format!("{IMAGE}.ome.zarr/zarr.json")),
+            "{\"zarr_format\": 3,",
+        )
+        .expect("write");
+    });
+    assert_eq!(codes, ["NGFF_METADATA_INVALID"]);
+
+    let codes = demo_broken(|micr| {
+        edit(&micr.join(format!("{IMAGE}.ome.zarr/zarr.json")), |v| {
+            v["attributes"]["ome"]["multiscales"][0]["axes"][3]["type"] = "channel".into();
+        });
+    });
+    assert!(codes.contains(&"NGFF_INVALID".to_owned()), "{codes:?}");
+
+    let codes = demo_broken(|micr| {
+        std::fs::remove_file(micr.join(format!("{IMAGE}.ome.zarr/zarr.json"))).expect("rm");
+    });
+    assert_eq!(codes, ["NGFF_METADATA_MISSING"]);
+}
