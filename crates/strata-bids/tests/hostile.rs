@@ -91,10 +91,10 @@ proptest! {
             if rel.ends_with('/') || p.exists() {
                 continue;
             }
-            if let Some(d) = p.parent() {
-                if std::fs::create_dir_all(d).is_err() {
-                    continue;
-                }
+            if let Some(d) = p.parent()
+                && std::fs::create_dir_all(d).is_err()
+            {
+                continue;
             }
             let _ = std::fs::write(&p, bytes);
         }
