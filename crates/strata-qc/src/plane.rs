@@ -1,0 +1,774 @@
+//! Per-plane metrics, accumulated band by band.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::otsu::otsu_threshold;
+use crate::pixel::{PixelFormat, PlaneGeometry, Samples, rgb8_to_gray, rgb16_to_gray};
+
+/// Tunables of the per-plane and per-stack analysis (not pass/fail thresholds: those are
+/// [`crate::Rules`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QcConfig {
+    /// Edge of the square tiles of the focus map, in pixels (8..=4096). Default 512, the inner
+    /// chunk size of the layout.
+    pub tile_size: usize,
+    /// A tile is a tissue tile when at least this fraction of its pixels is tissue (at or below
+    /// the plane's Otsu threshold). Default 0.5.
+    pub tile_min_tissue: f64,
+    /// A tissue tile is out of focus when its best focus (the largest variance of the Laplacian
+    /// over all planes) is below this fraction of the median best focus of all tissue tiles.
+    /// Default 0.2.
+    pub tile_relative_focus_floor: f64,
+    /// Also count a tissue tile as out of focus when its own focus peak is on the first or last
+    /// plane (its focus lies outside the stack). Only applies to stacks of 3 or more planes.
+    /// Default true.
+    pub tile_edge_peak_is_out_of_focus: bool,
+}
+
+impl Default for QcConfig {
+    fn default() -> Self {
+        Self {
+            tile_size: 512,
+            tile_min_tissue: 0.5,
+            tile_relative_focus_floor: 0.2,
+            tile_edge_peak_is_out_of_focus: true,
+        }
+    }
+}
+
+impl QcConfig {
+    /// Checks the ranges documented on the fields.
+    ///
+    /// # Errors
+    /// [`Error::InvalidGeometry`] naming the bad field.
+    pub fn validate(&self) -> Result<()> {
+        if !(8..=4096).contains(&self.tile_size) {
+            return Err(Error::InvalidGeometry(format!(
+                "tile_size {} outside 8..=4096",
+                self.tile_size
+            )));
+        }
+        if !(0.0..=1.0).contains(&self.tile_min_tissue) {
+            return Err(Error::InvalidGeometry(format!(
+                "tile_min_tissue {} outside 0..=1",
+                self.tile_min_tissue
+            )));
+        }
+        if !(0.0..=1.0).contains(&self.tile_relative_focus_floor) {
+            return Err(Error::InvalidGeometry(format!(
+                "tile_relative_focus_floor {} outside 0..=1",
+                self.tile_relative_focus_floor
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Focus measures of one plane. All filters use OpenCV's default border,
+/// `BORDER_REFLECT_101` (`gfedcb|abcdefgh|gfedcba`; a 1-pixel dimension reflects onto itself).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FocusMetrics {
+    /// Population variance of the Laplacian `[[0,1,0],[1,-4,1],[0,1,0]]` over all pixels
+    /// (`cv2.Laplacian(img, cv2.CV_64F).var()`). The primary focus measure: it picks the best
+    /// plane.
+    pub variance_of_laplacian: f64,
+    /// Tenengrad: mean over all pixels of `Gx^2 + Gy^2`, with `Gx`, `Gy` the 3x3 Sobel
+    /// derivatives (`cv2.Sobel(img, cv2.CV_64F, 1, 0)` and `(0, 1)`), no threshold.
+    pub tenengrad: f64,
+    /// Brenner: mean over all pixels with `x + 2 < width` of `(I[y][x+2] - I[y][x])^2`
+    /// (horizontal, no threshold, no border); 0 when the width is below 3.
+    pub brenner: f64,
+    /// Normalised gray-level variance: population variance of the intensities divided by their
+    /// mean; 0 for an all-black plane.
+    pub normalized_variance: f64,
+    /// Modified Laplacian (Nayar): mean over all pixels of `|2I - I_left - I_right| + |2I -
+    /// I_up - I_down|`, with the border reflected.
+    pub modified_laplacian: f64,
+}
+
+/// Exposure measures of one plane (on luminance for RGB input).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ExposureMetrics {
+    /// Mean intensity.
+    pub mean: f64,
+    /// Population standard deviation of the intensities.
+    pub std: f64,
+    /// Smallest intensity.
+    pub min: u32,
+    /// Largest intensity.
+    pub max: u32,
+    /// Fraction of pixels at or above the saturation value ([`PlaneGeometry::max_value`],
+    /// by default 255 or 65535).
+    pub saturated_fraction: f64,
+    /// Fraction of pixels equal to 0.
+    pub black_fraction: f64,
+    /// RMS contrast: `std / max_value` (standard deviation of the intensities scaled to 0..1).
+    pub rms_contrast: f64,
+    /// Michelson contrast `(max - min) / (max + min)`; 0 for an all-black plane.
+    pub michelson_contrast: f64,
+}
+
+/// Tissue detection on one plane (brightfield: tissue is darker than the bright background).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TissueMetrics {
+    /// Otsu threshold, identical to `skimage.filters.threshold_otsu` on the integer plane.
+    pub otsu_threshold: u32,
+    /// Fraction of pixels at or below the threshold; 0 when the plane has a single value.
+    pub tissue_fraction: f64,
+}
+
+/// All scalar metrics of one plane.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PlaneMetrics {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// Focus measures.
+    pub focus: FocusMetrics,
+    /// Exposure measures.
+    pub exposure: ExposureMetrics,
+    /// Tissue detection.
+    pub tissue: TissueMetrics,
+}
+
+/// One tile of the per-plane focus map.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TileStat {
+    /// Variance of the Laplacian over the tile's pixels (the Laplacian is computed on the whole
+    /// plane, so tile edges see their true neighbours).
+    pub focus: f64,
+    /// The tile's intensity quantile at [`QcConfig::tile_min_tissue`]: the smallest value `q`
+    /// such that at least that fraction of the tile's pixels is `<= q`. The tile is tissue when
+    /// `q <= otsu_threshold`. Exact for 8-bit data; for 16-bit data it is the upper edge of its
+    /// 16-value bin (so a tile is classified as tissue conservatively).
+    pub tissue_quantile: u32,
+}
+
+/// The per-tile map of one plane, tiles in row-major order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TileMap {
+    /// Tile edge in pixels (the last column and row may be smaller).
+    pub tile_size: usize,
+    /// Tiles per row.
+    pub cols: usize,
+    /// Tile rows.
+    pub rows: usize,
+    /// `cols * rows` tiles.
+    pub tiles: Vec<TileStat>,
+}
+
+impl TileMap {
+    /// Whether tile `i` is a tissue tile at Otsu threshold `threshold`.
+    #[must_use]
+    pub fn is_tissue(&self, i: usize, threshold: u32) -> bool {
+        self.tiles
+            .get(i)
+            .is_some_and(|t| t.tissue_quantile <= threshold)
+    }
+}
+
+/// Everything QC keeps of one plane: its metrics and its tile map.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlaneQc {
+    /// Scalar metrics.
+    pub metrics: PlaneMetrics,
+    /// Per-tile focus and tissue map.
+    pub tiles: TileMap,
+}
+
+/// Computes the metrics of a whole plane held in memory (the same code path as feeding it as
+/// one band).
+///
+/// # Errors
+/// As [`PlaneAccumulator::new`] and [`PlaneAccumulator::push_band`].
+pub fn analyze_plane(
+    geometry: PlaneGeometry,
+    samples: Samples<'_>,
+    config: &QcConfig,
+) -> Result<PlaneQc> {
+    let mut acc = PlaneAccumulator::new(geometry, config)?;
+    acc.push_band(samples)?;
+    acc.finish()
+}
+
+/// Accumulates the metrics of one plane from bands of full-width rows fed in order.
+///
+/// Memory: two carried rows (the 3x3 filters' halo), the histogram (256 or 65536 counters),
+/// per-tile counters for one row of tiles, and one [`TileStat`] per tile. All sums are exact
+/// integers (`u128`/`i128`), so any band split gives bit-identical results.
+#[derive(Debug)]
+pub struct PlaneAccumulator {
+    inner: Inner,
+}
+
+#[derive(Debug)]
+enum Inner {
+    U8(Acc<u8>),
+    U16(Acc<u16>),
+}
+
+impl PlaneAccumulator {
+    /// Starts a plane.
+    ///
+    /// # Errors
+    /// [`Error::InvalidGeometry`] if the geometry or the configuration is invalid.
+    pub fn new(geometry: PlaneGeometry, config: &QcConfig) -> Result<Self> {
+        geometry.validate()?;
+        config.validate()?;
+        let inner = match geometry.format {
+            PixelFormat::Gray8 | PixelFormat::Rgb8 => Inner::U8(Acc::new(geometry, config)),
+            PixelFormat::Gray16 | PixelFormat::Rgb16 => Inner::U16(Acc::new(geometry, config)),
+        };
+        Ok(Self { inner })
+    }
+
+    /// The plane's geometry.
+    #[must_use]
+    pub fn geometry(&self) -> PlaneGeometry {
+        match &self.inner {
+            Inner::U8(a) => a.geometry,
+            Inner::U16(a) => a.geometry,
+        }
+    }
+
+    /// Rows received so far (the `y0` the next band must start at).
+    #[must_use]
+    pub fn rows_received(&self) -> usize {
+        match &self.inner {
+            Inner::U8(a) => a.rows_received,
+            Inner::U16(a) => a.rows_received,
+        }
+    }
+
+    /// Feeds the next band: whole rows, `rows * width * channels` samples. An empty band is
+    /// accepted and ignored.
+    ///
+    /// # Errors
+    /// [`Error::InvalidBand`] if the sample type does not match the format, the length is not a
+    /// whole number of rows, or the band runs past the last row.
+    pub fn push_band(&mut self, samples: Samples<'_>) -> Result<()> {
+        match (&mut self.inner, samples) {
+            (Inner::U8(a), Samples::U8(s)) => a.push(s, rgb8_to_gray),
+            (Inner::U16(a), Samples::U16(s)) => a.push(s, rgb16_to_gray),
+            (inner, _) => {
+                let (geometry, y0) = match inner {
+                    Inner::U8(a) => (a.geometry, a.rows_received),
+                    Inner::U16(a) => (a.geometry, a.rows_received),
+                };
+                Err(Error::InvalidBand {
+                    plane: 0,
+                    y0,
+                    reason: format!(
+                        "sample type does not match pixel format {:?}",
+                        geometry.format
+                    ),
+                })
+            }
+        }
+    }
+
+    /// Finishes the plane and computes its metrics.
+    ///
+    /// # Errors
+    /// [`Error::IncompletePlane`] if not all rows were fed.
+    pub fn finish(self) -> Result<PlaneQc> {
+        match self.inner {
+            Inner::U8(a) => a.finish(),
+            Inner::U16(a) => a.finish(),
+        }
+    }
+}
+
+/// Integer sample types.
+trait Sample: Copy + Default + std::fmt::Debug + Send + Sync + 'static {
+    /// Histogram bins of the full range.
+    const BINS: usize;
+    /// Right shift from a value to its tile-histogram bin.
+    const TILE_SHIFT: u32;
+    fn v(self) -> i64;
+    fn idx(self) -> usize;
+}
+
+impl Sample for u8 {
+    const BINS: usize = 256;
+    const TILE_SHIFT: u32 = 0;
+    #[inline(always)]
+    fn v(self) -> i64 {
+        i64::from(self)
+    }
+    #[inline(always)]
+    fn idx(self) -> usize {
+        usize::from(self)
+    }
+}
+
+impl Sample for u16 {
+    const BINS: usize = 65536;
+    const TILE_SHIFT: u32 = 4;
+    #[inline(always)]
+    fn v(self) -> i64 {
+        i64::from(self)
+    }
+    #[inline(always)]
+    fn idx(self) -> usize {
+        usize::from(self)
+    }
+}
+
+/// Per-tile sums for the current row of tiles.
+#[derive(Debug, Clone, Copy, Default)]
+struct TileSums {
+    lap: i64,
+    lap2: u64,
+    grad2: u64,
+    ml: u64,
+    n: u64,
+}
+
+impl TileSums {
+    #[inline(always)]
+    fn add(&mut self, (l, g, m): (i64, i64, i64)) {
+        self.lap += l;
+        self.lap2 += (l * l) as u64;
+        self.grad2 += g as u64;
+        self.ml += m as u64;
+    }
+}
+
+#[derive(Debug, Default)]
+struct Totals {
+    lap: i128,
+    lap2: u128,
+    grad2: u128,
+    ml: u128,
+    brenner: u128,
+    brenner_n: u64,
+}
+
+#[derive(Debug)]
+struct Stats {
+    width: usize,
+    height: usize,
+    tile_size: usize,
+    tile_cols: usize,
+    tile_quantile: f64,
+    hist: Vec<u64>,
+    tile_bins: usize,
+    tile_hist: Vec<u32>,
+    tile_sums: Vec<TileSums>,
+    totals: Totals,
+    tiles: Vec<TileStat>,
+}
+
+#[derive(Debug)]
+struct Acc<T: Sample> {
+    geometry: PlaneGeometry,
+    rows_received: usize,
+    /// The last two rows received: `carry[..w]` the older, `carry[w..]` the newer.
+    carry: Vec<T>,
+    carried: usize,
+    /// Next row whose filters have not been evaluated.
+    next_out: usize,
+    gray: Vec<T>,
+    stats: Stats,
+}
+
+impl<T: Sample> Acc<T> {
+    fn new(geometry: PlaneGeometry, config: &QcConfig) -> Self {
+        let w = geometry.width;
+        let tile_cols = w.div_ceil(config.tile_size);
+        let tile_bins = T::BINS >> T::TILE_SHIFT;
+        Self {
+            geometry,
+            rows_received: 0,
+            carry: vec![T::default(); 2 * w],
+            carried: 0,
+            next_out: 0,
+            gray: Vec::new(),
+            stats: Stats {
+                width: w,
+                height: geometry.height,
+                tile_size: config.tile_size,
+                tile_cols,
+                tile_quantile: config.tile_min_tissue,
+                hist: vec![0; T::BINS],
+                tile_bins,
+                tile_hist: vec![0; tile_cols * tile_bins],
+                tile_sums: vec![TileSums::default(); tile_cols],
+                totals: Totals::default(),
+                tiles: Vec::with_capacity(tile_cols * geometry.height.div_ceil(config.tile_size)),
+            },
+        }
+    }
+
+    fn push(&mut self, samples: &[T], to_gray: fn(&[T], &mut Vec<T>)) -> Result<()> {
+        let w = self.geometry.width;
+        let ch = self.geometry.format.channels();
+        let row_len = w * ch;
+        let y0 = self.rows_received;
+        let bad = |reason: String| Error::InvalidBand {
+            plane: 0,
+            y0,
+            reason,
+        };
+        if samples.is_empty() {
+            return Ok(());
+        }
+        if samples.len() % row_len != 0 {
+            return Err(bad(format!(
+                "{} samples is not a whole number of rows of {row_len}",
+                samples.len()
+            )));
+        }
+        let n = samples.len() / row_len;
+        if y0 + n > self.geometry.height {
+            return Err(bad(format!(
+                "{n} rows run past the plane's height {}",
+                self.geometry.height
+            )));
+        }
+        if ch == 1 {
+            self.push_gray(samples);
+        } else {
+            let mut gray = std::mem::take(&mut self.gray);
+            to_gray(samples, &mut gray);
+            self.push_gray(&gray);
+            self.gray = gray;
+        }
+        Ok(())
+    }
+
+    fn push_gray(&mut self, band: &[T]) {
+        let w = self.geometry.width;
+        let h = self.geometry.height;
+        let r0 = self.rows_received;
+        let n = band.len() / w;
+        let end = r0 + n;
+        let carried = self.carried;
+        let carry = &self.carry;
+        let row = |i: usize| -> &[T] {
+            if i >= r0 {
+                &band[(i - r0) * w..(i - r0 + 1) * w]
+            } else {
+                // i is r0 - 1 (newer) or r0 - 2 (older, only when two rows are carried).
+                let back = r0 - i;
+                debug_assert!(back <= carried);
+                if back == 1 { &carry[w..] } else { &carry[..w] }
+            }
+        };
+        let reflect_up = |y: usize| if y == 0 { usize::from(h > 1) } else { y - 1 };
+        // Rows whose lower neighbour is now available.
+        let mut y = self.next_out;
+        while y + 1 < end {
+            self.stats.row(row(reflect_up(y)), row(y), row(y + 1), y);
+            y += 1;
+        }
+        if end == h {
+            // Last row: its lower neighbour reflects to h - 2 (or itself when h == 1).
+            let down = if h > 1 { h - 2 } else { h - 1 };
+            self.stats
+                .row(row(reflect_up(h - 1)), row(h - 1), row(down), h - 1);
+            y = h;
+        }
+        self.next_out = y;
+        // Keep the last two rows.
+        if n >= 2 {
+            self.carry[..w].copy_from_slice(&band[(n - 2) * w..(n - 1) * w]);
+            self.carry[w..].copy_from_slice(&band[(n - 1) * w..]);
+        } else {
+            self.carry.copy_within(w.., 0);
+            self.carry[w..].copy_from_slice(&band[..w]);
+        }
+        self.carried = (carried + n).min(2);
+        self.rows_received = end;
+    }
+
+    fn finish(self) -> Result<PlaneQc> {
+        let g = self.geometry;
+        if self.rows_received != g.height {
+            return Err(Error::IncompletePlane {
+                plane: 0,
+                received: self.rows_received,
+                height: g.height,
+            });
+        }
+        Ok(self.stats.finish(g))
+    }
+}
+
+/// Filter responses at one pixel given its 3x3 neighbourhood columns (left, centre, right) of
+/// the rows above, at and below.
+#[inline(always)]
+fn pixel(u: [i64; 3], m: [i64; 3], d: [i64; 3]) -> (i64, i64, i64) {
+    let lap = u[1] + d[1] + m[0] + m[2] - 4 * m[1];
+    let gx = (u[2] - u[0]) + 2 * (m[2] - m[0]) + (d[2] - d[0]);
+    let gy = (d[0] + 2 * d[1] + d[2]) - (u[0] + 2 * u[1] + u[2]);
+    let ml = (2 * m[1] - m[0] - m[2]).abs() + (2 * m[1] - u[1] - d[1]).abs();
+    (lap, gx * gx + gy * gy, ml)
+}
+
+impl Stats {
+    /// Evaluates row `y` (`mid`) with its upper and lower neighbours.
+    fn row<T: Sample>(&mut self, up: &[T], mid: &[T], down: &[T], y: usize) {
+        let w = self.width;
+        for &v in mid {
+            self.hist[v.idx()] += 1;
+        }
+        if w >= 3 {
+            let mut b = 0u64;
+            for (a, c) in mid.iter().zip(&mid[2..]) {
+                let d = c.v() - a.v();
+                b += (d * d) as u64;
+            }
+            self.totals.brenner += u128::from(b);
+            self.totals.brenner_n += (w - 2) as u64;
+        }
+        let ts = self.tile_size;
+        for tc in 0..self.tile_cols {
+            let xs = tc * ts;
+            let xe = ((tc + 1) * ts).min(w);
+            let th = &mut self.tile_hist[tc * self.tile_bins..(tc + 1) * self.tile_bins];
+            for &v in &mid[xs..xe] {
+                th[v.idx() >> T::TILE_SHIFT] += 1;
+            }
+            let mut acc = TileSums::default();
+            let at = |r: &[T], x: usize| r[x].v();
+            let col = |r: &[T], xl: usize, x: usize, xr: usize| [at(r, xl), at(r, x), at(r, xr)];
+            if w == 1 {
+                acc.add(pixel(
+                    col(up, 0, 0, 0),
+                    col(mid, 0, 0, 0),
+                    col(down, 0, 0, 0),
+                ));
+            } else {
+                if xs == 0 {
+                    acc.add(pixel(
+                        col(up, 1, 0, 1),
+                        col(mid, 1, 0, 1),
+                        col(down, 1, 0, 1),
+                    ));
+                }
+                let is = xs.max(1);
+                let ie = xe.min(w - 1);
+                if is < ie {
+                    let (u, m, d) = (&up[is - 1..=ie], &mid[is - 1..=ie], &down[is - 1..=ie]);
+                    let (mut l1, mut l2, mut g2, mut m1) = (0i64, 0u64, 0u64, 0u64);
+                    for ((u, m), d) in u.windows(3).zip(m.windows(3)).zip(d.windows(3)) {
+                        let (l, g, mm) = pixel(
+                            [u[0].v(), u[1].v(), u[2].v()],
+                            [m[0].v(), m[1].v(), m[2].v()],
+                            [d[0].v(), d[1].v(), d[2].v()],
+                        );
+                        l1 += l;
+                        l2 += (l * l) as u64;
+                        g2 += g as u64;
+                        m1 += mm as u64;
+                    }
+                    acc.lap += l1;
+                    acc.lap2 += l2;
+                    acc.grad2 += g2;
+                    acc.ml += m1;
+                }
+                if xe == w {
+                    let (a, b) = (w - 2, w - 1);
+                    acc.add(pixel(
+                        col(up, a, b, a),
+                        col(mid, a, b, a),
+                        col(down, a, b, a),
+                    ));
+                }
+            }
+            let s = &mut self.tile_sums[tc];
+            s.lap += acc.lap;
+            s.lap2 += acc.lap2;
+            s.grad2 += acc.grad2;
+            s.ml += acc.ml;
+            s.n += (xe - xs) as u64;
+        }
+        if (y + 1) % ts == 0 || y + 1 == self.height {
+            self.flush_tiles::<T>();
+        }
+    }
+
+    /// Closes the current row of tiles.
+    fn flush_tiles<T: Sample>(&mut self) {
+        for tc in 0..self.tile_cols {
+            let s = std::mem::take(&mut self.tile_sums[tc]);
+            let th = &mut self.tile_hist[tc * self.tile_bins..(tc + 1) * self.tile_bins];
+            let target = self.tile_quantile * s.n as f64;
+            let mut cum = 0u64;
+            let mut q = th.len() - 1;
+            for (b, &c) in th.iter().enumerate() {
+                cum += u64::from(c);
+                if c > 0 && cum as f64 >= target {
+                    q = b;
+                    break;
+                }
+            }
+            th.fill(0);
+            let quantile = ((q as u32) << T::TILE_SHIFT) | ((1u32 << T::TILE_SHIFT) - 1);
+            self.tiles.push(TileStat {
+                focus: variance(s.n, i128::from(s.lap), u128::from(s.lap2)),
+                tissue_quantile: quantile,
+            });
+            self.totals.lap += i128::from(s.lap);
+            self.totals.lap2 += u128::from(s.lap2);
+            self.totals.grad2 += u128::from(s.grad2);
+            self.totals.ml += u128::from(s.ml);
+        }
+    }
+
+    fn finish(self, g: PlaneGeometry) -> PlaneQc {
+        let n = g.pixels();
+        let nf = n as f64;
+        let (mut s1, mut s2) = (0u128, 0u128);
+        for (v, &c) in self.hist.iter().enumerate() {
+            let (v, c) = (v as u128, u128::from(c));
+            s1 += v * c;
+            s2 += v * v * c;
+        }
+        let min = self.hist.iter().position(|&c| c > 0).unwrap_or(0) as u32;
+        let max = self.hist.iter().rposition(|&c| c > 0).unwrap_or(0) as u32;
+        let mean = s1 as f64 / nf;
+        let var = variance(n, s1 as i128, s2);
+        let std = var.sqrt();
+        let saturated: u64 = self.hist[g.max_value as usize..].iter().sum();
+        let threshold = otsu_threshold(&self.hist).unwrap_or(0);
+        let tissue: u64 = if min == max {
+            0
+        } else {
+            self.hist[..=threshold as usize].iter().sum()
+        };
+        let t = &self.totals;
+        let metrics = PlaneMetrics {
+            width: g.width,
+            height: g.height,
+            focus: FocusMetrics {
+                variance_of_laplacian: variance(n, t.lap, t.lap2),
+                tenengrad: t.grad2 as f64 / nf,
+                brenner: if t.brenner_n == 0 {
+                    0.0
+                } else {
+                    t.brenner as f64 / t.brenner_n as f64
+                },
+                normalized_variance: if s1 == 0 { 0.0 } else { var / mean },
+                modified_laplacian: t.ml as f64 / nf,
+            },
+            exposure: ExposureMetrics {
+                mean,
+                std,
+                min,
+                max,
+                saturated_fraction: saturated as f64 / nf,
+                black_fraction: self.hist[0] as f64 / nf,
+                rms_contrast: std / f64::from(g.max_value),
+                michelson_contrast: if max + min == 0 {
+                    0.0
+                } else {
+                    f64::from(max - min) / f64::from(max + min)
+                },
+            },
+            tissue: TissueMetrics {
+                otsu_threshold: threshold,
+                tissue_fraction: tissue as f64 / nf,
+            },
+        };
+        PlaneQc {
+            metrics,
+            tiles: TileMap {
+                tile_size: self.tile_size,
+                cols: self.tile_cols,
+                rows: g.height.div_ceil(self.tile_size),
+                tiles: self.tiles,
+            },
+        }
+    }
+}
+
+/// Population variance from exact integer sums: `(n * s2 - s1^2) / n^2`, with the numerator
+/// computed exactly in 128-bit integers (one rounding to `f64`, then one division).
+fn variance(n: u64, s1: i128, s2: u128) -> f64 {
+    if n == 0 {
+        return 0.0;
+    }
+    let s1a = s1.unsigned_abs();
+    let num = u128::from(n)
+        .checked_mul(s2)
+        .zip(s1a.checked_mul(s1a))
+        .map(|(a, b)| a.saturating_sub(b));
+    let nf = n as f64;
+    match num {
+        Some(num) => num as f64 / (nf * nf),
+        None => {
+            let mean = s1 as f64 / nf;
+            (s2 as f64 / nf - mean * mean).max(0.0)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gray8(w: usize, h: usize, data: &[u8]) -> PlaneQc {
+        analyze_plane(
+            PlaneGeometry::new(w, h, PixelFormat::Gray8),
+            Samples::U8(data),
+            &QcConfig::default(),
+        )
+        .expect("valid plane")
+    }
+
+    #[test]
+    fn one_pixel_plane() {
+        let q = gray8(1, 1, &[200]);
+        assert_eq!(q.metrics.focus.variance_of_laplacian, 0.0);
+        assert_eq!(q.metrics.focus.brenner, 0.0);
+        assert_eq!(q.metrics.exposure.mean, 200.0);
+        assert_eq!(q.metrics.tissue.otsu_threshold, 200);
+        assert_eq!(q.metrics.tissue.tissue_fraction, 0.0);
+        assert_eq!(q.tiles.tiles.len(), 1);
+    }
+
+    #[test]
+    fn one_row_laplacian_matches_opencv() {
+        // cv2.Laplacian(np.array([[202,195,36,125,65]], np.uint8), cv2.CV_64F)
+        // == [-14, -152, 248, -149, 120]
+        let q = gray8(5, 1, &[202, 195, 36, 125, 65]);
+        let l = [-14f64, -152., 248., -149., 120.];
+        let mean = l.iter().sum::<f64>() / 5.0;
+        let var = l.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 5.0;
+        assert!((q.metrics.focus.variance_of_laplacian - var).abs() < 1e-9 * var);
+    }
+
+    #[test]
+    fn u16_saturation_and_black() {
+        let data = [0u16, 65535, 65535, 1000];
+        let q = analyze_plane(
+            PlaneGeometry::new(2, 2, PixelFormat::Gray16),
+            Samples::U16(&data),
+            &QcConfig::default(),
+        )
+        .expect("valid");
+        assert_eq!(q.metrics.exposure.saturated_fraction, 0.5);
+        assert_eq!(q.metrics.exposure.black_fraction, 0.25);
+        assert_eq!(q.metrics.exposure.michelson_contrast, 1.0);
+    }
+
+    #[test]
+    fn bad_bands_are_errors() {
+        let g = PlaneGeometry::new(4, 2, PixelFormat::Gray8);
+        let mut a = PlaneAccumulator::new(g, &QcConfig::default()).expect("valid");
+        assert!(a.push_band(Samples::U8(&[1, 2, 3])).is_err());
+        assert!(a.push_band(Samples::U16(&[1, 2, 3, 4])).is_err());
+        assert!(a.push_band(Samples::U8(&[0; 12])).is_err());
+        a.push_band(Samples::U8(&[0; 4])).expect("one row");
+        assert!(matches!(
+            a.finish(),
+            Err(Error::IncompletePlane { received: 1, .. })
+        ));
+    }
+}
