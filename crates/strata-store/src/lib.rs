@@ -1,0 +1,43 @@
+//! Storage for Strata: one small, object-safe async store trait over POSIX/GPFS, object
+//! storage (S3 and any other [`object_store`] backend) and single-file OME-Zarr zip archives
+//! (`.ozx`), with zarrs integration and usage accounting.
+//!
+//! The traits are split by capability ([`ReadableStore`], [`WritableStore`],
+//! [`ListableStore`]; [`Store`] has all three) over validated [`StoreKey`]s and
+//! [`bytes::Bytes`]. Every write is published atomically: a reader sees the old object or
+//! the whole new one, never a part (temp file + rename on POSIX, single PUT or completed
+//! multipart upload on object storage, the central directory in a zip archive).
+//!
+//! ```
+//! # async fn demo() -> strata_store::Result<()> {
+//! use strata_store::{PosixStore, ReadableStore, StoreKey, WritableStore};
+//! let dir = std::env::temp_dir().join("strata-store-doc");
+//! let store = PosixStore::create(&dir, Default::default())?;
+//! let key = StoreKey::new("img.ome.zarr/zarr.json")?;
+//! store.put(&key, bytes::Bytes::from_static(b"{}")).await?;
+//! assert_eq!(&store.get(&key).await?[..], b"{}");
+//! # Ok(()) }
+//! ```
+
+mod error;
+mod key;
+#[cfg(feature = "object-store")]
+mod object;
+mod posix;
+mod traits;
+
+pub use bytes::Bytes;
+pub use error::{BoxError, Error, Result};
+pub use key::StoreKey;
+#[cfg(feature = "object-store")]
+pub use object::{DEFAULT_PART_SIZE, ObjectStoreBackend, S3Options};
+#[cfg(feature = "object-store")]
+pub use object_store;
+pub use posix::{FsyncPolicy, PosixOptions, PosixStore};
+pub use traits::{
+    ByteRange, DynListableStore, DynReadableStore, DynStore, DynWritableStore, ListableStore,
+    ObjectMeta, PutStream, ReadableStore, Store, StoreExt, Usage, WritableStore, WritableStoreExt,
+};
+
+#[cfg(feature = "conformance")]
+pub mod conformance;

@@ -1,0 +1,654 @@
+//! POSIX / GPFS backend: one file per object under a root directory.
+//!
+//! Writes go to a hidden temporary file in the destination directory
+//! (`.<name>.strata-tmp-<pid>-<n>`) and are renamed over the destination, so readers never
+//! see a partial object and listings (and BIDS validators, which skip dot files) never see
+//! the temporary. Blocking file-system calls run on tokio's blocking pool, so independent
+//! objects are read and written in parallel.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::error::{Error, Result};
+use crate::key::{StoreKey, TEMP_MARKER};
+use crate::traits::{
+    ByteRange, ListableStore, ObjectMeta, PutStream, ReadableStore, Usage, WritableStore,
+};
+
+/// When written data is forced to stable storage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FsyncPolicy {
+    /// Never call fsync: fastest; a crash may lose recent objects (never expose partial ones
+    /// on file systems that order rename after data, as GPFS and ext4 with `data=ordered` do).
+    None,
+    /// fsync each file before it is renamed into place.
+    #[default]
+    File,
+    /// fsync each file, then its directory after the rename: the object survives a crash as
+    /// soon as `put` returns.
+    FileAndDir,
+}
+
+/// Options of a [`PosixStore`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct PosixOptions {
+    /// When data is synced to disk.
+    pub fsync: FsyncPolicy,
+    /// Streaming writes are collected until this many bytes are pending and then written in
+    /// one blocking call (large sequential writes suit GPFS).
+    pub write_buffer: usize,
+}
+
+impl Default for PosixOptions {
+    fn default() -> Self {
+        Self {
+            fsync: FsyncPolicy::default(),
+            write_buffer: 8 << 20,
+        }
+    }
+}
+
+impl PosixOptions {
+    /// Sets the fsync policy.
+    #[must_use]
+    pub fn fsync(mut self, fsync: FsyncPolicy) -> Self {
+        self.fsync = fsync;
+        self
+    }
+
+    /// Sets the streaming write buffer size in bytes (at least 4 KiB).
+    #[must_use]
+    pub fn write_buffer(mut self, bytes: usize) -> Self {
+        self.write_buffer = bytes.max(4096);
+        self
+    }
+}
+
+/// A store of files under a root directory (POSIX file systems, GPFS, Lustre, NFS).
+///
+/// Keys never leave the root: key validation rejects `..` and absolute keys, and a symlink
+/// whose target lies outside the root makes the operation fail with
+/// [`Error::OutsideRoot`].
+#[derive(Clone, Debug)]
+pub struct PosixStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    root: PathBuf,
+    options: PosixOptions,
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn io_err(op: &'static str, key: &str, path: &Path, source: io::Error) -> Error {
+    Error::Io {
+        op,
+        key: key.to_owned(),
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn join_err(op: &'static str, key: &str, e: tokio::task::JoinError) -> Error {
+    Error::Io {
+        op,
+        key: key.to_owned(),
+        path: PathBuf::new(),
+        source: io::Error::other(e),
+    }
+}
+
+fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.') && name.contains(TEMP_MARKER)
+}
+
+impl PosixStore {
+    /// Opens a store at an existing directory with default options.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when `root` is not an existing directory.
+    pub fn open(root: impl AsRef<Path>) -> Result<Self> {
+        Self::with_options(root, PosixOptions::default())
+    }
+
+    /// Creates `root` (and its parents) if needed and opens a store there.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the directory cannot be created.
+    pub fn create(root: impl AsRef<Path>, options: PosixOptions) -> Result<Self> {
+        let root = root.as_ref();
+        fs::create_dir_all(root).map_err(|e| io_err("create", "", root, e))?;
+        Self::with_options(root, options)
+    }
+
+    /// Opens a store at an existing directory.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when `root` is not an existing directory.
+    pub fn with_options(root: impl AsRef<Path>, options: PosixOptions) -> Result<Self> {
+        let given = root.as_ref();
+        let root = fs::canonicalize(given).map_err(|e| Error::Config {
+            reason: format!("store root {given:?} cannot be opened ({e}); create the directory first or use PosixStore::create"),
+        })?;
+        if !root.is_dir() {
+            return Err(Error::Config {
+                reason: format!("store root {given:?} is not a directory"),
+            });
+        }
+        Ok(Self {
+            inner: Arc::new(Inner { root, options }),
+        })
+    }
+
+    /// The canonical root directory.
+    #[must_use]
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// The file a key is stored in.
+    #[must_use]
+    pub fn path_of(&self, key: &StoreKey) -> PathBuf {
+        self.inner.path_of(key)
+    }
+
+    async fn blocking<T, F>(&self, op: &'static str, key: &StoreKey, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner, &str) -> Result<T> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        let k = key.to_string();
+        tokio::task::spawn_blocking(move || f(&inner, &k))
+            .await
+            .map_err(|e| join_err(op, key.as_str(), e))?
+    }
+}
+
+impl Inner {
+    fn path_of(&self, key: &StoreKey) -> PathBuf {
+        let mut p = self.root.clone();
+        p.extend(key.segments());
+        p
+    }
+
+    fn path_of_str(&self, key: &str) -> PathBuf {
+        let mut p = self.root.clone();
+        p.extend(key.split('/'));
+        p
+    }
+
+    /// Checks that no existing component of `key`'s path is a symlink leading outside the
+    /// root.
+    fn check_inside(&self, key: &str) -> Result<PathBuf> {
+        let mut p = self.root.clone();
+        for seg in key.split('/') {
+            p.push(seg);
+            match fs::symlink_metadata(&p) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    let resolved = match fs::canonicalize(&p) {
+                        Ok(r) => r,
+                        // A dangling link: resolve its target text for the message.
+                        Err(_) => fs::read_link(&p).unwrap_or_else(|_| p.clone()),
+                    };
+                    if !resolved.starts_with(&self.root) {
+                        return Err(Error::OutsideRoot {
+                            key: key.to_owned(),
+                            root: self.root.clone(),
+                            resolved,
+                        });
+                    }
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                Err(e) if e.kind() == io::ErrorKind::NotADirectory => break,
+                Err(e) => return Err(io_err("resolve", key, &p, e)),
+            }
+        }
+        Ok(self.path_of_str(key))
+    }
+
+    fn not_found(&self, key: &str) -> Error {
+        Error::NotFound {
+            key: key.to_owned(),
+            store: format!("POSIX store {:?}", self.root),
+        }
+    }
+
+    fn open_file(&self, op: &'static str, key: &str) -> Result<(File, u64)> {
+        let path = self.check_inside(key)?;
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return Err(self.not_found(key));
+            }
+            Err(e) => return Err(io_err(op, key, &path, e)),
+        };
+        let meta = file.metadata().map_err(|e| io_err(op, key, &path, e))?;
+        if !meta.is_file() {
+            return Err(self.not_found(key));
+        }
+        Ok((file, meta.len()))
+    }
+
+    fn temp_path(&self, target: &Path) -> PathBuf {
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        target.with_file_name(format!(".{name}{TEMP_MARKER}{}-{n}", std::process::id()))
+    }
+
+    /// Creates the parent directories of `key` and a temporary file beside its target.
+    fn create_temp(&self, op: &'static str, key: &str) -> Result<(File, PathBuf, PathBuf)> {
+        let target = self.check_inside(key)?;
+        let parent = target.parent().unwrap_or(&self.root).to_owned();
+        let temp = self.temp_path(&target);
+        // A concurrent delete may prune the freshly created directory: retry a few times.
+        let mut last = None;
+        for _ in 0..4 {
+            if let Err(e) = fs::create_dir_all(&parent) {
+                return Err(io_err(op, key, &parent, e));
+            }
+            // The directories now exist: check again that none of them escapes.
+            self.check_inside(key)?;
+            match fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&temp)
+            {
+                Ok(f) => return Ok((f, temp, target)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => last = Some(e),
+                Err(e) => return Err(io_err(op, key, &temp, e)),
+            }
+        }
+        Err(io_err(
+            op,
+            key,
+            &temp,
+            last.unwrap_or_else(|| io::Error::other("cannot create temporary file")),
+        ))
+    }
+
+    /// Syncs and renames a finished temporary file into place.
+    fn publish(
+        &self,
+        op: &'static str,
+        key: &str,
+        file: File,
+        temp: &Path,
+        target: &Path,
+    ) -> Result<()> {
+        let result = (|| {
+            if self.options.fsync != FsyncPolicy::None {
+                file.sync_all().map_err(|e| io_err(op, key, temp, e))?;
+            }
+            drop(file);
+            if target.is_dir() {
+                return Err(io_err(
+                    op,
+                    key,
+                    target,
+                    io::Error::other("a directory (a prefix of other keys) exists under this key"),
+                ));
+            }
+            fs::rename(temp, target).map_err(|e| io_err(op, key, target, e))?;
+            if self.options.fsync == FsyncPolicy::FileAndDir
+                && let Some(dir) = target.parent()
+            {
+                File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| io_err(op, key, dir, e))?;
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(temp);
+        }
+        result
+    }
+
+    /// Removes empty directories from `dir` up to (not including) the root.
+    fn prune(&self, mut dir: &Path) {
+        while dir != self.root && dir.starts_with(&self.root) {
+            if fs::remove_dir(dir).is_err() {
+                break;
+            }
+            match dir.parent() {
+                Some(p) => dir = p,
+                None => break,
+            }
+        }
+    }
+
+    /// Walks `dir`, calling `f(key, size)` for each object; returns (files, dirs) seen,
+    /// temporaries included, for inode accounting.
+    fn walk(
+        &self,
+        dir: &Path,
+        key_prefix: &str,
+        f: &mut dyn FnMut(String, u64),
+    ) -> Result<(u64, u64)> {
+        let mut files = 0;
+        let mut dirs = 0;
+        let entries = match fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return Ok((0, 0));
+            }
+            Err(e) => return Err(io_err("list", key_prefix, dir, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| io_err("list", key_prefix, dir, e))?;
+            let path = entry.path();
+            let ft = entry
+                .file_type()
+                .map_err(|e| io_err("list", key_prefix, &path, e))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                // Not UTF-8: cannot be a key. Counted, not listed.
+                files += 1;
+                continue;
+            };
+            let key = if key_prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{key_prefix}/{name}")
+            };
+            if ft.is_dir() {
+                dirs += 1;
+                let (f2, d2) = self.walk(&path, &key, f)?;
+                files += f2;
+                dirs += d2;
+            } else {
+                files += 1;
+                if is_temp_name(&name) || StoreKey::new(key.as_str()).is_err() {
+                    continue;
+                }
+                let size = if ft.is_symlink() {
+                    // Only symlinks to files inside the root are objects.
+                    match fs::canonicalize(&path) {
+                        Ok(t) if t.starts_with(&self.root) => match fs::metadata(&t) {
+                            Ok(m) if m.is_file() => m.len(),
+                            _ => continue,
+                        },
+                        _ => continue,
+                    }
+                } else {
+                    entry
+                        .metadata()
+                        .map_err(|e| io_err("list", &key, &path, e))?
+                        .len()
+                };
+                f(key, size);
+            }
+        }
+        Ok((files, dirs))
+    }
+
+    fn list(&self, prefix: Option<&str>) -> Result<(Vec<ObjectMeta>, u64, u64)> {
+        let (dir, key_prefix) = match prefix {
+            Some(p) => (self.check_inside(p)?, p.to_owned()),
+            None => (self.root.clone(), String::new()),
+        };
+        let mut out = Vec::new();
+        let (files, dirs) = self.walk(&dir, &key_prefix, &mut |key, size| {
+            if let Ok(key) = StoreKey::new(key) {
+                out.push(ObjectMeta { key, size });
+            }
+        })?;
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        let own = u64::from(dir.is_dir());
+        Ok((out, files, dirs + own))
+    }
+}
+
+#[async_trait]
+impl ReadableStore for PosixStore {
+    async fn get(&self, key: &StoreKey) -> Result<Bytes> {
+        self.blocking("get", key, |inner, key| {
+            let (mut file, len) = inner.open_file("get", key)?;
+            let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+            file.read_to_end(&mut buf)
+                .map_err(|e| io_err("get", key, &inner.path_of_str(key), e))?;
+            Ok(Bytes::from(buf))
+        })
+        .await
+    }
+
+    async fn get_range(&self, key: &StoreKey, range: ByteRange) -> Result<Bytes> {
+        let k = key.clone();
+        self.blocking("get_range", key, move |inner, key| {
+            let (mut file, len) = inner.open_file("get_range", key)?;
+            let r = range.resolve(&k, len)?;
+            let n = usize::try_from(r.end - r.start).map_err(|_| Error::InvalidRange {
+                key: key.to_owned(),
+                range: range.to_string(),
+                size: len,
+            })?;
+            let mut buf = vec![0; n];
+            file.seek(SeekFrom::Start(r.start))
+                .and_then(|_| file.read_exact(&mut buf))
+                .map_err(|e| io_err("get_range", key, &inner.path_of_str(key), e))?;
+            Ok(Bytes::from(buf))
+        })
+        .await
+    }
+
+    async fn size(&self, key: &StoreKey) -> Result<u64> {
+        self.blocking("size", key, |inner, key| {
+            let path = inner.check_inside(key)?;
+            match fs::metadata(&path) {
+                Ok(m) if m.is_file() => Ok(m.len()),
+                Ok(_) => Err(inner.not_found(key)),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                    ) =>
+                {
+                    Err(inner.not_found(key))
+                }
+                Err(e) => Err(io_err("size", key, &path, e)),
+            }
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl WritableStore for PosixStore {
+    async fn put(&self, key: &StoreKey, value: Bytes) -> Result<()> {
+        self.blocking("put", key, move |inner, key| {
+            let (mut file, temp, target) = inner.create_temp("put", key)?;
+            if let Err(e) = file.write_all(&value) {
+                let _ = fs::remove_file(&temp);
+                return Err(io_err("put", key, &temp, e));
+            }
+            inner.publish("put", key, file, &temp, &target)
+        })
+        .await
+    }
+
+    async fn put_stream(&self, key: &StoreKey) -> Result<Box<dyn PutStream>> {
+        let (file, temp, target) = self
+            .blocking("put_stream", key, |inner, key| {
+                inner.create_temp("put_stream", key)
+            })
+            .await?;
+        Ok(Box::new(PosixPutStream {
+            inner: Arc::clone(&self.inner),
+            key: key.to_string(),
+            file: Some(file),
+            temp,
+            target,
+            pending: Vec::new(),
+            pending_len: 0,
+            written: 0,
+            done: false,
+        }))
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<()> {
+        self.blocking("delete", key, |inner, key| {
+            let path = inner.check_inside(key)?;
+            match fs::symlink_metadata(&path) {
+                Ok(m) if m.is_dir() => return Ok(()),
+                Ok(_) => {}
+                Err(_) => return Ok(()),
+            }
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(io_err("delete", key, &path, e)),
+            }
+            if let Some(parent) = path.parent() {
+                inner.prune(parent);
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ListableStore for PosixStore {
+    async fn list(&self, prefix: Option<&StoreKey>) -> Result<Vec<ObjectMeta>> {
+        let inner = Arc::clone(&self.inner);
+        let p = prefix.map(ToString::to_string);
+        tokio::task::spawn_blocking(move || inner.list(p.as_deref()).map(|(l, _, _)| l))
+            .await
+            .map_err(|e| join_err("list", "", e))?
+    }
+
+    async fn usage(&self, prefix: Option<&StoreKey>) -> Result<Usage> {
+        let inner = Arc::clone(&self.inner);
+        let p = prefix.map(ToString::to_string);
+        let (list, files, dirs) = tokio::task::spawn_blocking(move || inner.list(p.as_deref()))
+            .await
+            .map_err(|e| join_err("usage", "", e))??;
+        Ok(Usage {
+            objects: list.len() as u64,
+            bytes: list.iter().map(|m| m.size).sum(),
+            inodes: Some(files + dirs),
+        })
+    }
+}
+
+/// A streaming write into a hidden temporary file, renamed into place on completion.
+#[derive(Debug)]
+struct PosixPutStream {
+    inner: Arc<Inner>,
+    key: String,
+    file: Option<File>,
+    temp: PathBuf,
+    target: PathBuf,
+    pending: Vec<Bytes>,
+    pending_len: usize,
+    written: u64,
+    done: bool,
+}
+
+impl PosixPutStream {
+    async fn flush_pending(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let Some(mut file) = self.file.take() else {
+            return Err(io_err(
+                "put_stream",
+                &self.key,
+                &self.temp,
+                io::Error::other("an earlier write failed; abort and retry the object"),
+            ));
+        };
+        let chunks = std::mem::take(&mut self.pending);
+        self.pending_len = 0;
+        let (key, temp) = (self.key.clone(), self.temp.clone());
+        let file = tokio::task::spawn_blocking(move || {
+            for c in &chunks {
+                file.write_all(c)
+                    .map_err(|e| io_err("put_stream", &key, &temp, e))?;
+            }
+            Ok::<_, Error>(file)
+        })
+        .await
+        .map_err(|e| join_err("put_stream", &self.key, e))??;
+        self.file = Some(file);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl PutStream for PosixPutStream {
+    async fn write(&mut self, chunk: Bytes) -> Result<()> {
+        self.written += chunk.len() as u64;
+        self.pending_len += chunk.len();
+        self.pending.push(chunk);
+        if self.pending_len >= self.inner.options.write_buffer {
+            self.flush_pending().await?;
+        }
+        Ok(())
+    }
+
+    async fn complete(mut self: Box<Self>) -> Result<u64> {
+        self.flush_pending().await?;
+        let file = self.file.take();
+        let inner = Arc::clone(&self.inner);
+        let (key, temp, target) = (self.key.clone(), self.temp.clone(), self.target.clone());
+        let written = self.written;
+        let result = tokio::task::spawn_blocking(move || match file {
+            Some(file) => inner.publish("put_stream", &key, file, &temp, &target),
+            None => Err(io_err(
+                "put_stream",
+                &key,
+                &temp,
+                io::Error::other("stream already failed"),
+            )),
+        })
+        .await
+        .map_err(|e| join_err("put_stream", &self.key, e))?;
+        // Published or cleaned up by `publish`.
+        self.done = true;
+        result.map(|()| written)
+    }
+
+    async fn abort(mut self: Box<Self>) -> Result<()> {
+        self.file = None;
+        self.done = true;
+        match fs::remove_file(&self.temp) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err("abort", &self.key, &self.temp, e)),
+        }
+    }
+}
+
+impl Drop for PosixPutStream {
+    fn drop(&mut self) {
+        if !self.done {
+            self.file = None;
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! The store traits, split by capability.
+
+use std::fmt::Debug;
+use std::ops::{Range, RangeFrom};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::error::{Error, Result};
+use crate::key::StoreKey;
+
+/// A byte range of one object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ByteRange {
+    /// `start..end` (end exclusive); must lie inside the object.
+    Bounded(Range<u64>),
+    /// From an offset to the end of the object.
+    From(u64),
+    /// The last `n` bytes (the whole object when it is shorter).
+    Suffix(u64),
+}
+
+impl ByteRange {
+    /// The concrete range inside an object of `size` bytes.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRange`] naming `key` when the range does not fit.
+    pub fn resolve(&self, key: &StoreKey, size: u64) -> Result<Range<u64>> {
+        let r = match self {
+            Self::Bounded(r) => r.clone(),
+            Self::From(start) => *start..size,
+            Self::Suffix(n) => size.saturating_sub(*n)..size,
+        };
+        if r.start > r.end || r.end > size {
+            return Err(Error::InvalidRange {
+                key: key.to_string(),
+                range: self.to_string(),
+                size,
+            });
+        }
+        Ok(r)
+    }
+}
+
+impl std::fmt::Display for ByteRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Bounded(r) => write!(f, "{}..{}", r.start, r.end),
+            Self::From(s) => write!(f, "{s}.."),
+            Self::Suffix(n) => write!(f, "last {n} bytes"),
+        }
+    }
+}
+
+impl From<Range<u64>> for ByteRange {
+    fn from(r: Range<u64>) -> Self {
+        Self::Bounded(r)
+    }
+}
+
+impl From<RangeFrom<u64>> for ByteRange {
+    fn from(r: RangeFrom<u64>) -> Self {
+        Self::From(r.start)
+    }
+}
+
+/// What a listing returns per object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// The object's key.
+    pub key: StoreKey,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// Space a prefix occupies (see [`ListableStore::usage`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Number of objects.
+    pub objects: u64,
+    /// Sum of the objects' sizes.
+    pub bytes: u64,
+    /// File-system inodes (files + directories, the prefix's own directory included) where
+    /// the backend has them; `None` on object storage.
+    pub inodes: Option<u64>,
+}
+
+/// Read access.
+#[async_trait]
+pub trait ReadableStore: Send + Sync + Debug {
+    /// The whole object.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when there is no object under `key`.
+    async fn get(&self, key: &StoreKey) -> Result<Bytes>;
+
+    /// Part of an object.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], or [`Error::InvalidRange`] when the range does not fit the object.
+    async fn get_range(&self, key: &StoreKey, range: ByteRange) -> Result<Bytes>;
+
+    /// The object's size in bytes (a HEAD request on object storage).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when there is no object under `key`.
+    async fn size(&self, key: &StoreKey) -> Result<u64>;
+}
+
+/// An object being written in pieces. Nothing is visible under the key until
+/// [`complete`](PutStream::complete) returns; dropping or [`abort`](PutStream::abort)ing the
+/// stream leaves the previous object (if any) untouched.
+#[async_trait]
+pub trait PutStream: Send + Debug {
+    /// Appends `chunk`.
+    ///
+    /// # Errors
+    /// An I/O or backend error; the stream should then be aborted.
+    async fn write(&mut self, chunk: Bytes) -> Result<()>;
+
+    /// Publishes the object atomically and returns its size.
+    ///
+    /// # Errors
+    /// An I/O or backend error; nothing is published then.
+    async fn complete(self: Box<Self>) -> Result<u64>;
+
+    /// Discards what was written.
+    ///
+    /// # Errors
+    /// When cleaning up fails (the object is still not published).
+    async fn abort(self: Box<Self>) -> Result<()>;
+}
+
+/// Write access. Every write is published atomically: a concurrent reader sees the old
+/// object, no object, or the whole new object, never a part.
+#[async_trait]
+pub trait WritableStore: Send + Sync + Debug {
+    /// Stores `value` under `key`, replacing any previous object.
+    ///
+    /// # Errors
+    /// An I/O or backend error; the previous object is then unchanged.
+    async fn put(&self, key: &StoreKey, value: Bytes) -> Result<()>;
+
+    /// Starts writing an object that may be larger than memory (multipart upload where the
+    /// backend has one).
+    ///
+    /// # Errors
+    /// An I/O or backend error.
+    async fn put_stream(&self, key: &StoreKey) -> Result<Box<dyn PutStream>>;
+
+    /// Removes the object; removing a missing object succeeds.
+    ///
+    /// # Errors
+    /// An I/O or backend error.
+    async fn delete(&self, key: &StoreKey) -> Result<()>;
+}
+
+/// Listing and accounting.
+#[async_trait]
+pub trait ListableStore: Send + Sync + Debug {
+    /// Every object under `prefix` (segment-wise; `None` lists the whole store), sorted by key.
+    /// Temporary files of in-flight writes are never listed.
+    ///
+    /// # Errors
+    /// An I/O or backend error.
+    async fn list(&self, prefix: Option<&StoreKey>) -> Result<Vec<ObjectMeta>>;
+
+    /// Objects and bytes under `prefix` (and inodes where the backend has them).
+    ///
+    /// # Errors
+    /// An I/O or backend error.
+    async fn usage(&self, prefix: Option<&StoreKey>) -> Result<Usage> {
+        let list = self.list(prefix).await?;
+        Ok(Usage {
+            objects: list.len() as u64,
+            bytes: list.iter().map(|m| m.size).sum(),
+            inodes: None,
+        })
+    }
+}
+
+/// A store with every capability.
+pub trait Store: ReadableStore + WritableStore + ListableStore {}
+
+impl<T: ReadableStore + WritableStore + ListableStore + ?Sized> Store for T {}
+
+/// Shared handle to a readable store.
+pub type DynReadableStore = Arc<dyn ReadableStore>;
+/// Shared handle to a writable store.
+pub type DynWritableStore = Arc<dyn WritableStore>;
+/// Shared handle to a listable store.
+pub type DynListableStore = Arc<dyn ListableStore>;
+/// Shared handle to a full store.
+pub type DynStore = Arc<dyn Store>;
+
+macro_rules! forward {
+    ($wrapper:ty) => {
+        #[async_trait]
+        impl<T: ReadableStore + ?Sized> ReadableStore for $wrapper {
+            async fn get(&self, key: &StoreKey) -> Result<Bytes> {
+                (**self).get(key).await
+            }
+            async fn get_range(&self, key: &StoreKey, range: ByteRange) -> Result<Bytes> {
+                (**self).get_range(key, range).await
+            }
+            async fn size(&self, key: &StoreKey) -> Result<u64> {
+                (**self).size(key).await
+            }
+        }
+        #[async_trait]
+        impl<T: WritableStore + ?Sized> WritableStore for $wrapper {
+            async fn put(&self, key: &StoreKey, value: Bytes) -> Result<()> {
+                (**self).put(key, value).await
+            }
+            async fn put_stream(&self, key: &StoreKey) -> Result<Box<dyn PutStream>> {
+                (**self).put_stream(key).await
+            }
+            async fn delete(&self, key: &StoreKey) -> Result<()> {
+                (**self).delete(key).await
+            }
+        }
+        #[async_trait]
+        impl<T: ListableStore + ?Sized> ListableStore for $wrapper {
+            async fn list(&self, prefix: Option<&StoreKey>) -> Result<Vec<ObjectMeta>> {
+                (**self).list(prefix).await
+            }
+            async fn usage(&self, prefix: Option<&StoreKey>) -> Result<Usage> {
+                (**self).usage(prefix).await
+            }
+        }
+    };
+}
+
+forward!(Arc<T>);
+forward!(Box<T>);
+
+/// Convenience on top of the capability traits.
+#[async_trait]
+pub trait StoreExt: ReadableStore {
+    /// Like [`ReadableStore::get`], but `Ok(None)` when the object does not exist.
+    ///
+    /// # Errors
+    /// Any error but "not found".
+    async fn get_opt(&self, key: &StoreKey) -> Result<Option<Bytes>> {
+        match self.get(key).await {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether an object exists under `key`.
+    ///
+    /// # Errors
+    /// Any error but "not found".
+    async fn exists(&self, key: &StoreKey) -> Result<bool> {
+        match self.size(key).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Several ranges of one object, in order.
+    ///
+    /// # Errors
+    /// As [`ReadableStore::get_range`].
+    async fn get_ranges(&self, key: &StoreKey, ranges: &[ByteRange]) -> Result<Vec<Bytes>> {
+        let mut out = Vec::with_capacity(ranges.len());
+        for r in ranges {
+            out.push(self.get_range(key, r.clone()).await?);
+        }
+        Ok(out)
+    }
+}
+
+impl<T: ReadableStore + ?Sized> StoreExt for T {}
+
+/// Convenience for writers.
+#[async_trait]
+pub trait WritableStoreExt: WritableStore {
+    /// Writes `chunks` as one object through [`WritableStore::put_stream`], aborting on error.
+    ///
+    /// # Errors
+    /// The first write error.
+    async fn put_chunks<I>(&self, key: &StoreKey, chunks: I) -> Result<u64>
+    where
+        I: IntoIterator<Item = Bytes> + Send,
+        I::IntoIter: Send,
+    {
+        let mut stream = self.put_stream(key).await?;
+        for chunk in chunks {
+            if let Err(e) = stream.write(chunk).await {
+                let _ = stream.abort().await;
+                return Err(e);
+            }
+        }
+        stream.complete().await
+    }
+}
+
+impl<T: WritableStore + ?Sized> WritableStoreExt for T {}
