@@ -17,6 +17,14 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// A metadata document is larger than the caller's limit.
+    #[error("metadata document of {size} bytes exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// Size of the document in bytes.
+        size: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// The metadata does not conform to OME-NGFF; the report lists every violation.
     #[error("invalid OME-NGFF metadata:\n{report}")]
     Invalid {

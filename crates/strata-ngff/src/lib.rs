@@ -99,7 +99,10 @@ pub use model::{
     ImageLabel, LabelColor, LabelProperty, LabelSource, Multiscale, NamedEntry, OmeMetadata, Omero,
     Plate, PlateWell, Scale, Translation, Version, Well, WellImage, Window, ZarrGroup,
 };
-pub use read::{GroupMetadata, parse_json, read_zarr_json, read_zattrs, upgrade, upgrade_zattrs};
+pub use read::{
+    GroupMetadata, MAX_METADATA_BYTES, parse_json, parse_json_limited, read_zarr_json, read_zattrs,
+    upgrade, upgrade_zattrs,
+};
 pub use validate::{
     GroupKind, Report, Severity, ValidateOptions, Violation, ViolationKind, detect_version,
     validate, validate_zarr_json,

@@ -15,6 +15,26 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value> {
     serde_json::from_slice(bytes).map_err(|source| Error::Json { source })
 }
 
+/// A generous cap for one metadata document: group `zarr.json` files with
+/// consolidated metadata of many arrays stay well below it.
+pub const MAX_METADATA_BYTES: usize = 64 * 1024 * 1024;
+
+/// Parses JSON text after checking its size against `max_bytes`, so a reader
+/// handed a huge or hostile file fails before allocating for it.
+///
+/// # Errors
+///
+/// [`Error::TooLarge`] above the limit, [`Error::Json`] when it is not JSON.
+pub fn parse_json_limited(bytes: &[u8], max_bytes: usize) -> Result<Value> {
+    if bytes.len() > max_bytes {
+        return Err(Error::TooLarge {
+            size: bytes.len(),
+            limit: max_bytes,
+        });
+    }
+    parse_json(bytes)
+}
+
 fn to_model<T: serde::de::DeserializeOwned>(value: &Value, pointer: &str) -> Result<T> {
     T::deserialize(value).map_err(|source| Error::Model {
         pointer: pointer.to_owned(),

@@ -93,6 +93,11 @@ fn malformed_json_is_an_error_with_position() {
             other => panic!("{text:?}: expected a JSON error, got {other:?}"),
         }
     }
+    assert!(matches!(
+        strata_ngff::parse_json_limited(b"{\"a\": 1}", 4),
+        Err(Error::TooLarge { size: 8, limit: 4 })
+    ));
+    assert!(strata_ngff::parse_json_limited(b"{}", strata_ngff::MAX_METADATA_BYTES).is_ok());
     // Deep nesting hits the parser's recursion limit instead of the stack.
     let deep = "[".repeat(100_000);
     assert!(parse_json(deep.as_bytes()).is_err());
