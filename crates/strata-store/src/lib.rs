@@ -41,3 +41,8 @@ pub use traits::{
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+
+#[cfg(feature = "zarrs")]
+pub mod zarr;
+#[cfg(feature = "zarrs")]
+pub use zarrs_storage;
