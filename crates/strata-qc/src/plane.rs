@@ -417,7 +417,7 @@ impl<T: Sample> Acc<T> {
         if samples.is_empty() {
             return Ok(());
         }
-        if samples.len() % row_len != 0 {
+        if !samples.len().is_multiple_of(row_len) {
             return Err(bad(format!(
                 "{} samples is not a whole number of rows of {row_len}",
                 samples.len()
@@ -588,7 +588,7 @@ impl Stats {
             s.ml += acc.ml;
             s.n += (xe - xs) as u64;
         }
-        if (y + 1) % ts == 0 || y + 1 == self.height {
+        if (y + 1).is_multiple_of(ts) || y + 1 == self.height {
             self.flush_tiles::<T>();
         }
     }
