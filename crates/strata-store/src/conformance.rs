@@ -19,7 +19,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 
-use crate::{ByteRange, DynStore, Error, StoreExt, StoreKey, WritableStoreExt};
+use crate::{
+    ByteRange, DynStore, Error, ListableStore, ReadableStore, StoreExt, StoreKey, WritableStoreExt,
+};
 
 /// How large the streaming test is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -283,6 +285,48 @@ pub async fn delete(store: &DynStore) {
         listed.len(),
         1,
         "{store:?}: only the sibling is listed: {listed:?}"
+    );
+    // delete_prefix removes a subtree, segment-wise.
+    for k in ["tree/a", "tree/b/c", "treex"] {
+        ok(
+            "put",
+            store,
+            store
+                .put(&key(&format!("conformance/delete/{k}")), pattern(8, 5))
+                .await,
+        );
+    }
+    let n = ok(
+        "delete_prefix",
+        store,
+        store
+            .delete_prefix(Some(&key("conformance/delete/tree")))
+            .await,
+    );
+    assert_eq!(
+        n, 2,
+        "{store:?}: delete_prefix removes the two objects under tree/"
+    );
+    assert!(
+        ok(
+            "list",
+            store,
+            store.list(Some(&key("conformance/delete/tree"))).await
+        )
+        .is_empty()
+    );
+    assert!(
+        ok(
+            "exists",
+            store,
+            store.exists(&key("conformance/delete/treex")).await
+        ),
+        "{store:?}: 'treex' is not under 'tree'"
+    );
+    ok(
+        "delete",
+        store,
+        store.delete(&key("conformance/delete/treex")).await,
     );
     // The key can be written again.
     ok("put again", store, store.put(&k, pattern(7, 3)).await);
@@ -551,4 +595,102 @@ pub async fn concurrent_writers(store: &DynStore) {
         store.list(Some(&key("conformance/concurrent"))).await,
     );
     assert_eq!(listed.len(), 16, "{store:?}: all 16 objects listed");
+}
+
+/// Objects for read-only backends (archives): write them with the backend's own writer, then
+/// check them with [`read_only`]. Includes an empty object and one of several MiB.
+#[must_use]
+pub fn fixture() -> Vec<(StoreKey, Bytes)> {
+    vec![
+        (
+            key("zarr.json"),
+            Bytes::from_static(br#"{"zarr_format":3,"node_type":"group"}"#),
+        ),
+        (
+            key("0/zarr.json"),
+            Bytes::from_static(br#"{"zarr_format":3,"node_type":"array"}"#),
+        ),
+        (key("0/c/0/0/0"), pattern(300, 100_000)),
+        (key("0/c/0/0/1"), pattern(301, (5 << 20) + 3)),
+        (key("0/c/0/1/0"), Bytes::new()),
+        (key("labels/a b/x"), pattern(302, 10)),
+    ]
+}
+
+/// Checks a read-only store holding exactly [`fixture`]: gets, sizes, ranges, listing,
+/// missing keys.
+pub async fn read_only<S: ReadableStore + ListableStore + std::fmt::Debug + ?Sized>(
+    store: &S,
+    fixture: &[(StoreKey, Bytes)],
+) {
+    for (k, v) in fixture {
+        let got = store
+            .get(k)
+            .await
+            .unwrap_or_else(|e| panic!("{store:?}: get {k}: {e}"));
+        assert!(
+            got == *v,
+            "{store:?}: {k} differs ({} vs {} bytes)",
+            got.len(),
+            v.len()
+        );
+        assert_eq!(
+            store.size(k).await.ok(),
+            Some(v.len() as u64),
+            "{store:?}: size of {k}"
+        );
+        let n = v.len() as u64;
+        for r in [
+            ByteRange::Bounded(n / 3..n / 2),
+            ByteRange::From(n / 2),
+            ByteRange::Suffix(7),
+        ] {
+            let want = r.resolve(k, n).unwrap_or_else(|e| panic!("{e}"));
+            let got = store
+                .get_range(k, r.clone())
+                .await
+                .unwrap_or_else(|e| panic!("{store:?}: range {r} of {k}: {e}"));
+            assert_eq!(
+                &got[..],
+                &v[want.start as usize..want.end as usize],
+                "{store:?}: range {r} of {k}"
+            );
+        }
+        assert!(
+            matches!(
+                store.get_range(k, ByteRange::Bounded(0..n + 1)).await,
+                Err(Error::InvalidRange { .. })
+            ),
+            "{store:?}: range past the end of {k}"
+        );
+    }
+    let mut want: Vec<&str> = fixture.iter().map(|(k, _)| k.as_str()).collect();
+    want.sort_unstable();
+    let listed = store
+        .list(None)
+        .await
+        .unwrap_or_else(|e| panic!("{store:?}: list: {e}"));
+    let got: Vec<&str> = listed.iter().map(|m| m.key.as_str()).collect();
+    assert_eq!(got, want, "{store:?}: list(None)");
+    let sub = store
+        .list(Some(&key("0/c")))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sub.len(), 3, "{store:?}: list(0/c): {sub:?}");
+    assert!(
+        matches!(
+            store.get(&key("nope/zarr.json")).await,
+            Err(Error::NotFound { .. })
+        ),
+        "{store:?}: missing key"
+    );
+    assert!(
+        matches!(store.get(&key("0/c")).await, Err(Error::NotFound { .. })),
+        "{store:?}: a prefix is not an object"
+    );
+    let u = store
+        .usage(Some(&key("0")))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(u.objects, 4, "{store:?}: usage(0)");
 }

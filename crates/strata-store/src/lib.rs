@@ -23,6 +23,7 @@ mod error;
 mod key;
 #[cfg(feature = "object-store")]
 mod object;
+pub mod ozx;
 mod posix;
 mod traits;
 
@@ -33,6 +34,7 @@ pub use key::StoreKey;
 pub use object::{DEFAULT_PART_SIZE, ObjectStoreBackend, S3Options};
 #[cfg(feature = "object-store")]
 pub use object_store;
+pub use ozx::{OzxOptions, OzxStore, OzxWriter};
 pub use posix::{FsyncPolicy, PosixOptions, PosixStore};
 pub use traits::{
     ByteRange, DynListableStore, DynReadableStore, DynStore, DynWritableStore, ListableStore,

@@ -321,6 +321,14 @@ impl ReadableStore for ObjectStoreBackend {
 
 #[async_trait]
 impl WritableStore for ObjectStoreBackend {
+    async fn delete_prefix(&self, prefix: Option<&StoreKey>) -> Result<u64> {
+        let list = self.list(prefix).await?;
+        for m in &list {
+            self.delete(&m.key).await?;
+        }
+        Ok(list.len() as u64)
+    }
+
     async fn put(&self, key: &StoreKey, value: Bytes) -> Result<()> {
         let path = self.path(key)?;
         self.inner

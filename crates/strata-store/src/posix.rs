@@ -478,6 +478,14 @@ impl ReadableStore for PosixStore {
 
 #[async_trait]
 impl WritableStore for PosixStore {
+    async fn delete_prefix(&self, prefix: Option<&StoreKey>) -> Result<u64> {
+        let list = self.list(prefix).await?;
+        for m in &list {
+            self.delete(&m.key).await?;
+        }
+        Ok(list.len() as u64)
+    }
+
     async fn put(&self, key: &StoreKey, value: Bytes) -> Result<()> {
         self.blocking("put", key, move |inner, key| {
             let (mut file, temp, target) = inner.create_temp("put", key)?;

@@ -154,6 +154,23 @@ pub trait WritableStore: Send + Sync + Debug {
     /// # Errors
     /// An I/O or backend error.
     async fn delete(&self, key: &StoreKey) -> Result<()>;
+
+    /// Removes every object under `prefix` (segment-wise; `None` empties the store) and
+    /// returns how many were removed.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] on stores that cannot enumerate what they hold (the default),
+    /// or an I/O or backend error.
+    async fn delete_prefix(&self, prefix: Option<&StoreKey>) -> Result<u64> {
+        Err(Error::Unsupported {
+            op: "delete_prefix",
+            store: format!("{self:?}"),
+            hint: format!(
+                "delete the objects under {:?} one by one",
+                prefix.map(StoreKey::as_str).unwrap_or_default()
+            ),
+        })
+    }
 }
 
 /// Listing and accounting.
@@ -218,6 +235,9 @@ macro_rules! forward {
             }
             async fn delete(&self, key: &StoreKey) -> Result<()> {
                 (**self).delete(key).await
+            }
+            async fn delete_prefix(&self, prefix: Option<&StoreKey>) -> Result<u64> {
+                (**self).delete_prefix(prefix).await
             }
         }
         #[async_trait]

@@ -32,7 +32,7 @@ use zarrs_storage::{
 
 use crate::error::Error;
 use crate::key::StoreKey;
-use crate::traits::{ByteRange, ListableStore, ReadableStore, Store, WritableStore};
+use crate::traits::{ByteRange, ListableStore, ReadableStore, WritableStore};
 
 /// A strata store seen through zarrs' async storage traits.
 #[derive(Debug)]
@@ -158,7 +158,7 @@ impl<S: ReadableStore + ?Sized + 'static> AsyncReadableStorageTraits for ZarrsSt
 }
 
 #[cfg_attr(not(target_arch = "wasm32"), async_trait)]
-impl<S: Store + ?Sized + 'static> AsyncWritableStorageTraits for ZarrsStorage<S> {
+impl<S: WritableStore + ?Sized + 'static> AsyncWritableStorageTraits for ZarrsStorage<S> {
     async fn set(&self, key: &ZKey, value: Bytes) -> Result<(), StorageError> {
         self.store
             .put(&key_of(key)?, value)
@@ -171,8 +171,12 @@ impl<S: Store + ?Sized + 'static> AsyncWritableStorageTraits for ZarrsStorage<S>
         key: &ZKey,
         offset_values: OffsetBytesIterator<'a>,
     ) -> Result<(), StorageError> {
-        // Read-modify-write of the whole object, published atomically by `put`.
-        zarrs_storage::async_store_set_partial_many(self, key, offset_values).await
+        // zarrs only asks for partial writes when `supports_set_partial` is true.
+        let _ = offset_values;
+        Err(StorageError::Unsupported(format!(
+            "partial writes of {key} are not supported by {:?}; write whole objects",
+            self.store
+        )))
     }
 
     async fn erase(&self, key: &ZKey) -> Result<(), StorageError> {
@@ -184,15 +188,11 @@ impl<S: Store + ?Sized + 'static> AsyncWritableStorageTraits for ZarrsStorage<S>
 
     async fn erase_prefix(&self, prefix: &StorePrefix) -> Result<(), StorageError> {
         let p = prefix_of(prefix)?;
-        let list = self
-            .store
-            .list(p.as_ref())
+        self.store
+            .delete_prefix(p.as_ref())
             .await
-            .map_err(to_storage_error)?;
-        for m in list {
-            self.store.delete(&m.key).await.map_err(to_storage_error)?;
-        }
-        Ok(())
+            .map(|_| ())
+            .map_err(to_storage_error)
     }
 
     fn supports_set_partial(&self) -> bool {
