@@ -1,8 +1,21 @@
 //! The z-stack converter: a focus stack of whole-slide planes in, a BIDS microscopy image as
 //! sharded OME-Zarr 0.5 out, in one read with bounded memory.
+//!
+//! - [`source`]: where planes come from ([`ZStackSource`], read band by band).
+//! - [`image`]: the single-read writer of every pyramid level ([`write_arrays`]).
+//! - [`shard`]: streamed Zarr v3 shards (chunks appended, index written last).
+//! - [`band`]: cutting bands into chunks and the 2 x 2 mean of the pyramid.
+//! - [`convert`]: one section into a BIDS dataset, metadata last ([`convert::convert`]).
 
+pub mod band;
+pub mod convert;
 pub mod error;
+pub mod image;
+pub mod shard;
 pub mod source;
 
+pub use convert::{ConvertOptions, ConvertSummary, Section, Spacing, convert};
 pub use error::{Error, Result};
+pub use image::{BandHook, ImageOptions, NoHook, write_arrays};
+pub use shard::Compression;
 pub use source::{MemorySource, PixelSize, SampleType, StackInfo, ZStackSource};

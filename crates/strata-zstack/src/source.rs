@@ -136,7 +136,11 @@ impl ZStackSource for MemorySource {
         if out.len() != src.len() {
             return Err(crate::Error::Input {
                 source_name: format!("plane {plane}"),
-                message: format!("band buffer holds {} bytes, {} needed", out.len(), src.len()),
+                message: format!(
+                    "band buffer holds {} bytes, {} needed",
+                    out.len(),
+                    src.len()
+                ),
             });
         }
         out.copy_from_slice(src);

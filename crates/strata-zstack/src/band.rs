@@ -1,0 +1,176 @@
+//! Band arithmetic: cutting a band of rows into Zarr inner chunks, and the 2 x 2 mean that
+//! builds the next pyramid level from it.
+//!
+//! A band holds full-width rows, channels interleaved (`[y][x][c]`), samples in native byte
+//! order, as sources deliver them. Zarr chunks are `[c][y][x]`, little-endian.
+
+use crate::source::SampleType;
+
+/// Geometry of the rows held in a band buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BandShape {
+    /// Pixels per row.
+    pub width: usize,
+    /// Samples per pixel.
+    pub channels: usize,
+    /// Sample type.
+    pub sample_type: SampleType,
+}
+
+impl BandShape {
+    /// Bytes per row.
+    #[must_use]
+    pub fn row_bytes(&self) -> usize {
+        self.width * self.channels * self.sample_type.bytes()
+    }
+}
+
+/// Copies inner chunk column `cx` (pixels `cx * chunk_w ..`) of a band of `rows` rows into a
+/// `[c][chunk_h][chunk_w]` little-endian buffer, zero-padded past the band's edges.
+#[must_use]
+pub fn chunk_bytes(
+    band: &[u8],
+    rows: usize,
+    shape: BandShape,
+    cx: usize,
+    chunk_w: usize,
+    chunk_h: usize,
+) -> Vec<u8> {
+    let bps = shape.sample_type.bytes();
+    let c = shape.channels;
+    let x0 = cx * chunk_w;
+    let w = chunk_w.min(shape.width.saturating_sub(x0));
+    let mut out = vec![0u8; c * chunk_h * chunk_w * bps];
+    let row_bytes = shape.row_bytes();
+    for y in 0..rows.min(chunk_h) {
+        let src_row = &band[y * row_bytes..(y + 1) * row_bytes];
+        if c == 1 {
+            let src = &src_row[x0 * bps..(x0 + w) * bps];
+            let dst = &mut out[y * chunk_w * bps..(y * chunk_w + w) * bps];
+            dst.copy_from_slice(src);
+        } else {
+            for ch in 0..c {
+                let plane_off = ch * chunk_h * chunk_w * bps;
+                for x in 0..w {
+                    let s = ((x0 + x) * c + ch) * bps;
+                    let d = plane_off + (y * chunk_w + x) * bps;
+                    out[d..d + bps].copy_from_slice(&src_row[s..s + bps]);
+                }
+            }
+        }
+    }
+    if bps == 2 && cfg!(target_endian = "big") {
+        for pair in out.chunks_exact_mut(2) {
+            pair.swap(0, 1);
+        }
+    }
+    out
+}
+
+/// Appends the 2 x 2 mean of a band of `rows` rows to `dst`: `rows.div_ceil(2)` rows of
+/// `width.div_ceil(2)` pixels. At an odd edge the mean covers the pixels present. Means are
+/// rounded half up: `(sum + n / 2) / n`.
+pub fn downsample_into(src: &[u8], rows: usize, shape: BandShape, dst: &mut Vec<u8>) {
+    let (w, c) = (shape.width, shape.channels);
+    let ow = w.div_ceil(2);
+    match shape.sample_type {
+        SampleType::U8 => {
+            let rb = w * c;
+            for oy in 0..rows.div_ceil(2) {
+                let r0 = &src[2 * oy * rb..(2 * oy + 1) * rb];
+                let r1 = (2 * oy + 1 < rows).then(|| &src[(2 * oy + 1) * rb..(2 * oy + 2) * rb]);
+                for ox in 0..ow {
+                    let xs = if 2 * ox + 1 < w { 2 } else { 1 };
+                    for ch in 0..c {
+                        let mut sum = 0u32;
+                        let mut n = 0u32;
+                        for dx in 0..xs {
+                            let i = (2 * ox + dx) * c + ch;
+                            sum += u32::from(r0[i]);
+                            n += 1;
+                            if let Some(r1) = r1 {
+                                sum += u32::from(r1[i]);
+                                n += 1;
+                            }
+                        }
+                        dst.push(((sum + n / 2) / n) as u8);
+                    }
+                }
+            }
+        }
+        SampleType::U16 => {
+            let rb = w * c * 2;
+            let at =
+                |row: &[u8], i: usize| u32::from(u16::from_ne_bytes([row[2 * i], row[2 * i + 1]]));
+            for oy in 0..rows.div_ceil(2) {
+                let r0 = &src[2 * oy * rb..(2 * oy + 1) * rb];
+                let r1 = (2 * oy + 1 < rows).then(|| &src[(2 * oy + 1) * rb..(2 * oy + 2) * rb]);
+                for ox in 0..ow {
+                    let xs = if 2 * ox + 1 < w { 2 } else { 1 };
+                    for ch in 0..c {
+                        let mut sum = 0u32;
+                        let mut n = 0u32;
+                        for dx in 0..xs {
+                            let i = (2 * ox + dx) * c + ch;
+                            sum += at(r0, i);
+                            n += 1;
+                            if let Some(r1) = r1 {
+                                sum += at(r1, i);
+                                n += 1;
+                            }
+                        }
+                        dst.extend_from_slice(&(((sum + n / 2) / n) as u16).to_ne_bytes());
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GRAY8: BandShape = BandShape {
+        width: 3,
+        channels: 1,
+        sample_type: SampleType::U8,
+    };
+
+    #[test]
+    fn mean_rounds_half_up_and_covers_odd_edges() {
+        // 3 x 3 plane.
+        let src = [0u8, 1, 10, 2, 3, 20, 100, 101, 255];
+        let mut dst = Vec::new();
+        downsample_into(&src, 3, GRAY8, &mut dst);
+        // mean(0, 1, 2, 3) = 1.5 -> 2; mean(10, 20) = 15; mean(100, 101) = 100.5 -> 101; 255.
+        assert_eq!(dst, [2, 15, 101, 255]);
+    }
+
+    #[test]
+    fn rgb_chunks_are_planar() {
+        let shape = BandShape {
+            width: 2,
+            channels: 3,
+            sample_type: SampleType::U8,
+        };
+        let band = [1u8, 2, 3, 4, 5, 6];
+        let c = chunk_bytes(&band, 1, shape, 0, 2, 2);
+        assert_eq!(c, [1, 4, 0, 0, 2, 5, 0, 0, 3, 6, 0, 0]);
+    }
+
+    #[test]
+    fn u16_chunks_are_little_endian() {
+        let shape = BandShape {
+            width: 1,
+            channels: 1,
+            sample_type: SampleType::U16,
+        };
+        let band = 0x0102u16.to_ne_bytes();
+        assert_eq!(chunk_bytes(&band, 1, shape, 0, 1, 1), [0x02, 0x01]);
+        let mut dst = Vec::new();
+        let two_rows = [1000u16.to_ne_bytes(), 3001u16.to_ne_bytes()].concat();
+        downsample_into(&two_rows, 2, shape, &mut dst);
+        assert_eq!(u16::from_ne_bytes([dst[0], dst[1]]), 2001);
+    }
+}

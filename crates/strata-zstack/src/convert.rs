@@ -1,0 +1,307 @@
+//! Converting one section: a z-stack in, a BIDS microscopy image out.
+//!
+//! Order of writing, so that an interrupted conversion never looks complete:
+//!
+//! 1. every array (shards, then each level's `zarr.json`) into a hidden folder
+//!    `.<name>.ome.zarr.partial` next to the final image;
+//! 2. the group `zarr.json` (OME-NGFF 0.5 multiscale, and the provenance record under
+//!    `attributes.strata`), last inside the image;
+//! 3. the folder renamed into place (replacing an earlier conversion of the same section only
+//!    now that the new one is whole);
+//! 4. the JSON sidecar, then the `samples.tsv` and `participants.tsv` rows (locked
+//!    read-modify-write), and `dataset_description.json` if the dataset has none.
+//!
+//! Rerunning the same command after an interruption discards the partial folder and converts
+//! the section again; encoding is deterministic, so the arrays are byte-identical.
+
+use crate::error::{Error, Result};
+use crate::image::{ArraysSummary, BandHook, ImageOptions, write_arrays, write_synced};
+use crate::source::ZStackSource;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use strata_bids::description::DatasetDescription;
+use strata_bids::name::{Extension, Label, MicrName, Suffix};
+use strata_bids::sidecar::{MicroscopySidecar, PixelSizeUnits};
+use strata_bids::table::{self, ParticipantRow, SampleRow, SampleType};
+use strata_ngff::MultiscaleBuilder;
+
+/// Where a section goes in the BIDS dataset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section {
+    /// Root folder of the BIDS dataset (created if missing).
+    pub bids_root: PathBuf,
+    /// Subject (brain) label.
+    pub subject: Label,
+    /// Session label, if the dataset uses sessions.
+    pub session: Option<Label>,
+    /// Sample (section) label.
+    pub sample: Label,
+    /// Stain label.
+    pub stain: Option<Label>,
+    /// Microscopy suffix (`BF` for brightfield).
+    pub suffix: Suffix,
+}
+
+impl Section {
+    /// The image's BIDS name.
+    #[must_use]
+    pub fn name(&self) -> MicrName {
+        let mut n = MicrName::new(
+            self.subject.clone(),
+            self.sample.clone(),
+            self.suffix,
+            Extension::OME_ZARR,
+        );
+        n.session.clone_from(&self.session);
+        n.stain.clone_from(&self.stain);
+        n
+    }
+
+    /// The image's path.
+    #[must_use]
+    pub fn image_path(&self) -> PathBuf {
+        self.bids_root.join(self.name().relative_path())
+    }
+}
+
+/// Physical pixel size of level 0, in micrometres.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spacing {
+    /// Pixel width.
+    pub x: f64,
+    /// Pixel height.
+    pub y: f64,
+    /// Distance between focus levels.
+    pub z: f64,
+}
+
+/// How to convert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvertOptions {
+    /// Array layout.
+    pub image: ImageOptions,
+    /// Pixel size; `None` takes x and y from the source's metadata (an error if it has none)
+    /// and z = 1 um.
+    pub spacing: Option<Spacing>,
+    /// Extra sidecar keys (Manufacturer, BodyPart, ...), merged into the written sidecar.
+    pub sidecar_extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Default for ConvertOptions {
+    fn default() -> Self {
+        Self {
+            image: ImageOptions::default(),
+            spacing: None,
+            sidecar_extra: serde_json::Map::new(),
+        }
+    }
+}
+
+/// What a conversion did.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ConvertSummary {
+    /// The image written.
+    pub output: PathBuf,
+    /// Planes read.
+    pub planes: u32,
+    /// Plane width and height.
+    pub width: u32,
+    /// Plane height.
+    pub height: u32,
+    /// The arrays written.
+    pub arrays: ArraysSummary,
+    /// Files in the image folder plus the sidecar (what the section costs in inodes, with the
+    /// folders counted separately in `folders`).
+    pub files: u64,
+    /// Folders in the image (the image folder and one per level).
+    pub folders: u64,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+fn spacing(source: &dyn ZStackSource, opts: &ConvertOptions) -> Result<Spacing> {
+    if let Some(s) = opts.spacing {
+        if [s.x, s.y, s.z].iter().all(|v| v.is_finite() && *v > 0.0) {
+            return Ok(s);
+        }
+        return Err(Error::Config(format!(
+            "pixel size {} x {} x {} um: every size must be a positive number",
+            s.x, s.y, s.z
+        )));
+    }
+    match source.info().pixel_size {
+        Some(p) if p.x > 0.0 && p.y > 0.0 => Ok(Spacing { x: p.x, y: p.y, z: 1.0 }),
+        _ => Err(Error::Config(
+            "the TIFF files record no pixel size: pass it, e.g. --pixel-size 0.25,0.25,2 --pixel-units um"
+                .into(),
+        )),
+    }
+}
+
+fn remove_dir_if_exists(path: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path, e)),
+        _ => Ok(()),
+    }
+}
+
+/// Converts one z-stack into the BIDS dataset (see the module docs for the order of writing).
+///
+/// # Errors
+/// Source errors (naming the plane's file), I/O errors (naming the path), invalid options.
+/// On error nothing is published: the partial folder is left for the next run to discard.
+pub fn convert(
+    source: &mut dyn ZStackSource,
+    section: &Section,
+    opts: &ConvertOptions,
+    hook: &mut dyn BandHook,
+) -> Result<ConvertSummary> {
+    let start = Instant::now();
+    let info = source.info().clone();
+    let spacing = spacing(source, opts)?;
+    let name = section.name();
+    let image = section.image_path();
+    let parent = image
+        .parent()
+        .ok_or_else(|| Error::Config("the image path has no parent folder".into()))?;
+    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    let partial = parent.join(format!(".{name}.partial"));
+    remove_dir_if_exists(&partial)?;
+    std::fs::create_dir_all(&partial).map_err(|e| Error::io(&partial, e))?;
+
+    let arrays = write_arrays(source, &partial, &opts.image, hook)?;
+
+    let levels = arrays.levels.len();
+    let builder = MultiscaleBuilder::czyx(
+        arrays.levels[0].shape,
+        [spacing.z, spacing.y, spacing.x],
+        ["micrometer"; 3],
+        [1, 2, 2],
+        levels,
+    )
+    .name(name.to_string().trim_end_matches(".ome.zarr"))
+    .downscale_type("mean")
+    .metadata(
+        serde_json::json!({
+            "description": "each level is the 2 x 2 mean (rounded half up) of the level above in y and x",
+            "method": "strata_zstack"
+        })
+        .as_object()
+        .cloned()
+        .unwrap_or_default(),
+    );
+    let shapes = builder.level_shapes()?;
+    if shapes
+        .iter()
+        .zip(&arrays.levels)
+        .any(|(s, l)| s.as_slice() != l.shape)
+    {
+        return Err(Error::Config(
+            "the pyramid written and the NGFF metadata disagree on level shapes".into(),
+        ));
+    }
+    let mut group = builder.group_zarr_json()?;
+    if let Some(attrs) = group.get_mut("attributes").and_then(|a| a.as_object_mut()) {
+        attrs.insert(
+            "strata".into(),
+            serde_json::json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "sources": info.plane_names,
+                "plane_shape": [info.height, info.width],
+                "channels": info.channels,
+                "data_type": info.sample_type.zarr_name(),
+                "chunk": opts.image.chunk,
+                "compression": format!("{:?}", opts.image.compression),
+            }),
+        );
+    }
+    let text = serde_json::to_vec_pretty(&group).map_err(|e| Error::Codec(e.to_string()))?;
+    write_synced(&partial.join("zarr.json"), &text)?;
+
+    // Publish: replace an earlier conversion only now that this one is whole.
+    let replaced = parent.join(format!(".{name}.replaced"));
+    remove_dir_if_exists(&replaced)?;
+    if image.exists() {
+        std::fs::rename(&image, &replaced).map_err(|e| Error::io(&image, e))?;
+    }
+    std::fs::rename(&partial, &image).map_err(|e| Error::io(&image, e))?;
+    remove_dir_if_exists(&replaced)?;
+    sync_dir(parent)?;
+
+    write_bids_metadata(section, &name, spacing, opts)?;
+
+    let mut files = 1 + 1; // group zarr.json + sidecar
+    for l in &arrays.levels {
+        files += 1 + u64::from(l.shards);
+    }
+    Ok(ConvertSummary {
+        output: image,
+        planes: info.planes,
+        width: info.width,
+        height: info.height,
+        folders: 1 + levels as u64,
+        files,
+        arrays,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io(dir, e))
+}
+
+fn write_bids_metadata(
+    section: &Section,
+    name: &MicrName,
+    spacing: Spacing,
+    opts: &ConvertOptions,
+) -> Result<()> {
+    let root = &section.bids_root;
+    let mut sidecar = MicroscopySidecar::new(
+        vec![spacing.x, spacing.y, spacing.z],
+        PixelSizeUnits::Micrometre,
+    );
+    for (k, v) in &opts.sidecar_extra {
+        sidecar.extra.insert(k.clone(), v.clone());
+    }
+    // Typed fields given as extras (e.g. Manufacturer) are re-read through the typed model.
+    let sidecar: MicroscopySidecar = serde_json::from_value(
+        serde_json::to_value(&sidecar).map_err(|e| Error::Codec(e.to_string()))?,
+    )
+    .map_err(|e| Error::Config(format!("sidecar fields: {e}")))?;
+    let path = root.join(name.with_extension(Extension::JSON).relative_path());
+    let tmp = path.with_file_name(format!(".{}.tmp", name.with_extension(Extension::JSON)));
+    write_synced(&tmp, sidecar.to_json()?.as_bytes())?;
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+
+    let description = root.join("dataset_description.json");
+    if !description.exists() {
+        let text =
+            DatasetDescription::new("Brightfield z-stacks of histological sections").to_json()?;
+        let tmp = root.join(format!(
+            ".dataset_description.json.tmp-{}",
+            std::process::id()
+        ));
+        write_synced(&tmp, text.as_bytes())?;
+        std::fs::rename(&tmp, &description).map_err(|e| Error::io(&description, e))?;
+    }
+    table::add_participants(
+        root,
+        &[ParticipantRow {
+            subject: section.subject.clone(),
+            extra: vec![],
+        }],
+    )?;
+    table::add_samples(
+        root,
+        &[SampleRow {
+            sample: section.sample.clone(),
+            subject: section.subject.clone(),
+            sample_type: SampleType::TISSUE,
+            extra: vec![],
+        }],
+    )?;
+    Ok(())
+}

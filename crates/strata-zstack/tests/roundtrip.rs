@@ -1,0 +1,256 @@
+//! Pixels written by the converter read back equal through zarrs (an independent Zarr v3
+//! reader with its own sharding codec), level 1 equals the 2 x 2 mean, the dataset is valid
+//! BIDS, and conversions are deterministic.
+
+use std::path::Path;
+use std::sync::Arc;
+use strata_bids::name::{Label, Suffix};
+use strata_zstack::{
+    Compression, ConvertOptions, ImageOptions, MemorySource, NoHook, SampleType, Section, Spacing,
+    StackInfo, convert,
+};
+use zarrs::array::{Array, ArraySubset};
+use zarrs::filesystem::FilesystemStore;
+
+fn stack(w: u32, h: u32, planes: u32, channels: u32, st: SampleType) -> (StackInfo, Vec<Vec<u8>>) {
+    let info = StackInfo {
+        width: w,
+        height: h,
+        planes,
+        channels,
+        sample_type: st,
+        pixel_size: None,
+        plane_names: (0..planes).map(|z| format!("plane{z:02}.tif")).collect(),
+    };
+    let n = (w * h * channels) as usize;
+    let planes: Vec<Vec<u8>> = (0..planes)
+        .map(|z| {
+            let mut seed = 0x9E37_79B9u32.wrapping_mul(z + 1);
+            let samples: Vec<u16> = (0..n)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 17;
+                    seed ^= seed << 5;
+                    seed as u16
+                })
+                .collect();
+            match st {
+                SampleType::U8 => samples.iter().map(|&v| v as u8).collect(),
+                SampleType::U16 => samples.iter().flat_map(|v| v.to_ne_bytes()).collect(),
+            }
+        })
+        .collect();
+    (info, planes)
+}
+
+fn section(root: &Path) -> Section {
+    Section {
+        bids_root: root.to_owned(),
+        subject: Label::new("sub", "BB01").expect("label"),
+        session: None,
+        sample: Label::new("sample", "0007").expect("label"),
+        stain: Some(Label::new("stain", "HE").expect("label")),
+        suffix: Suffix::BF,
+    }
+}
+
+fn options(chunk: u32) -> ConvertOptions {
+    ConvertOptions {
+        image: ImageOptions {
+            chunk,
+            compression: Compression::Zstd(3),
+            planes_per_shard: None,
+        },
+        spacing: Some(Spacing {
+            x: 0.25,
+            y: 0.25,
+            z: 2.0,
+        }),
+        ..ConvertOptions::default()
+    }
+}
+
+/// Sample `(c, y, x)` of an interleaved plane as u64.
+fn sample(plane: &[u8], info: &StackInfo, w: usize, c: usize, y: usize, x: usize) -> u64 {
+    let ch = info.channels as usize;
+    let i = (y * w + x) * ch + c;
+    match info.sample_type {
+        SampleType::U8 => u64::from(plane[i]),
+        SampleType::U16 => u64::from(u16::from_ne_bytes([plane[2 * i], plane[2 * i + 1]])),
+    }
+}
+
+/// The 2 x 2 mean (rounded half up) of an interleaved plane, as the converter defines it.
+fn mean2(plane: &[u8], info: &StackInfo, w: usize, h: usize) -> Vec<Vec<Vec<u64>>> {
+    let (ow, oh) = (w.div_ceil(2), h.div_ceil(2));
+    (0..info.channels as usize)
+        .map(|c| {
+            (0..oh)
+                .map(|y| {
+                    (0..ow)
+                        .map(|x| {
+                            let mut s = 0;
+                            let mut n = 0;
+                            for yy in 2 * y..(2 * y + 2).min(h) {
+                                for xx in 2 * x..(2 * x + 2).min(w) {
+                                    s += sample(plane, info, w, c, yy, xx);
+                                    n += 1;
+                                }
+                            }
+                            (s + n / 2) / n
+                        })
+                        .collect()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn read_level(image: &Path, level: usize, st: SampleType) -> (Vec<u64>, Vec<u64>) {
+    let store = Arc::new(FilesystemStore::new(image).expect("store"));
+    let array = Array::open(store, &format!("/{level}")).expect("open array");
+    let shape = array.shape().to_vec();
+    let subset = ArraySubset::new_with_shape(shape.clone());
+    let values: Vec<u64> = match st {
+        SampleType::U8 => array
+            .retrieve_array_subset::<Vec<u8>>(&subset)
+            .expect("read u8")
+            .into_iter()
+            .map(u64::from)
+            .collect(),
+        _ => array
+            .retrieve_array_subset::<Vec<u16>>(&subset)
+            .expect("read u16")
+            .into_iter()
+            .map(u64::from)
+            .collect(),
+    };
+    (shape, values)
+}
+
+fn check_roundtrip(w: u32, h: u32, planes: u32, channels: u32, st: SampleType, chunk: u32) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (info, data) = stack(w, h, planes, channels, st);
+    let mut source = MemorySource::new(info.clone(), data.clone()).expect("source");
+    let summary = convert(
+        &mut source,
+        &section(dir.path()),
+        &options(chunk),
+        &mut NoHook,
+    )
+    .expect("convert");
+    let image = &summary.output;
+    let (wu, hu) = (w as usize, h as usize);
+
+    let (shape, level0) = read_level(image, 0, st);
+    assert_eq!(
+        shape,
+        [
+            u64::from(channels),
+            u64::from(planes),
+            u64::from(h),
+            u64::from(w)
+        ]
+    );
+    let mut i = 0;
+    for c in 0..channels as usize {
+        for (z, plane) in data.iter().enumerate() {
+            for y in 0..hu {
+                for x in 0..wu {
+                    assert_eq!(
+                        level0[i],
+                        sample(plane, &info, wu, c, y, x),
+                        "c{c} z{z} y{y} x{x}"
+                    );
+                    i += 1;
+                }
+            }
+        }
+    }
+    if summary.arrays.levels.len() > 1 {
+        let (shape1, level1) = read_level(image, 1, st);
+        let (ow, oh) = (wu.div_ceil(2), hu.div_ceil(2));
+        assert_eq!(shape1[2..], [oh as u64, ow as u64]);
+        let means: Vec<_> = data.iter().map(|p| mean2(p, &info, wu, hu)).collect();
+        let mut i = 0;
+        for c in 0..channels as usize {
+            for m in &means {
+                for (y, row) in m[c].iter().enumerate() {
+                    for (x, want) in row.iter().enumerate() {
+                        assert_eq!(level1[i], *want, "level 1 c{c} y{y} x{x}");
+                        i += 1;
+                    }
+                }
+            }
+        }
+    }
+    let report = strata_bids::validate::validate(dir.path()).expect("validate");
+    assert!(!report.has_errors(), "{:#?}", report.issues);
+}
+
+#[test]
+fn gray8_with_odd_edges() {
+    check_roundtrip(700, 530, 3, 1, SampleType::U8, 128);
+}
+
+#[test]
+fn rgb8() {
+    check_roundtrip(300, 260, 2, 3, SampleType::U8, 128);
+}
+
+#[test]
+fn gray16() {
+    check_roundtrip(257, 300, 2, 1, SampleType::U16, 64);
+}
+
+#[test]
+fn single_chunk_image_has_one_level() {
+    check_roundtrip(100, 90, 4, 1, SampleType::U8, 512);
+}
+
+#[test]
+fn deterministic_and_inode_frugal() {
+    let (info, data) = stack(1100, 1000, 5, 1, SampleType::U8);
+    let mut shards = Vec::new();
+    for _ in 0..2 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut source = MemorySource::new(info.clone(), data.clone()).expect("source");
+        let s = convert(
+            &mut source,
+            &section(dir.path()),
+            &options(256),
+            &mut NoHook,
+        )
+        .expect("convert");
+        assert_eq!(s.arrays.levels.len(), 4, "1100 -> 550 -> 275 -> 138");
+        // One shard per level, key `c.0.0.0.0`: no chunk directories.
+        let mut count = 0;
+        for l in 0..4 {
+            let level = s.output.join(l.to_string());
+            let names: Vec<String> = std::fs::read_dir(&level)
+                .expect("level")
+                .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                .collect();
+            assert_eq!(names.len(), 2, "{names:?}");
+            count += names.len();
+        }
+        assert_eq!(count as u64 + 1 + 1, s.files);
+        shards.push(std::fs::read(s.output.join("0/c.0.0.0.0")).expect("shard"));
+    }
+    assert_eq!(shards[0], shards[1]);
+}
+
+#[test]
+fn interrupted_output_is_discarded_on_rerun() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sec = section(dir.path());
+    let name = sec.name();
+    let partial = sec.image_path().with_file_name(format!(".{name}.partial"));
+    std::fs::create_dir_all(partial.join("0")).expect("mkdir");
+    std::fs::write(partial.join("0/c.0.0.0.0"), b"half a shard").expect("write");
+    let (info, data) = stack(64, 64, 2, 1, SampleType::U8);
+    let mut source = MemorySource::new(info, data).expect("source");
+    convert(&mut source, &sec, &options(512), &mut NoHook).expect("convert");
+    assert!(!partial.exists());
+    assert!(sec.image_path().join("zarr.json").exists());
+}
