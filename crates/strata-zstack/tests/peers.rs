@@ -1,0 +1,139 @@
+//! zarr-python 3 and tensorstore read the converter's shards: every sample of every level
+//! equals what the converter wrote (level 0: the source; lower levels: zarrs' reading of the
+//! same array, itself checked against the 2 x 2 mean in `roundtrip.rs`).
+//!
+//! Needs `STRATA_PYTHON` (set by `cargo xtask test`); skipped without it unless
+//! `STRATA_REQUIRE_PEERS` is set.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use strata_bids::name::{Label, Suffix};
+use strata_zstack::{
+    Compression, ConvertOptions, ImageOptions, MemorySource, NoHook, SampleType, Section, Spacing,
+    StackInfo, convert,
+};
+use zarrs::array::{Array, ArraySubset};
+use zarrs::filesystem::FilesystemStore;
+
+fn python() -> Option<std::ffi::OsString> {
+    let p = std::env::var_os("STRATA_PYTHON");
+    if p.is_none() {
+        assert!(
+            std::env::var_os("STRATA_REQUIRE_PEERS").is_none(),
+            "STRATA_REQUIRE_PEERS is set but STRATA_PYTHON is not"
+        );
+        eprintln!("skipped: STRATA_PYTHON is not set");
+    }
+    p
+}
+
+/// Level bytes in C order, little-endian, as zarrs reads them.
+fn zarrs_level(image: &Path, level: usize, st: SampleType) -> Vec<u8> {
+    let store = Arc::new(FilesystemStore::new(image).expect("store"));
+    let array = Array::open(store, &format!("/{level}")).expect("open");
+    let subset = ArraySubset::new_with_shape(array.shape().to_vec());
+    match st {
+        SampleType::U8 => array
+            .retrieve_array_subset::<Vec<u8>>(&subset)
+            .expect("read"),
+        SampleType::U16 => array
+            .retrieve_array_subset::<Vec<u16>>(&subset)
+            .expect("read")
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect(),
+    }
+}
+
+fn check(w: u32, h: u32, planes: u32, channels: u32, st: SampleType) {
+    let Some(python) = python() else { return };
+    let info = StackInfo {
+        width: w,
+        height: h,
+        planes,
+        channels,
+        sample_type: st,
+        pixel_size: None,
+        plane_names: (0..planes).map(|z| format!("z{z}.tif")).collect(),
+    };
+    let n = (w * h * channels) as usize * st.bytes();
+    let data: Vec<Vec<u8>> = (0..planes)
+        .map(|z| {
+            (0..n)
+                .map(|i| ((i * 31 + z as usize * 7) % 251) as u8)
+                .collect()
+        })
+        .collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let section = Section {
+        bids_root: dir.path().join("bids"),
+        subject: Label::new("sub", "01").expect("label"),
+        session: None,
+        sample: Label::new("sample", "01").expect("label"),
+        stain: None,
+        suffix: Suffix::BF,
+    };
+    let opts = ConvertOptions {
+        image: ImageOptions {
+            chunk: 128,
+            compression: Compression::Zstd(3),
+            planes_per_shard: None,
+        },
+        spacing: Some(Spacing {
+            x: 0.5,
+            y: 0.5,
+            z: 1.0,
+        }),
+        ..ConvertOptions::default()
+    };
+    let mut source = MemorySource::new(info.clone(), data.clone()).expect("source");
+    let summary = convert(&mut source, &section, &opts, &mut NoHook).expect("convert");
+    let out = dir.path().join("peer");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers/read_levels.py");
+    let r = Command::new(python)
+        .arg(script)
+        .arg(&summary.output)
+        .arg(&out)
+        .output()
+        .expect("run peers");
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+
+    // Level 0 must equal the source, reordered to (c, z, y, x) little-endian.
+    let bps = st.bytes();
+    let mut expected = Vec::with_capacity(n * planes as usize);
+    for c in 0..channels as usize {
+        for plane in &data {
+            for px in 0..(w * h) as usize {
+                let i = (px * channels as usize + c) * bps;
+                let mut s = plane[i..i + bps].to_vec();
+                if cfg!(target_endian = "big") {
+                    s.reverse();
+                }
+                expected.extend_from_slice(&s);
+            }
+        }
+    }
+    for level in 0..summary.arrays.levels.len() {
+        let ours = if level == 0 {
+            expected.clone()
+        } else {
+            zarrs_level(&summary.output, level, st)
+        };
+        for reader in ["zarr", "tensorstore"] {
+            let got = std::fs::read(out.join(format!("{reader}-{level}.raw"))).expect("raw");
+            assert!(got == ours, "{reader} reads level {level} differently");
+        }
+    }
+}
+
+#[test]
+fn zarr_python_and_tensorstore_read_gray8() {
+    check(300, 270, 3, 1, SampleType::U8);
+}
+
+#[test]
+fn zarr_python_and_tensorstore_read_rgb16() {
+    check(200, 150, 2, 3, SampleType::U16);
+}
