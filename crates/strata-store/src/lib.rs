@@ -25,6 +25,7 @@ mod key;
 mod object;
 pub mod ozx;
 mod posix;
+pub mod stage;
 mod traits;
 
 pub use bytes::Bytes;
@@ -36,6 +37,7 @@ pub use object::{DEFAULT_PART_SIZE, ObjectStoreBackend, S3Options};
 pub use object_store;
 pub use ozx::{OzxOptions, OzxStore, OzxWriter};
 pub use posix::{FsyncPolicy, PosixOptions, PosixStore};
+pub use stage::{StageOptions, StageSummary, StoreUrl, stage, stage_to_ozx, stage_urls};
 pub use traits::{
     ByteRange, DynListableStore, DynReadableStore, DynStore, DynWritableStore, ListableStore,
     ObjectMeta, PutStream, ReadableStore, Store, StoreExt, Usage, WritableStore, WritableStoreExt,

@@ -56,6 +56,12 @@ pub struct S3Options {
     pub region: Option<String>,
     /// Allow plain `http://` endpoints (loopback test servers).
     pub allow_http: bool,
+    /// Retries of a failed request (`None`: object_store's default, 10).
+    pub max_retries: Option<usize>,
+    /// Give up retrying a request after this long (`None`: object_store's default, 3 min).
+    pub retry_timeout: Option<std::time::Duration>,
+    /// Send unsigned requests (public buckets, local test servers); no credentials needed.
+    pub unsigned: bool,
 }
 
 impl S3Options {
@@ -69,7 +75,8 @@ impl S3Options {
     }
 
     /// Options for `bucket`, the endpoint taken from `STRATA_S3_ENDPOINT` or
-    /// `AWS_ENDPOINT_URL` when set (plain HTTP then allowed if the URL says `http://`).
+    /// `AWS_ENDPOINT_URL` when set (plain HTTP then allowed if the URL says `http://`), retries
+    /// from `STRATA_S3_MAX_RETRIES` and `STRATA_S3_RETRY_TIMEOUT_SECS` when set.
     #[must_use]
     pub fn from_env(bucket: impl Into<String>) -> Self {
         let endpoint = ["STRATA_S3_ENDPOINT", "AWS_ENDPOINT_URL"]
@@ -78,11 +85,19 @@ impl S3Options {
         let allow_http = endpoint
             .as_deref()
             .is_some_and(|e| e.starts_with("http://"));
+        let num = |v: &str| {
+            std::env::var(v)
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+        };
         Self {
             bucket: bucket.into(),
             endpoint,
             region: None,
             allow_http,
+            max_retries: num("STRATA_S3_MAX_RETRIES").and_then(|n| usize::try_from(n).ok()),
+            retry_timeout: num("STRATA_S3_RETRY_TIMEOUT_SECS").map(std::time::Duration::from_secs),
+            unsigned: false,
         }
     }
 
@@ -97,6 +112,22 @@ impl S3Options {
     #[must_use]
     pub fn region(mut self, region: impl Into<String>) -> Self {
         self.region = Some(region.into());
+        self
+    }
+
+    /// Sets how often and how long a failed request is retried (fail fast when a server is
+    /// down, or ride out outages).
+    #[must_use]
+    pub fn retries(mut self, max_retries: usize, timeout: std::time::Duration) -> Self {
+        self.max_retries = Some(max_retries);
+        self.retry_timeout = Some(timeout);
+        self
+    }
+
+    /// Sends unsigned requests (no credentials).
+    #[must_use]
+    pub fn unsigned(mut self, on: bool) -> Self {
+        self.unsigned = on;
         self
     }
 
@@ -180,6 +211,25 @@ impl ObjectStoreBackend {
                 reason: "S3 store needs a bucket name".into(),
             });
         }
+        // With a custom endpoint (an S3-compatible server), credentials must come from the
+        // environment: never fall back to the cloud instance-metadata service.
+        let env_credentials = [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        ]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
+        if options.endpoint.is_some() && !options.unsigned && !env_credentials {
+            return Err(Error::Config {
+                reason: format!(
+                    "no credentials for S3 bucket {:?} at {}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or use unsigned requests)",
+                    options.bucket,
+                    options.endpoint.as_deref().unwrap_or_default()
+                ),
+            });
+        }
         let mut b = object_store::aws::AmazonS3Builder::from_env()
             .with_bucket_name(&options.bucket)
             .with_allow_http(options.allow_http);
@@ -188,6 +238,19 @@ impl ObjectStoreBackend {
         }
         if let Some(r) = &options.region {
             b = b.with_region(r);
+        }
+        if options.unsigned {
+            b = b.with_skip_signature(true);
+        }
+        if options.max_retries.is_some() || options.retry_timeout.is_some() {
+            let mut retry = object_store::RetryConfig::default();
+            if let Some(n) = options.max_retries {
+                retry.max_retries = n;
+            }
+            if let Some(t) = options.retry_timeout {
+                retry.retry_timeout = t;
+            }
+            b = b.with_retry(retry);
         }
         let s3 = b.build().map_err(|e| Error::Config {
             reason: format!("cannot configure S3 bucket {:?}: {e}", options.bucket),
@@ -316,6 +379,13 @@ impl ReadableStore for ObjectStoreBackend {
             .await
             .map_err(|e| self.err("size", key.as_str(), e))?;
         Ok(meta.size)
+    }
+
+    fn location(&self) -> String {
+        match &self.prefix {
+            Some(p) => format!("{}/{p}", self.inner),
+            None => self.inner.to_string(),
+        }
     }
 }
 

@@ -91,7 +91,7 @@ fn is_metadata(name: &str) -> bool {
 
 /// Central-directory order: `zarr.json` first, breadth-first (depth, then key), root first;
 /// then every other entry by key.
-fn cd_order(a: &str, b: &str) -> std::cmp::Ordering {
+pub(crate) fn cd_order(a: &str, b: &str) -> std::cmp::Ordering {
     let rank = |n: &str| {
         (
             !is_metadata(n),
@@ -877,6 +877,10 @@ impl ReadableStore for OzxStore {
 
     async fn size(&self, key: &StoreKey) -> Result<u64> {
         Ok(self.entry(key)?.size)
+    }
+
+    fn location(&self) -> String {
+        format!("zip:{}/{}", self.src.location(), self.key)
     }
 }
 

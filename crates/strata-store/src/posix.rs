@@ -474,6 +474,10 @@ impl ReadableStore for PosixStore {
         })
         .await
     }
+
+    fn location(&self) -> String {
+        format!("file://{}", self.inner.root.display())
+    }
 }
 
 #[async_trait]

@@ -106,6 +106,12 @@ pub trait ReadableStore: Send + Sync + Debug {
     /// # Errors
     /// [`Error::NotFound`] when there is no object under `key`.
     async fn size(&self, key: &StoreKey) -> Result<u64>;
+
+    /// Where the data lives, stable across runs (a root directory, a bucket and prefix), for
+    /// messages and staging journals. Never contains credentials.
+    fn location(&self) -> String {
+        format!("{self:?}")
+    }
 }
 
 /// An object being written in pieces. Nothing is visible under the key until
@@ -223,6 +229,9 @@ macro_rules! forward {
             }
             async fn size(&self, key: &StoreKey) -> Result<u64> {
                 (**self).size(key).await
+            }
+            fn location(&self) -> String {
+                (**self).location()
             }
         }
         #[async_trait]

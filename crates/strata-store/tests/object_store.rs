@@ -98,3 +98,19 @@ fn s3_options_need_a_bucket() {
         "{err:?}"
     );
 }
+
+#[test]
+fn custom_endpoint_without_credentials_is_refused() {
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+        return; // cannot unset it safely here; covered when run without credentials
+    }
+    let err = ObjectStoreBackend::s3(
+        &S3Options::new("b")
+            .endpoint("http://127.0.0.1:1")
+            .allow_http(true),
+    )
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(err.contains("AWS_ACCESS_KEY_ID"), "{err}");
+}
