@@ -290,8 +290,20 @@ trait Sample: Copy + Default + std::fmt::Debug + Send + Sync + 'static {
     const TILE_SHIFT: u32;
     fn v(self) -> i64;
     fn idx(self) -> usize;
+    /// Adds the filter responses of the interior pixels of a row segment: `u`, `m`, `d` hold the
+    /// segment's `n` pixels plus one neighbour on each side (`n + 2` samples each).
+    fn interior(u: &[Self], m: &[Self], d: &[Self], acc: &mut TileSums);
+    /// Sum of `(row[x + 2] - row[x])^2`.
+    fn brenner(row: &[Self]) -> u64;
+    /// Interleaved copies of each tile histogram (to spread repeated increments).
+    const TILE_COPIES: usize;
+    /// Counts a row segment into a tile histogram of `TILE_COPIES * (BINS >> TILE_SHIFT)`
+    /// counters.
+    fn tile_hist_add(seg: &[Self], th: &mut [u32]);
 }
 
+/// The 8-bit kernel: `i32` arithmetic and `u32` partial sums over runs short enough not to
+/// overflow (|Laplacian| <= 1020, Gx^2 + Gy^2 <= 2 * 1020^2), so the loop vectorises.
 impl Sample for u8 {
     const BINS: usize = 256;
     const TILE_SHIFT: u32 = 0;
@@ -302,6 +314,92 @@ impl Sample for u8 {
     #[inline(always)]
     fn idx(self) -> usize {
         usize::from(self)
+    }
+    fn interior(u: &[u8], m: &[u8], d: &[u8], acc: &mut TileSums) {
+        const RUN: usize = 1024;
+        let n = m.len() - 2;
+        let mut s = 0;
+        while s < n {
+            let len = (n - s).min(RUN);
+            let (u0, u1, u2) = (
+                &u[s..s + len],
+                &u[s + 1..s + 1 + len],
+                &u[s + 2..s + 2 + len],
+            );
+            let (m0, m1, m2) = (
+                &m[s..s + len],
+                &m[s + 1..s + 1 + len],
+                &m[s + 2..s + 2 + len],
+            );
+            let (d0, d1, d2) = (
+                &d[s..s + len],
+                &d[s + 1..s + 1 + len],
+                &d[s + 2..s + 2 + len],
+            );
+            let (mut sl, mut sl2, mut sg2, mut sml) = (0i32, 0u32, 0u32, 0u32);
+            for i in 0..len {
+                // 16-bit lanes: every response fits in i16 (|x| <= 1020).
+                let (a, b, c) = (i16::from(u0[i]), i16::from(u1[i]), i16::from(u2[i]));
+                let (p, q, r) = (i16::from(m0[i]), i16::from(m1[i]), i16::from(m2[i]));
+                let (x, y, z) = (i16::from(d0[i]), i16::from(d1[i]), i16::from(d2[i]));
+                let lap = b + y + p + r - 4 * q;
+                let gx = (c - a) + 2 * (r - p) + (z - x);
+                let gy = (x + 2 * y + z) - (a + 2 * b + c);
+                let ml = (2 * q - p - r).abs() + (2 * q - b - y).abs();
+                let (lap, gx, gy) = (i32::from(lap), i32::from(gx), i32::from(gy));
+                sl += lap;
+                sl2 += (lap * lap) as u32;
+                sg2 += (gx * gx + gy * gy) as u32;
+                sml += ml as u32;
+            }
+            acc.lap += i64::from(sl);
+            acc.lap2 += u64::from(sl2);
+            acc.grad2 += u64::from(sg2);
+            acc.ml += u64::from(sml);
+            s += len;
+        }
+    }
+    const TILE_COPIES: usize = 4;
+    fn tile_hist_add(seg: &[u8], th: &mut [u32]) {
+        let (h01, h23) = th.split_at_mut(512);
+        let (h0, h1) = h01.split_at_mut(256);
+        let (h2, h3) = h23.split_at_mut(256);
+        let (Ok(h0), Ok(h1), Ok(h2), Ok(h3)) = (
+            <&mut [u32; 256]>::try_from(h0),
+            <&mut [u32; 256]>::try_from(h1),
+            <&mut [u32; 256]>::try_from(h2),
+            <&mut [u32; 256]>::try_from(h3),
+        ) else {
+            unreachable!("tile histograms of 8-bit data are 4 x 256 counters")
+        };
+        let mut quads = seg.chunks_exact(4);
+        for q in &mut quads {
+            h0[usize::from(q[0])] += 1;
+            h1[usize::from(q[1])] += 1;
+            h2[usize::from(q[2])] += 1;
+            h3[usize::from(q[3])] += 1;
+        }
+        for &v in quads.remainder() {
+            h0[usize::from(v)] += 1;
+        }
+    }
+    fn brenner(row: &[u8]) -> u64 {
+        const RUN: usize = 32768; // 32768 * 255^2 < 2^32
+        let n = row.len().saturating_sub(2);
+        let mut total = 0u64;
+        let mut s = 0;
+        while s < n {
+            let len = (n - s).min(RUN);
+            let (a, c) = (&row[s..s + len], &row[s + 2..s + 2 + len]);
+            let mut b = 0u32;
+            for i in 0..len {
+                let d = i32::from(c[i]) - i32::from(a[i]);
+                b += (d * d) as u32;
+            }
+            total += u64::from(b);
+            s += len;
+        }
+        total
     }
 }
 
@@ -316,11 +414,51 @@ impl Sample for u16 {
     fn idx(self) -> usize {
         usize::from(self)
     }
+    fn interior(u: &[u16], m: &[u16], d: &[u16], acc: &mut TileSums) {
+        let n = m.len() - 2;
+        let (u0, u1, u2) = (&u[..n], &u[1..=n], &u[2..n + 2]);
+        let (m0, m1, m2) = (&m[..n], &m[1..=n], &m[2..n + 2]);
+        let (d0, d1, d2) = (&d[..n], &d[1..=n], &d[2..n + 2]);
+        let (mut sl, mut sl2, mut sg2, mut sml) = (0i64, 0u64, 0u64, 0u64);
+        for i in 0..n {
+            let (a, b, c) = (i64::from(u0[i]), i64::from(u1[i]), i64::from(u2[i]));
+            let (p, q, r) = (i64::from(m0[i]), i64::from(m1[i]), i64::from(m2[i]));
+            let (x, y, z) = (i64::from(d0[i]), i64::from(d1[i]), i64::from(d2[i]));
+            let lap = b + y + p + r - 4 * q;
+            let gx = (c - a) + 2 * (r - p) + (z - x);
+            let gy = (x + 2 * y + z) - (a + 2 * b + c);
+            let ml = (2 * q - p - r).abs() + (2 * q - b - y).abs();
+            sl += lap;
+            sl2 += (lap * lap) as u64;
+            sg2 += (gx * gx + gy * gy) as u64;
+            sml += ml as u64;
+        }
+        acc.lap += sl;
+        acc.lap2 += sl2;
+        acc.grad2 += sg2;
+        acc.ml += sml;
+    }
+    const TILE_COPIES: usize = 1;
+    fn tile_hist_add(seg: &[u16], th: &mut [u32]) {
+        for &v in seg {
+            th[usize::from(v >> 4)] += 1;
+        }
+    }
+    fn brenner(row: &[u16]) -> u64 {
+        let n = row.len().saturating_sub(2);
+        let (a, c) = (&row[..n], &row[2..n + 2]);
+        let mut b = 0u64;
+        for i in 0..n {
+            let d = i64::from(c[i]) - i64::from(a[i]);
+            b += (d * d) as u64;
+        }
+        b
+    }
 }
 
 /// Per-tile sums for the current row of tiles.
 #[derive(Debug, Clone, Copy, Default)]
-struct TileSums {
+pub(crate) struct TileSums {
     lap: i64,
     lap2: u64,
     grad2: u64,
@@ -380,7 +518,7 @@ impl<T: Sample> Acc<T> {
     fn new(geometry: PlaneGeometry, config: &QcConfig) -> Self {
         let w = geometry.width;
         let tile_cols = w.div_ceil(config.tile_size);
-        let tile_bins = T::BINS >> T::TILE_SHIFT;
+        let tile_bins = T::TILE_COPIES * (T::BINS >> T::TILE_SHIFT);
         Self {
             geometry,
             rows_received: 0,
@@ -514,16 +652,14 @@ impl Stats {
     /// Evaluates row `y` (`mid`) with its upper and lower neighbours.
     fn row<T: Sample>(&mut self, up: &[T], mid: &[T], down: &[T], y: usize) {
         let w = self.width;
-        for &v in mid {
-            self.hist[v.idx()] += 1;
+        if T::TILE_SHIFT != 0 {
+            // The tile histograms are coarser than the values: keep the exact one as well.
+            for &v in mid {
+                self.hist[v.idx()] += 1;
+            }
         }
         if w >= 3 {
-            let mut b = 0u64;
-            for (a, c) in mid.iter().zip(&mid[2..]) {
-                let d = c.v() - a.v();
-                b += (d * d) as u64;
-            }
-            self.totals.brenner += u128::from(b);
+            self.totals.brenner += u128::from(T::brenner(mid));
             self.totals.brenner_n += (w - 2) as u64;
         }
         let ts = self.tile_size;
@@ -531,9 +667,7 @@ impl Stats {
             let xs = tc * ts;
             let xe = ((tc + 1) * ts).min(w);
             let th = &mut self.tile_hist[tc * self.tile_bins..(tc + 1) * self.tile_bins];
-            for &v in &mid[xs..xe] {
-                th[v.idx() >> T::TILE_SHIFT] += 1;
-            }
+            T::tile_hist_add(&mid[xs..xe], th);
             let mut acc = TileSums::default();
             let at = |r: &[T], x: usize| r[x].v();
             let col = |r: &[T], xl: usize, x: usize, xr: usize| [at(r, xl), at(r, x), at(r, xr)];
@@ -554,23 +688,12 @@ impl Stats {
                 let is = xs.max(1);
                 let ie = xe.min(w - 1);
                 if is < ie {
-                    let (u, m, d) = (&up[is - 1..=ie], &mid[is - 1..=ie], &down[is - 1..=ie]);
-                    let (mut l1, mut l2, mut g2, mut m1) = (0i64, 0u64, 0u64, 0u64);
-                    for ((u, m), d) in u.windows(3).zip(m.windows(3)).zip(d.windows(3)) {
-                        let (l, g, mm) = pixel(
-                            [u[0].v(), u[1].v(), u[2].v()],
-                            [m[0].v(), m[1].v(), m[2].v()],
-                            [d[0].v(), d[1].v(), d[2].v()],
-                        );
-                        l1 += l;
-                        l2 += (l * l) as u64;
-                        g2 += g as u64;
-                        m1 += mm as u64;
-                    }
-                    acc.lap += l1;
-                    acc.lap2 += l2;
-                    acc.grad2 += g2;
-                    acc.ml += m1;
+                    T::interior(
+                        &up[is - 1..=ie],
+                        &mid[is - 1..=ie],
+                        &down[is - 1..=ie],
+                        &mut acc,
+                    );
                 }
                 if xe == w {
                     let (a, b) = (w - 2, w - 1);
@@ -598,7 +721,23 @@ impl Stats {
         for tc in 0..self.tile_cols {
             let s = std::mem::take(&mut self.tile_sums[tc]);
             let th = &mut self.tile_hist[tc * self.tile_bins..(tc + 1) * self.tile_bins];
+            // Fold the interleaved copies into the first.
+            let bins = self.tile_bins / T::TILE_COPIES;
+            for k in 1..T::TILE_COPIES {
+                let (first, rest) = th.split_at_mut(bins * k);
+                for (a, b) in first[..bins].iter_mut().zip(&mut rest[..bins]) {
+                    *a += *b;
+                    *b = 0;
+                }
+            }
+            let th = &mut th[..bins];
             let target = self.tile_quantile * s.n as f64;
+            if T::TILE_SHIFT == 0 {
+                // Exact tile histograms: the plane histogram is their sum.
+                for (h, &c) in self.hist.iter_mut().zip(th.iter()) {
+                    *h += u64::from(c);
+                }
+            }
             let mut cum = 0u64;
             let mut q = th.len() - 1;
             for (b, &c) in th.iter().enumerate() {
