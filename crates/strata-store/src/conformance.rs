@@ -533,7 +533,8 @@ pub async fn atomic_visibility(store: &DynStore) {
     };
     let mut reads = 0u32;
     let mut seen = [false; 2];
-    while !stop.load(Ordering::SeqCst) && reads < 10_000 {
+    // At least one read, then as many as the writer leaves time for.
+    while reads == 0 || (!stop.load(Ordering::SeqCst) && reads < 10_000) {
         let got = ok("get during writes", store, store.get(&k).await);
         if got == a {
             seen[0] = true;
