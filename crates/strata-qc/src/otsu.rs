@@ -82,6 +82,39 @@ mod tests {
     }
 
     #[test]
+    fn float32_roundings_decide_near_ties_like_scikit_image() {
+        // skimage.filters.threshold_otsu(hist=np.array(h)); the same computation in float64
+        // gives 5, 3 and 8.
+        let cases: [(&[u64], u32); 3] = [
+            (
+                &[
+                    1786094836, 615284856, 978691675, 1156679455, 734005512, 120740027, 2301541101,
+                    2301541102, 120740029, 734005513, 1156679457, 978691675, 615284856, 1786094837,
+                ],
+                7,
+            ),
+            (
+                &[
+                    1085458817, 143153491, 57691541, 202433412, 1555515217, 1555515218, 202433413,
+                    57691543, 143153491, 1085458817,
+                ],
+                5,
+            ),
+            (
+                &[
+                    1690790062, 2410648978, 436601452, 1167169145, 510074835, 996326711, 881861940,
+                    2725532481, 2725532482, 881861940, 996326711, 510074835, 1167169146, 436601452,
+                    2410648979, 1690790062,
+                ],
+                6,
+            ),
+        ];
+        for (h, expected) in cases {
+            assert_eq!(otsu_threshold(h), Some(expected));
+        }
+    }
+
+    #[test]
     fn two_values_split_at_the_lower() {
         // skimage.filters.threshold_otsu(np.array([[10, 200]], np.uint8)) == 10
         let mut h = vec![0u64; 256];

@@ -11,7 +11,7 @@ use std::process::Command;
 
 use common::{Image, Pixels, Rng, noise, slide};
 use serde_json::{Value, json};
-use strata_qc::{PixelFormat, PlaneGeometry, PlaneQc, QcConfig, luminance};
+use strata_qc::{PixelFormat, PlaneGeometry, PlaneQc, QcConfig, luminance, otsu_threshold};
 
 const TOLERANCE: f64 = 1e-6;
 
@@ -173,11 +173,30 @@ fn metrics_agree_with_opencv_and_scikit_image() {
             "skimage": skimage,
         }));
     }
+    // Random histograms with counts up to 3e9 (whole-slide planes), half of them mirrored to
+    // make near ties.
+    let mut hrng = Rng(2024);
+    let histograms: Vec<Vec<u64>> = (0..2000)
+        .map(|i| {
+            let n = 2 + hrng.below(14) as usize;
+            let mut h: Vec<u64> = (0..n).map(|_| 1 + hrng.below(3_000_000_000)).collect();
+            if i % 2 == 1 {
+                let mirror: Vec<u64> = h.iter().rev().map(|&c| c + hrng.below(3)).collect();
+                h.extend(mirror);
+            }
+            h
+        })
+        .collect();
     let manifest = dir.path().join("manifest.json");
     std::fs::write(
         &manifest,
-        json!({"tile_size": config.tile_size, "tile_min_tissue": config.tile_min_tissue, "images": entries})
-            .to_string(),
+        json!({
+            "tile_size": config.tile_size,
+            "tile_min_tissue": config.tile_min_tissue,
+            "images": entries,
+            "histograms": histograms,
+        })
+        .to_string(),
     )
     .expect("manifest");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/qc_peer.py");
@@ -193,6 +212,16 @@ fn metrics_agree_with_opencv_and_scikit_image() {
     );
     let peer: Value = serde_json::from_slice(&out.stdout).expect("peer JSON");
     eprintln!("peers: {}", peer["versions"]);
+
+    let theirs = peer["histogram_otsu"].as_array().expect("histogram_otsu");
+    assert_eq!(theirs.len(), histograms.len());
+    for (h, t) in histograms.iter().zip(theirs) {
+        assert_eq!(
+            otsu_threshold(h).map(u64::from),
+            t.as_u64(),
+            "Otsu of histogram {h:?} differs from skimage.filters.threshold_otsu(hist=...)"
+        );
+    }
 
     let mut worst: BTreeMap<&str, (f64, String)> = BTreeMap::new();
     let mut rng = Rng(99);

@@ -4,6 +4,7 @@ Usage: qc_peer.py MANIFEST.json  (prints one JSON object on stdout)
 
 The manifest lists raw images written by the Rust test:
   {"tile_size": 64, "tile_min_tissue": 0.5,
+   "histograms": [[count, ...], ...],
    "images": [{"name": ..., "path": ..., "width": W, "height": H,
                "format": "gray8|gray16|rgb8|rgb16", "max_value": M,
                "skimage": "cell"|"immunohistochemistry"|null}]}
@@ -102,6 +103,12 @@ def main():
         out["images"][entry["name"]] = metrics(
             g, entry["max_value"], manifest["tile_size"], manifest["tile_min_tissue"]
         )
+    # Histograms with large counts (planes far above 2^24 pixels): near ties are decided by
+    # scikit-image's float32 roundings.
+    out["histogram_otsu"] = [
+        int(skimage.filters.threshold_otsu(hist=np.array(h, dtype=np.int64)))
+        for h in manifest.get("histograms", [])
+    ]
     json.dump(out, sys.stdout)
 
 
