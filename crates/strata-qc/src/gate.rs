@@ -7,8 +7,8 @@ use crate::pixel::PixelFormat;
 use crate::plane::PlaneMetrics;
 use crate::stack::{StackSummary, TileSummary};
 
-/// Pass/fail rules. Every field has a default; a missing field keeps it, an optional limit set
-/// to `false`/absent in code (`None`) disables the rule. Parse them with
+/// Pass/fail rules. Every field has a default and a missing key keeps it; a limit set to
+/// `false` in the file (`None` in code) disables that rule. Parse them with
 /// [`Rules::from_toml_str`] or [`Rules::from_json_str`]; [`Rules::DEFAULT_TOML`] is the default
 /// file.
 ///
@@ -20,14 +20,48 @@ pub struct Rules {
     /// (the focus peak is outside the stack). Default `true`.
     pub best_plane_not_at_edge: bool,
     /// Fail when the tissue fraction is below this floor. Default `0.05`.
+    #[serde(with = "limit")]
     pub min_tissue_fraction: Option<f64>,
     /// Fail when the saturated fraction is above this ceiling. Default `0.05`.
+    #[serde(with = "limit")]
     pub max_saturated_fraction: Option<f64>,
     /// Fail when the fraction of tissue tiles out of focus even at their own best plane is
     /// above this ceiling. Default `0.10`.
+    #[serde(with = "limit")]
     pub max_out_of_focus_tile_fraction: Option<f64>,
     /// Fail when the black (value 0) fraction is above this ceiling. Default: not checked.
+    #[serde(with = "limit")]
     pub max_black_fraction: Option<f64>,
+}
+
+/// A limit in a rules file: a number, or `false` for "not checked".
+mod limit {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Number(f64),
+        Flag(bool),
+    }
+
+    #[allow(clippy::ref_option)] // the signature serde's `with` expects
+    pub(super) fn serialize<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(x) => s.serialize_f64(*x),
+            None => s.serialize_bool(false),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        match Repr::deserialize(d)? {
+            Repr::Number(x) => Ok(Some(x)),
+            Repr::Flag(false) => Ok(None),
+            Repr::Flag(true) => Err(serde::de::Error::custom(
+                "a limit is a number, or false to disable the rule",
+            )),
+        }
+    }
 }
 
 impl Default for Rules {
@@ -51,7 +85,7 @@ best_plane_not_at_edge = true            # the focus peak must not be the first 
 min_tissue_fraction = 0.05               # pixels at or below the Otsu threshold
 max_saturated_fraction = 0.05            # pixels at the saturation value
 max_out_of_focus_tile_fraction = 0.10    # tissue tiles out of focus even at their best plane
-# max_black_fraction = 0.5               # pixels equal to 0 (not checked by default)
+max_black_fraction = false               # pixels equal to 0 (a fraction, or false: not checked)
 ";
 
     /// Parses rules from TOML.
@@ -292,5 +326,21 @@ mod tests {
                 .expect("valid");
         assert_eq!(r.max_black_fraction, Some(0.3));
         assert!(!r.best_plane_not_at_edge);
+        let off = Rules::from_toml_str("min_tissue_fraction = false\nmax_black_fraction = 0.2")
+            .expect("valid");
+        assert_eq!(off.min_tissue_fraction, None);
+        assert_eq!(off.max_black_fraction, Some(0.2));
+        assert!(Rules::from_toml_str("min_tissue_fraction = true").is_err());
+        // Integers are accepted where a fraction is expected.
+        assert_eq!(
+            Rules::from_toml_str("max_saturated_fraction = 1")
+                .expect("valid")
+                .max_saturated_fraction,
+            Some(1.0)
+        );
+        // Round trip through JSON, disabled rules included.
+        let json = serde_json::to_string(&off).expect("json");
+        assert!(json.contains("\"min_tissue_fraction\":false"));
+        assert_eq!(Rules::from_json_str(&json).expect("parse"), off);
     }
 }

@@ -336,9 +336,11 @@ impl Sample for u8 {
                 &d[s + 1..s + 1 + len],
                 &d[s + 2..s + 2 + len],
             );
-            let (mut sl, mut sl2, mut sg2, mut sml) = (0i32, 0u32, 0u32, 0u32);
+            let (mut sl, mut sl2, mut sg2, mut sml) = (0i32, 0i32, 0i32, 0i32);
             for i in 0..len {
-                // 16-bit lanes: every response fits in i16 (|x| <= 1020).
+                // 16-bit lanes: every response fits in i16 (|x| <= 1020); the squares are
+                // summed in i32 (a multiply-add of 16-bit pairs). Over RUN = 1024 pixels the
+                // sums stay below 2^31 (1024 * 2 * 1020^2 < 2^31).
                 let (a, b, c) = (i16::from(u0[i]), i16::from(u1[i]), i16::from(u2[i]));
                 let (p, q, r) = (i16::from(m0[i]), i16::from(m1[i]), i16::from(m2[i]));
                 let (x, y, z) = (i16::from(d0[i]), i16::from(d1[i]), i16::from(d2[i]));
@@ -346,16 +348,16 @@ impl Sample for u8 {
                 let gx = (c - a) + 2 * (r - p) + (z - x);
                 let gy = (x + 2 * y + z) - (a + 2 * b + c);
                 let ml = (2 * q - p - r).abs() + (2 * q - b - y).abs();
-                let (lap, gx, gy) = (i32::from(lap), i32::from(gx), i32::from(gy));
-                sl += lap;
-                sl2 += (lap * lap) as u32;
-                sg2 += (gx * gx + gy * gy) as u32;
-                sml += ml as u32;
+                sl += i32::from(lap);
+                sl2 += i32::from(lap) * i32::from(lap);
+                sg2 += i32::from(gx) * i32::from(gx);
+                sg2 += i32::from(gy) * i32::from(gy);
+                sml += i32::from(ml);
             }
             acc.lap += i64::from(sl);
-            acc.lap2 += u64::from(sl2);
-            acc.grad2 += u64::from(sg2);
-            acc.ml += u64::from(sml);
+            acc.lap2 += u64::from(sl2.unsigned_abs());
+            acc.grad2 += u64::from(sg2.unsigned_abs());
+            acc.ml += u64::from(sml.unsigned_abs());
             s += len;
         }
     }
