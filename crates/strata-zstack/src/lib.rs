@@ -5,17 +5,26 @@
 //! - [`image`]: the single-read writer of every pyramid level ([`write_arrays`]).
 //! - [`shard`]: streamed Zarr v3 shards (chunks appended, index written last).
 //! - [`band`]: cutting bands into chunks and the 2 x 2 mean of the pyramid.
+//! - [`tiff_source`]: a z-stack from TIFF files, one per focus level ([`TiffStack`]).
+//! - [`sample`]: synthetic brightfield z-stacks as tiled TIFFs ([`write_sample`]).
 //! - [`convert`]: one section into a BIDS dataset, metadata last ([`convert::convert`]).
 
 pub mod band;
 pub mod convert;
 pub mod error;
 pub mod image;
+pub mod sample;
 pub mod shard;
 pub mod source;
+pub mod tiff_source;
 
 pub use convert::{ConvertOptions, ConvertSummary, Section, Spacing, convert};
 pub use error::{Error, Result};
 pub use image::{BandHook, ImageOptions, NoHook, write_arrays};
+pub use sample::{
+    SampleOptions, SampleSummary, SyntheticStack, TileCompression, TiledTiffSpec, TiledTiffWriter,
+    write_sample,
+};
 pub use shard::Compression;
 pub use source::{MemorySource, PixelSize, SampleType, StackInfo, ZStackSource};
+pub use tiff_source::{TiffOptions, TiffStack, list_tiffs, natural_cmp};

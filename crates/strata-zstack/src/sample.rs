@@ -1,0 +1,825 @@
+//! Synthetic brightfield z-stacks, so anyone can try the converter without data.
+//!
+//! [`SyntheticStack`] renders a deterministic tissue-like focus stack band by band (a
+//! [`ZStackSource`]); [`write_sample`] writes it as one tiled TIFF per focus level with
+//! [`TiledTiffWriter`].
+//!
+//! The picture: a bright background (the glass), tissue regions shaped by low-frequency noise,
+//! a stained texture of several noise octaves inside them, and dark round nuclei on a jittered
+//! grid; gray or RGB (hematoxylin-and-eosin-like colours). The focus level `in_focus_plane` is
+//! sharp; every other level is the same picture blurred by a separable box filter whose
+//! radius grows with the distance to the focus, plus per-plane sensor noise. Everything is a
+//! pure function of the seed and the pixel position, so bands can be rendered in any order
+//! and in parallel, and a 16k x 16k plane never needs more memory than a band.
+//!
+//! The TIFF files are written by hand rather than with the `tiff` crate's encoder: that encoder
+//! writes strips only, and its directory encoder borrows the file until the directory is
+//! finished, while the sample writer streams tiles into all planes' files at once, band by
+//! band, and writes each directory after its tiles.
+
+use crate::error::{Error, Result};
+use crate::source::{SampleType, StackInfo, ZStackSource};
+use rayon::prelude::*;
+use std::fs::File;
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use tiff::encoder::compression::{
+    CompressionAlgorithm, Deflate, DeflateLevel, Lzw, Packbits,
+};
+
+/// Compression of the tiles of a written TIFF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum TileCompression {
+    /// Uncompressed.
+    None,
+    /// LZW (TIFF compression 5).
+    Lzw,
+    /// Deflate, fast level (TIFF compression 8).
+    #[default]
+    Deflate,
+    /// PackBits (TIFF compression 32773).
+    PackBits,
+    /// Zstandard at the given level (TIFF compression 50000).
+    Zstd(i32),
+    /// JPEG (TIFF compression 7). The writer cannot encode JPEG itself: pass already encoded
+    /// tiles to [`TiledTiffWriter::write_encoded_tile`]. RGB JPEG tiles are declared YCbCr.
+    Jpeg,
+}
+
+impl TileCompression {
+    fn tag(self) -> u16 {
+        match self {
+            Self::None => 1,
+            Self::Lzw => 5,
+            Self::Deflate => 8,
+            Self::PackBits => 32773,
+            Self::Zstd(_) => 50000,
+            Self::Jpeg => 7,
+        }
+    }
+
+    /// Compresses one tile's bytes (little-endian samples).
+    ///
+    /// # Errors
+    /// [`Error::Codec`] if compression fails; [`Error::Config`] for [`TileCompression::Jpeg`].
+    pub fn encode(self, raw: &[u8]) -> Result<Vec<u8>> {
+        let codec = |e: std::io::Error| Error::Codec(e.to_string());
+        let mut out = Vec::with_capacity(raw.len() / 2 + 64);
+        match self {
+            Self::None => out.extend_from_slice(raw),
+            Self::Lzw => {
+                Lzw.write_to(&mut out, raw).map_err(codec)?;
+            }
+            Self::Deflate => {
+                Deflate::with_level(DeflateLevel::Fast)
+                    .write_to(&mut out, raw)
+                    .map_err(codec)?;
+            }
+            Self::PackBits => {
+                Packbits.write_to(&mut out, raw).map_err(codec)?;
+            }
+            Self::Zstd(level) => out = zstd::bulk::compress(raw, level).map_err(codec)?,
+            Self::Jpeg => {
+                return Err(Error::Config(
+                    "JPEG tiles must be encoded by the caller (write_encoded_tile)".into(),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// An upper bound of the compressed size of `raw` bytes (to choose BigTIFF in advance).
+    fn bound(self, raw: u64) -> u64 {
+        match self {
+            // LZW codes grow to 12 bits per input byte in the worst case.
+            Self::Lzw => raw / 2 * 3 + 64,
+            _ => raw + raw / 64 + 64,
+        }
+    }
+}
+
+/// The geometry and encoding of a tiled TIFF to write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TiledTiffSpec {
+    /// Image width in pixels.
+    pub width: u32,
+    /// Image height in pixels.
+    pub height: u32,
+    /// Samples per pixel: 1 (gray, MinIsBlack) or 3 (RGB).
+    pub channels: u32,
+    /// Sample type.
+    pub sample_type: SampleType,
+    /// Tile width (a multiple of 16).
+    pub tile_width: u32,
+    /// Tile height (a multiple of 16).
+    pub tile_height: u32,
+    /// Tile compression.
+    pub compression: TileCompression,
+    /// Pixel size in micrometres, written as XResolution / YResolution in pixels per
+    /// centimetre.
+    pub pixel_size_um: Option<f64>,
+    /// Write BigTIFF (64-bit offsets) even if the file would fit a classic TIFF.
+    pub bigtiff: bool,
+}
+
+impl TiledTiffSpec {
+    /// Tiles across and down.
+    #[must_use]
+    pub fn tiles(&self) -> (u32, u32) {
+        (
+            self.width.div_ceil(self.tile_width.max(1)),
+            self.height.div_ceil(self.tile_height.max(1)),
+        )
+    }
+
+    /// Bytes of one uncompressed tile (padding included).
+    #[must_use]
+    pub fn tile_bytes(&self) -> usize {
+        self.tile_width as usize
+            * self.tile_height as usize
+            * self.channels as usize
+            * self.sample_type.bytes()
+    }
+
+    /// Whether a file with this spec is written as BigTIFF: when asked, or when its worst-case
+    /// size would not fit 32-bit offsets.
+    #[must_use]
+    pub fn needs_bigtiff(&self) -> bool {
+        let (ta, td) = self.tiles();
+        let tiles = u64::from(ta) * u64::from(td);
+        let worst = self.compression.bound(self.tile_bytes() as u64) * tiles + tiles * 16 + 4096;
+        self.bigtiff || worst > u64::from(u32::MAX)
+    }
+}
+
+/// Writes one tiled TIFF: tiles are appended in row-major order as they come, the image
+/// directory is written last by [`TiledTiffWriter::finish`].
+#[derive(Debug)]
+pub struct TiledTiffWriter {
+    file: BufWriter<File>,
+    path: PathBuf,
+    spec: TiledTiffSpec,
+    big: bool,
+    pos: u64,
+    offsets: Vec<u64>,
+    counts: Vec<u64>,
+}
+
+const SHORT: u16 = 3;
+const LONG: u16 = 4;
+const RATIONAL: u16 = 5;
+const LONG8: u16 = 16;
+
+impl TiledTiffWriter {
+    /// Creates the file and writes its header.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an unusable spec; [`Error::Io`] if the file cannot be written.
+    pub fn create(path: &Path, spec: TiledTiffSpec) -> Result<Self> {
+        if spec.width == 0 || spec.height == 0 {
+            return Err(Error::Config("a TIFF needs at least one pixel".into()));
+        }
+        if spec.tile_width == 0
+            || spec.tile_height == 0
+            || spec.tile_width % 16 != 0
+            || spec.tile_height % 16 != 0
+        {
+            return Err(Error::Config(format!(
+                "tile size {} x {} must be a positive multiple of 16",
+                spec.tile_width, spec.tile_height
+            )));
+        }
+        if !matches!(spec.channels, 1 | 3) {
+            return Err(Error::Config(format!(
+                "{} channels: 1 (gray) or 3 (RGB) only",
+                spec.channels
+            )));
+        }
+        let big = spec.needs_bigtiff();
+        let f = File::create(path).map_err(|e| Error::io(path, e))?;
+        let mut file = BufWriter::with_capacity(1 << 20, f);
+        let header: Vec<u8> = if big {
+            let mut h = b"II".to_vec();
+            h.extend_from_slice(&43u16.to_le_bytes());
+            h.extend_from_slice(&8u16.to_le_bytes());
+            h.extend_from_slice(&0u16.to_le_bytes());
+            h.extend_from_slice(&0u64.to_le_bytes());
+            h
+        } else {
+            let mut h = b"II".to_vec();
+            h.extend_from_slice(&42u16.to_le_bytes());
+            h.extend_from_slice(&0u32.to_le_bytes());
+            h
+        };
+        file.write_all(&header).map_err(|e| Error::io(path, e))?;
+        let (ta, td) = spec.tiles();
+        let n = ta as usize * td as usize;
+        Ok(Self {
+            file,
+            path: path.to_owned(),
+            big,
+            pos: header.len() as u64,
+            offsets: Vec::with_capacity(n),
+            counts: Vec::with_capacity(n),
+            spec,
+        })
+    }
+
+    /// Whether the file is a BigTIFF.
+    #[must_use]
+    pub fn is_bigtiff(&self) -> bool {
+        self.big
+    }
+
+    /// Compresses and appends the next tile: `tile_height` rows of `tile_width` pixels,
+    /// channels interleaved, samples in native byte order (converted to little-endian here).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a wrong length or too many tiles; codec and I/O errors.
+    pub fn write_tile(&mut self, raw: &[u8]) -> Result<()> {
+        if raw.len() != self.spec.tile_bytes() {
+            return Err(Error::Config(format!(
+                "tile of {} bytes, {} expected",
+                raw.len(),
+                self.spec.tile_bytes()
+            )));
+        }
+        let encoded = encode_tile(self.spec.compression, self.spec.sample_type, raw)?;
+        self.write_encoded_tile(&encoded)
+    }
+
+    /// Appends the next tile, already compressed as the spec says.
+    ///
+    /// # Errors
+    /// [`Error::Config`] if all tiles are written already or a classic TIFF would overflow;
+    /// I/O errors.
+    pub fn write_encoded_tile(&mut self, encoded: &[u8]) -> Result<()> {
+        let (ta, td) = self.spec.tiles();
+        if self.offsets.len() >= ta as usize * td as usize {
+            return Err(Error::Config("all tiles are written already".into()));
+        }
+        if self.pos % 2 == 1 {
+            self.file
+                .write_all(&[0])
+                .map_err(|e| Error::io(&self.path, e))?;
+            self.pos += 1;
+        }
+        self.offsets.push(self.pos);
+        self.counts.push(encoded.len() as u64);
+        self.file
+            .write_all(encoded)
+            .map_err(|e| Error::io(&self.path, e))?;
+        self.pos += encoded.len() as u64;
+        if !self.big && self.pos > u64::from(u32::MAX) - (1 << 20) {
+            return Err(Error::Config(format!(
+                "{}: the file outgrew a classic TIFF; write it as BigTIFF",
+                self.path.display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Writes the image directory and closes the file; returns its size in bytes.
+    ///
+    /// # Errors
+    /// [`Error::Config`] if tiles are missing; I/O errors.
+    pub fn finish(mut self) -> Result<u64> {
+        let (ta, td) = self.spec.tiles();
+        if self.offsets.len() != ta as usize * td as usize {
+            return Err(Error::Config(format!(
+                "{} of {} tiles written",
+                self.offsets.len(),
+                ta as usize * td as usize
+            )));
+        }
+        let s = &self.spec;
+        let bits = (s.sample_type.bytes() * 8) as u16;
+        let ch = s.channels as u16;
+        let photometric: u16 = match (s.channels, s.compression) {
+            (1, _) => 1,
+            (_, TileCompression::Jpeg) => 6,
+            _ => 2,
+        };
+        // (tag, type, count, value bytes little-endian)
+        let shorts = |v: &[u16]| -> Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() };
+        let mut entries: Vec<(u16, u16, u64, Vec<u8>)> = vec![
+            (256, LONG, 1, s.width.to_le_bytes().to_vec()),
+            (257, LONG, 1, s.height.to_le_bytes().to_vec()),
+            (258, SHORT, u64::from(ch), shorts(&vec![bits; ch as usize])),
+            (259, SHORT, 1, shorts(&[s.compression.tag()])),
+            (262, SHORT, 1, shorts(&[photometric])),
+            (277, SHORT, 1, shorts(&[ch])),
+            (284, SHORT, 1, shorts(&[1])),
+            (322, LONG, 1, s.tile_width.to_le_bytes().to_vec()),
+            (323, LONG, 1, s.tile_height.to_le_bytes().to_vec()),
+            (339, SHORT, u64::from(ch), shorts(&vec![1; ch as usize])),
+        ];
+        if let Some(px) = s.pixel_size_um.filter(|p| p.is_finite() && *p > 0.0) {
+            // Pixels per centimetre as a rational with 1/1000 precision.
+            let num = (10_000.0 / px * 1000.0).round().clamp(1.0, f64::from(u32::MAX));
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let num = num as u32;
+            let mut r = num.to_le_bytes().to_vec();
+            r.extend_from_slice(&1000u32.to_le_bytes());
+            entries.push((282, RATIONAL, 1, r.clone()));
+            entries.push((283, RATIONAL, 1, r));
+            entries.push((296, SHORT, 1, shorts(&[3])));
+        }
+        let n = self.offsets.len() as u64;
+        if self.big {
+            let o: Vec<u8> = self.offsets.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let c: Vec<u8> = self.counts.iter().flat_map(|v| v.to_le_bytes()).collect();
+            entries.push((324, LONG8, n, o));
+            entries.push((325, LONG8, n, c));
+        } else {
+            let to32 = |v: &[u64]| -> Result<Vec<u8>> {
+                let mut out = Vec::with_capacity(v.len() * 4);
+                for &x in v {
+                    let x = u32::try_from(x).map_err(|_| {
+                        Error::Config("offset beyond 4 GiB in a classic TIFF".into())
+                    })?;
+                    out.extend_from_slice(&x.to_le_bytes());
+                }
+                Ok(out)
+            };
+            entries.push((324, LONG, n, to32(&self.offsets)?));
+            entries.push((325, LONG, n, to32(&self.counts)?));
+        }
+        entries.sort_by_key(|e| e.0);
+
+        // Out-of-line values first, then the directory.
+        let inline = if self.big { 8 } else { 4 };
+        let mut value_at = Vec::with_capacity(entries.len());
+        let io = |e| Error::io(&self.path, e);
+        for (_, _, _, bytes) in &entries {
+            if bytes.len() > inline {
+                if self.pos % 2 == 1 {
+                    self.file.write_all(&[0]).map_err(io)?;
+                    self.pos += 1;
+                }
+                value_at.push(Some(self.pos));
+                self.file.write_all(bytes).map_err(io)?;
+                self.pos += bytes.len() as u64;
+            } else {
+                value_at.push(None);
+            }
+        }
+        if self.pos % 2 == 1 {
+            self.file.write_all(&[0]).map_err(io)?;
+            self.pos += 1;
+        }
+        let ifd = self.pos;
+        let mut dir = Vec::new();
+        if self.big {
+            dir.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+        } else {
+            dir.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+        }
+        for ((tag, ty, count, bytes), at) in entries.iter().zip(&value_at) {
+            dir.extend_from_slice(&tag.to_le_bytes());
+            dir.extend_from_slice(&ty.to_le_bytes());
+            let mut field = vec![0u8; inline];
+            match at {
+                Some(off) if self.big => field.copy_from_slice(&off.to_le_bytes()),
+                Some(off) => {
+                    let off = u32::try_from(*off)
+                        .map_err(|_| Error::Config("directory beyond 4 GiB".into()))?;
+                    field.copy_from_slice(&off.to_le_bytes());
+                }
+                None => field[..bytes.len()].copy_from_slice(bytes),
+            }
+            if self.big {
+                dir.extend_from_slice(&count.to_le_bytes());
+            } else {
+                dir.extend_from_slice(&(*count as u32).to_le_bytes());
+            }
+            dir.extend_from_slice(&field);
+        }
+        dir.extend_from_slice(&vec![0u8; inline]);
+        self.file.write_all(&dir).map_err(io)?;
+        self.pos += dir.len() as u64;
+        if self.big {
+            self.file.seek(SeekFrom::Start(8)).map_err(io)?;
+            self.file.write_all(&ifd.to_le_bytes()).map_err(io)?;
+        } else {
+            let at = u32::try_from(ifd).map_err(|_| Error::Config("directory beyond 4 GiB".into()))?;
+            self.file.seek(SeekFrom::Start(4)).map_err(io)?;
+            self.file.write_all(&at.to_le_bytes()).map_err(io)?;
+        }
+        self.file.flush().map_err(io)?;
+        Ok(self.pos)
+    }
+}
+
+/// Compresses one tile of native-endian samples into little-endian TIFF bytes.
+fn encode_tile(c: TileCompression, st: SampleType, raw: &[u8]) -> Result<Vec<u8>> {
+    if st == SampleType::U16 && cfg!(target_endian = "big") {
+        let le: Vec<u8> = raw
+            .chunks_exact(2)
+            .flat_map(|p| [p[1], p[0]])
+            .collect();
+        return c.encode(&le);
+    }
+    c.encode(raw)
+}
+
+/// What a synthetic z-stack looks like.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleOptions {
+    /// Plane width in pixels.
+    pub width: u32,
+    /// Plane height in pixels.
+    pub height: u32,
+    /// Number of focus levels.
+    pub planes: u32,
+    /// The sharp focus level (the others blur with their distance to it).
+    pub in_focus_plane: u32,
+    /// 1 (gray) or 3 (RGB).
+    pub channels: u32,
+    /// Sample type.
+    pub sample_type: SampleType,
+    /// Tile width and height of the written TIFFs (a multiple of 16).
+    pub tile: u32,
+    /// Tile compression of the written TIFFs.
+    pub compression: TileCompression,
+    /// Seed: the same seed gives the same pixels.
+    pub seed: u64,
+    /// Pixel size in micrometres (written as TIFF resolution).
+    pub pixel_size_um: f64,
+    /// Blur radius added per focus level away from the sharp one, in pixels.
+    pub blur_per_plane: f64,
+    /// Sensor noise, standard deviation in 8-bit grey levels.
+    pub noise: f64,
+    /// Write BigTIFF even when the files would fit classic TIFF.
+    pub bigtiff: bool,
+}
+
+impl Default for SampleOptions {
+    fn default() -> Self {
+        Self {
+            width: 4096,
+            height: 4096,
+            planes: 30,
+            in_focus_plane: 15,
+            channels: 1,
+            sample_type: SampleType::U8,
+            tile: 512,
+            compression: TileCompression::Deflate,
+            seed: 7,
+            pixel_size_um: 0.25,
+            blur_per_plane: 1.0,
+            noise: 2.0,
+            bigtiff: false,
+        }
+    }
+}
+
+/// What [`write_sample`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SampleSummary {
+    /// The files, one per focus level, in plane order (`z00.tif`, `z01.tif`, ...).
+    pub files: Vec<PathBuf>,
+    /// Bytes written in all files.
+    pub bytes: u64,
+    /// Whether the files are BigTIFF.
+    pub bigtiff: bool,
+}
+
+/// A synthetic z-stack rendered on demand, band by band (see the module documentation).
+#[derive(Debug, Clone)]
+pub struct SyntheticStack {
+    opts: SampleOptions,
+    info: StackInfo,
+    radii: Vec<usize>,
+}
+
+fn mix(mut h: u64) -> u64 {
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94D0_49BB_1331_11EB);
+    h ^ (h >> 31)
+}
+
+#[allow(clippy::cast_sign_loss)]
+fn hash(seed: u64, x: i64, y: i64, k: u64) -> u64 {
+    mix(seed
+        ^ (x as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (y as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+        ^ k.wrapping_mul(0x1656_67B1_9E37_79F9))
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn unit(h: u64) -> f32 {
+    (h >> 40) as f32 / (1u64 << 24) as f32
+}
+
+/// Smooth value noise in 0..1 with lattice spacing `scale`.
+#[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+fn value_noise(seed: u64, k: u64, x: i64, y: i64, scale: i64) -> f32 {
+    let (cx, cy) = (x.div_euclid(scale), y.div_euclid(scale));
+    let fx = x.rem_euclid(scale) as f32 / scale as f32;
+    let fy = y.rem_euclid(scale) as f32 / scale as f32;
+    let s = |t: f32| t * t * (3.0 - 2.0 * t);
+    let (sx, sy) = (s(fx), s(fy));
+    let v = |dx, dy| unit(hash(seed, cx + dx, cy + dy, k));
+    let top = v(0, 0) + (v(1, 0) - v(0, 0)) * sx;
+    let bottom = v(0, 1) + (v(1, 1) - v(0, 1)) * sx;
+    top + (bottom - top) * sy
+}
+
+const NUCLEUS_CELL: i64 = 22;
+
+impl SyntheticStack {
+    /// A stack as described; no pixel is rendered yet.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an empty stack, a focus level outside it, or channels other than
+    /// 1 or 3.
+    pub fn new(opts: SampleOptions) -> Result<Self> {
+        if opts.width == 0 || opts.height == 0 || opts.planes == 0 {
+            return Err(Error::Config("a sample needs pixels and planes".into()));
+        }
+        if opts.in_focus_plane >= opts.planes {
+            return Err(Error::Config(format!(
+                "in-focus plane {} is outside the {} planes",
+                opts.in_focus_plane, opts.planes
+            )));
+        }
+        if !matches!(opts.channels, 1 | 3) {
+            return Err(Error::Config("channels must be 1 or 3".into()));
+        }
+        if !(opts.blur_per_plane.is_finite() && opts.blur_per_plane >= 0.0 && opts.blur_per_plane <= 64.0)
+        {
+            return Err(Error::Config("blur_per_plane must be in 0..=64".into()));
+        }
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let radii = (0..opts.planes)
+            .map(|z| {
+                (f64::from(z.abs_diff(opts.in_focus_plane)) * opts.blur_per_plane).round() as usize
+            })
+            .collect();
+        let info = StackInfo {
+            width: opts.width,
+            height: opts.height,
+            planes: opts.planes,
+            channels: opts.channels,
+            sample_type: opts.sample_type,
+            pixel_size: Some(crate::source::PixelSize {
+                x: opts.pixel_size_um,
+                y: opts.pixel_size_um,
+            }),
+            plane_names: (0..opts.planes).map(plane_name).collect(),
+        };
+        Ok(Self { opts, info, radii })
+    }
+
+    fn max_radius(&self) -> usize {
+        self.radii.iter().copied().max().unwrap_or(0)
+    }
+
+    /// The sharp picture at (x, y): per-channel transmitted intensity in 0..1.
+    #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
+    fn sharp(&self, x: i64, y: i64, out: &mut [f32]) {
+        let seed = self.opts.seed;
+        let big = i64::from(self.opts.width.max(self.opts.height)).max(64);
+        // Tissue: low-frequency noise, thresholded smoothly.
+        let t = 0.65 * value_noise(seed, 1, x, y, (big / 3).max(16))
+            + 0.35 * value_noise(seed, 2, x, y, (big / 9).max(8));
+        let tissue = ((t - 0.42) * 8.0).clamp(0.0, 1.0);
+        // Stain texture: octaves at 96, 24 and 6 pixels.
+        let tex = 0.5 * value_noise(seed, 3, x, y, 96)
+            + 0.3 * value_noise(seed, 4, x, y, 24)
+            + 0.2 * value_noise(seed, 5, x, y, 6);
+        // Nuclei: at most one per jittered cell, radius 3.5 to 7 pixels.
+        let (cx, cy) = (x.div_euclid(NUCLEUS_CELL), y.div_euclid(NUCLEUS_CELL));
+        let mut nucleus = 0.0f32;
+        for dy in -1..=1 {
+            for dx in -1..=1 {
+                let h = hash(seed, cx + dx, cy + dy, 6);
+                if h & 0xff > 150 {
+                    continue;
+                }
+                let px = (cx + dx) * NUCLEUS_CELL + 4 + ((h >> 8) % 14) as i64;
+                let py = (cy + dy) * NUCLEUS_CELL + 4 + ((h >> 16) % 14) as i64;
+                let r = 3.5 + ((h >> 24) % 64) as f32 / 64.0 * 3.5;
+                let d2 = ((x - px) * (x - px) + (y - py) * (y - py)) as f32;
+                let v = 1.0 - d2 / (r * r);
+                if v > 0.0 {
+                    nucleus = nucleus.max(v.sqrt());
+                }
+            }
+        }
+        let eosin = tissue * (0.25 + 0.75 * tex);
+        let hema = tissue * (0.9 * nucleus + 0.08 * tex);
+        let i0 = 0.94 - 0.02 * value_noise(seed, 7, x, y, 512);
+        if out.len() == 3 {
+            // Optical densities of eosin and hematoxylin per channel (Ruifrok & Johnston).
+            let od = [
+                0.07 * eosin + 0.65 * hema,
+                0.99 * eosin + 0.70 * hema,
+                0.11 * eosin + 0.29 * hema,
+            ];
+            for (o, d) in out.iter_mut().zip(od) {
+                *o = i0 * (-1.3 * d).exp();
+            }
+        } else if let Some(o) = out.first_mut() {
+            *o = i0 * (-1.3 * (0.45 * eosin + 0.62 * hema)).exp();
+        }
+    }
+
+    /// Renders the sharp picture for rows `y0 - m .. y0 + rows + m` and columns
+    /// `-m .. width + m`, channels interleaved.
+    #[allow(clippy::cast_possible_wrap)]
+    fn sharp_band(&self, y0: u32, rows: u32, m: usize) -> Vec<f32> {
+        let ch = self.opts.channels as usize;
+        let w = self.opts.width as usize + 2 * m;
+        let n_rows = rows as usize + 2 * m;
+        let mut buf = vec![0f32; w * n_rows * ch];
+        buf.par_chunks_mut(w * ch).enumerate().for_each(|(r, row)| {
+            let y = i64::from(y0) + r as i64 - m as i64;
+            for (i, px) in row.chunks_exact_mut(ch).enumerate() {
+                self.sharp(i as i64 - m as i64, y, px);
+            }
+        });
+        buf
+    }
+
+    /// Renders rows `y0 .. y0 + rows` of plane `z` from the sharp band `s` (margin `m`) into
+    /// `out` (native-endian samples).
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    fn render(&self, s: &[f32], m: usize, z: u32, y0: u32, rows: u32, out: &mut [u8]) {
+        let ch = self.opts.channels as usize;
+        let w = self.opts.width as usize;
+        let sw = (w + 2 * m) * ch;
+        let r = self.radii.get(z as usize).copied().unwrap_or(0).min(m);
+        let rows = rows as usize;
+        // Horizontal box blur of rows needed by the vertical pass.
+        let hrows = rows + 2 * r;
+        let mut h = vec![0f32; hrows * w * ch];
+        let inv = 1.0 / (2 * r + 1) as f32;
+        h.chunks_exact_mut(w * ch).enumerate().for_each(|(i, hrow)| {
+            let srow_at = (i + m - r) * sw;
+            let srow = &s[srow_at..srow_at + sw];
+            for c in 0..ch {
+                let mut acc = 0f32;
+                for k in 0..=2 * r {
+                    acc += srow[(m - r + k) * ch + c];
+                }
+                for x in 0..w {
+                    hrow[x * ch + c] = acc * inv;
+                    acc += srow[(x + m + r + 1).min(w + 2 * m - 1) * ch + c]
+                        - srow[(x + m - r) * ch + c];
+                }
+            }
+        });
+        // Vertical box blur, noise, quantisation.
+        let max = match self.opts.sample_type {
+            SampleType::U8 => 255.0f32,
+            SampleType::U16 => 65535.0,
+        };
+        let sigma = self.opts.noise as f32 * max / 255.0;
+        let seed = self.opts.seed ^ 0xA5A5;
+        let mut acc = vec![0f32; w * ch];
+        for k in 0..=2 * r {
+            for (a, v) in acc.iter_mut().zip(&h[k * w * ch..(k + 1) * w * ch]) {
+                *a += v;
+            }
+        }
+        let bytes = self.opts.sample_type.bytes();
+        for y in 0..rows {
+            let row_out = &mut out[y * w * ch * bytes..(y + 1) * w * ch * bytes];
+            let yy = i64::from(y0) + y as i64;
+            for (i, a) in acc.iter().enumerate() {
+                let hsh = hash(seed, i as i64, yy, u64::from(z));
+                let g = (unit(hsh) + unit(hsh << 20) + unit(hsh << 40)) - 1.5;
+                let v = (a * inv * max + 2.0 * g * sigma).round().clamp(0.0, max);
+                match self.opts.sample_type {
+                    SampleType::U8 => row_out[i] = v as u8,
+                    SampleType::U16 => {
+                        row_out[2 * i..2 * i + 2].copy_from_slice(&(v as u16).to_ne_bytes());
+                    }
+                }
+            }
+            if y + 1 < rows {
+                let (add, sub) = ((y + 2 * r + 1) * w * ch, y * w * ch);
+                for (j, a) in acc.iter_mut().enumerate() {
+                    *a += h[add + j] - h[sub + j];
+                }
+            }
+        }
+    }
+}
+
+fn plane_name(z: u32) -> String {
+    format!("z{z:02}.tif")
+}
+
+impl ZStackSource for SyntheticStack {
+    fn info(&self) -> &StackInfo {
+        &self.info
+    }
+
+    fn read_band(&mut self, plane: u32, y0: u32, rows: u32, out: &mut [u8]) -> Result<()> {
+        let ok_rows = y0
+            .checked_add(rows)
+            .is_some_and(|e| e <= self.info.height && rows > 0);
+        if plane >= self.info.planes || !ok_rows || out.len() != rows as usize * self.info.row_bytes()
+        {
+            return Err(Error::Input {
+                source_name: "synthetic".into(),
+                message: format!("band {y0}+{rows} of plane {plane} is outside the stack"),
+            });
+        }
+        let m = self.radii.get(plane as usize).copied().unwrap_or(0);
+        let s = self.sharp_band(y0, rows, m);
+        self.render(&s, m, plane, y0, rows, out);
+        Ok(())
+    }
+}
+
+/// Writes a synthetic z-stack as tiled TIFFs `z00.tif`, `z01.tif`, ... in `dir` (created if
+/// missing).
+///
+/// All planes are written together, one row of tiles at a time: the sharp picture of the band
+/// is rendered once, then each plane is blurred, tiled and compressed in parallel (rayon).
+/// Memory: the sharp band and one tile row per plane, whatever the plane size.
+///
+/// # Errors
+/// [`Error::Config`] for unusable options (see [`SyntheticStack::new`], tile size);
+/// [`Error::Io`] if a file cannot be written.
+pub fn write_sample(dir: &Path, opts: &SampleOptions) -> Result<SampleSummary> {
+    let stack = SyntheticStack::new(opts.clone())?;
+    if opts.compression == TileCompression::Jpeg {
+        return Err(Error::Config(
+            "samples cannot be written with JPEG compression".into(),
+        ));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let spec = TiledTiffSpec {
+        width: opts.width,
+        height: opts.height,
+        channels: opts.channels,
+        sample_type: opts.sample_type,
+        tile_width: opts.tile,
+        tile_height: opts.tile,
+        compression: opts.compression,
+        pixel_size_um: Some(opts.pixel_size_um),
+        bigtiff: opts.bigtiff,
+    };
+    let files: Vec<PathBuf> = (0..opts.planes).map(|z| dir.join(plane_name(z))).collect();
+    let mut writers = files
+        .iter()
+        .map(|p| TiledTiffWriter::create(p, spec.clone()))
+        .collect::<Result<Vec<_>>>()?;
+    let bigtiff = writers.first().is_some_and(TiledTiffWriter::is_bigtiff);
+    let m = stack.max_radius();
+    let tile = opts.tile as usize;
+    let px = opts.channels as usize * opts.sample_type.bytes();
+    let row_bytes = opts.width as usize * px;
+    let (ta, _) = spec.tiles();
+    for y0 in (0..opts.height).step_by(tile) {
+        let rows = (opts.height - y0).min(opts.tile);
+        let s = stack.sharp_band(y0, rows, m);
+        let encoded: Vec<Result<Vec<Vec<u8>>>> = (0..opts.planes)
+            .into_par_iter()
+            .map(|z| {
+                let mut band = vec![0u8; rows as usize * row_bytes];
+                stack.render(&s, m, z, y0, rows, &mut band);
+                (0..ta as usize)
+                    .into_par_iter()
+                    .map(|tx| {
+                        let mut t = vec![0u8; spec.tile_bytes()];
+                        let x0 = tx * tile * px;
+                        let wb = (row_bytes - x0).min(tile * px);
+                        for (y, dst) in t.chunks_exact_mut(tile * px).take(rows as usize).enumerate()
+                        {
+                            let at = y * row_bytes + x0;
+                            dst[..wb].copy_from_slice(&band[at..at + wb]);
+                        }
+                        encode_tile(spec.compression, spec.sample_type, &t)
+                    })
+                    .collect()
+            })
+            .collect();
+        for (w, tiles) in writers.iter_mut().zip(encoded) {
+            for t in tiles? {
+                w.write_encoded_tile(&t)?;
+            }
+        }
+    }
+    let mut bytes = 0;
+    for w in writers {
+        bytes += w.finish()?;
+    }
+    Ok(SampleSummary {
+        files,
+        bytes,
+        bigtiff,
+    })
+}
