@@ -6,8 +6,8 @@ use crate::run_cmd;
 use std::path::Path;
 use std::process::Command;
 
-/// Debian packages the tests need (none yet beyond the base image's Python and compilers).
-const APT_PACKAGES: &[&str] = &[];
+/// Debian packages the tests need: git-annex for the DataLad calibration of the inode planner.
+const APT_PACKAGES: &[&str] = &["git-annex"];
 
 pub(crate) fn run(root: &Path) -> Result<(), String> {
     apt(APT_PACKAGES)?;
