@@ -67,6 +67,26 @@ pub fn chunk_bytes(
     out
 }
 
+/// The 2 x 2 mean of a band of `rows` rows, computed on all cores (see [`downsample_into`]).
+#[must_use]
+pub fn downsample(src: &[u8], rows: usize, shape: BandShape) -> Vec<u8> {
+    use rayon::prelude::*;
+    let out_row = shape.width.div_ceil(2) * shape.channels * shape.sample_type.bytes();
+    let in_rows_per_task = 32;
+    let mut out = vec![0u8; rows.div_ceil(2) * out_row];
+    out.par_chunks_mut(out_row * in_rows_per_task / 2)
+        .enumerate()
+        .for_each(|(i, dst)| {
+            let y0 = i * in_rows_per_task;
+            let n = in_rows_per_task.min(rows - y0);
+            let src = &src[y0 * shape.row_bytes()..(y0 + n) * shape.row_bytes()];
+            let mut v = Vec::with_capacity(dst.len());
+            downsample_into(src, n, shape, &mut v);
+            dst.copy_from_slice(&v);
+        });
+    out
+}
+
 /// Appends the 2 x 2 mean of a band of `rows` rows to `dst`: `rows.div_ceil(2)` rows of
 /// `width.div_ceil(2)` pixels. At an odd edge the mean covers the pixels present. Means are
 /// rounded half up: `(sum + n / 2) / n`.
@@ -145,6 +165,23 @@ mod tests {
         downsample_into(&src, 3, GRAY8, &mut dst);
         // mean(0, 1, 2, 3) = 1.5 -> 2; mean(10, 20) = 15; mean(100, 101) = 100.5 -> 101; 255.
         assert_eq!(dst, [2, 15, 101, 255]);
+    }
+
+    #[test]
+    fn parallel_downsample_equals_serial() {
+        let shape = BandShape {
+            width: 301,
+            channels: 3,
+            sample_type: SampleType::U16,
+        };
+        for rows in [1, 2, 63, 64, 65, 200] {
+            let src: Vec<u8> = (0..rows * shape.row_bytes())
+                .map(|i| (i * 7 % 251) as u8)
+                .collect();
+            let mut serial = Vec::new();
+            downsample_into(&src, rows, shape, &mut serial);
+            assert_eq!(downsample(&src, rows, shape), serial, "{rows} rows");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! band size, never by the plane or the shard. Inner chunks of a band are encoded in parallel
 //! on all cores while the reader thread decodes the next band.
 
-use crate::band::{BandShape, chunk_bytes, downsample_into};
+use crate::band::{BandShape, chunk_bytes, downsample};
 use crate::error::{Error, Result};
 use crate::shard::{ChunkEncoder, Compression, ShardWriter, sharding_codec_json};
 use crate::source::{StackInfo, ZStackSource};
@@ -137,10 +137,17 @@ impl Writer<'_> {
         let has_next = l + 1 < self.levels.len();
         let level = &mut self.levels[l];
         let (band, rows, shape) = (&level.band, level.rows, level.shape);
-        let encoded: Vec<Vec<u8>> = (0..level.gx)
-            .into_par_iter()
-            .map(|cx| encoder.encode(chunk_bytes(band, rows, shape, cx, chunk, chunk)))
-            .collect::<Result<_>>()?;
+        // Encode this band's chunks and build the next level's rows at the same time.
+        let (encoded, next) = rayon::join(
+            || {
+                (0..level.gx)
+                    .into_par_iter()
+                    .map(|cx| encoder.encode(chunk_bytes(band, rows, shape, cx, chunk, chunk)))
+                    .collect::<Result<Vec<Vec<u8>>>>()
+            },
+            || has_next.then(|| downsample(band, rows, shape)),
+        );
+        let encoded = encoded?;
         let zs = z / self.pps;
         if level.shard.as_ref().is_none_or(|(s, _, _)| *s != zs) {
             finish_shard(level)?;
@@ -159,13 +166,6 @@ impl Writer<'_> {
                     .map_err(|e| with_path(e, path))?;
             }
         }
-        let next = if has_next {
-            let mut down = Vec::with_capacity(level.band.len() / 4 + level.shape.row_bytes());
-            downsample_into(&level.band, rows, shape, &mut down);
-            Some(down)
-        } else {
-            None
-        };
         level.y0 += rows;
         if level.y0 == level.height {
             level.y0 = 0;

@@ -23,9 +23,7 @@ use rayon::prelude::*;
 use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use tiff::encoder::compression::{
-    CompressionAlgorithm, Deflate, DeflateLevel, Lzw, Packbits,
-};
+use tiff::encoder::compression::{CompressionAlgorithm, Deflate, DeflateLevel, Lzw, Packbits};
 
 /// Compression of the tiles of a written TIFF.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -317,7 +315,9 @@ impl TiledTiffWriter {
         ];
         if let Some(px) = s.pixel_size_um.filter(|p| p.is_finite() && *p > 0.0) {
             // Pixels per centimetre as a rational with 1/1000 precision.
-            let num = (10_000.0 / px * 1000.0).round().clamp(1.0, f64::from(u32::MAX));
+            let num = (10_000.0 / px * 1000.0)
+                .round()
+                .clamp(1.0, f64::from(u32::MAX));
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             let num = num as u32;
             let mut r = num.to_le_bytes().to_vec();
@@ -403,7 +403,8 @@ impl TiledTiffWriter {
             self.file.seek(SeekFrom::Start(8)).map_err(io)?;
             self.file.write_all(&ifd.to_le_bytes()).map_err(io)?;
         } else {
-            let at = u32::try_from(ifd).map_err(|_| Error::Config("directory beyond 4 GiB".into()))?;
+            let at =
+                u32::try_from(ifd).map_err(|_| Error::Config("directory beyond 4 GiB".into()))?;
             self.file.seek(SeekFrom::Start(4)).map_err(io)?;
             self.file.write_all(&at.to_le_bytes()).map_err(io)?;
         }
@@ -415,10 +416,7 @@ impl TiledTiffWriter {
 /// Compresses one tile of native-endian samples into little-endian TIFF bytes.
 fn encode_tile(c: TileCompression, st: SampleType, raw: &[u8]) -> Result<Vec<u8>> {
     if st == SampleType::U16 && cfg!(target_endian = "big") {
-        let le: Vec<u8> = raw
-            .chunks_exact(2)
-            .flat_map(|p| [p[1], p[0]])
-            .collect();
+        let le: Vec<u8> = raw.chunks_exact(2).flat_map(|p| [p[1], p[0]]).collect();
         return c.encode(&le);
     }
     c.encode(raw)
@@ -550,7 +548,9 @@ impl SyntheticStack {
         if !matches!(opts.channels, 1 | 3) {
             return Err(Error::Config("channels must be 1 or 3".into()));
         }
-        if !(opts.blur_per_plane.is_finite() && opts.blur_per_plane >= 0.0 && opts.blur_per_plane <= 64.0)
+        if !(opts.blur_per_plane.is_finite()
+            && opts.blur_per_plane >= 0.0
+            && opts.blur_per_plane <= 64.0)
         {
             return Err(Error::Config("blur_per_plane must be in 0..=64".into()));
         }
@@ -663,21 +663,23 @@ impl SyntheticStack {
         let hrows = rows + 2 * r;
         let mut h = vec![0f32; hrows * w * ch];
         let inv = 1.0 / (2 * r + 1) as f32;
-        h.chunks_exact_mut(w * ch).enumerate().for_each(|(i, hrow)| {
-            let srow_at = (i + m - r) * sw;
-            let srow = &s[srow_at..srow_at + sw];
-            for c in 0..ch {
-                let mut acc = 0f32;
-                for k in 0..=2 * r {
-                    acc += srow[(m - r + k) * ch + c];
+        h.chunks_exact_mut(w * ch)
+            .enumerate()
+            .for_each(|(i, hrow)| {
+                let srow_at = (i + m - r) * sw;
+                let srow = &s[srow_at..srow_at + sw];
+                for c in 0..ch {
+                    let mut acc = 0f32;
+                    for k in 0..=2 * r {
+                        acc += srow[(m - r + k) * ch + c];
+                    }
+                    for x in 0..w {
+                        hrow[x * ch + c] = acc * inv;
+                        acc += srow[(x + m + r + 1).min(w + 2 * m - 1) * ch + c]
+                            - srow[(x + m - r) * ch + c];
+                    }
                 }
-                for x in 0..w {
-                    hrow[x * ch + c] = acc * inv;
-                    acc += srow[(x + m + r + 1).min(w + 2 * m - 1) * ch + c]
-                        - srow[(x + m - r) * ch + c];
-                }
-            }
-        });
+            });
         // Vertical box blur, noise, quantisation.
         let max = match self.opts.sample_type {
             SampleType::U8 => 255.0f32,
@@ -729,7 +731,9 @@ impl ZStackSource for SyntheticStack {
         let ok_rows = y0
             .checked_add(rows)
             .is_some_and(|e| e <= self.info.height && rows > 0);
-        if plane >= self.info.planes || !ok_rows || out.len() != rows as usize * self.info.row_bytes()
+        if plane >= self.info.planes
+            || !ok_rows
+            || out.len() != rows as usize * self.info.row_bytes()
         {
             return Err(Error::Input {
                 source_name: "synthetic".into(),
@@ -797,7 +801,10 @@ pub fn write_sample(dir: &Path, opts: &SampleOptions) -> Result<SampleSummary> {
                         let mut t = vec![0u8; spec.tile_bytes()];
                         let x0 = tx * tile * px;
                         let wb = (row_bytes - x0).min(tile * px);
-                        for (y, dst) in t.chunks_exact_mut(tile * px).take(rows as usize).enumerate()
+                        for (y, dst) in t
+                            .chunks_exact_mut(tile * px)
+                            .take(rows as usize)
+                            .enumerate()
                         {
                             let at = y * row_bytes + x0;
                             dst[..wb].copy_from_slice(&band[at..at + wb]);

@@ -248,7 +248,9 @@ impl TiffStack {
     /// what differs); [`Error::Config`] if no path is given.
     pub fn open_paths(paths: &[PathBuf], options: TiffOptions) -> Result<Self> {
         let Some(first_path) = paths.first() else {
-            return Err(Error::Config("a z-stack needs at least one TIFF file".into()));
+            return Err(Error::Config(
+                "a z-stack needs at least one TIFF file".into(),
+            ));
         };
         let mut first: Option<PlaneMeta> = None;
         for path in paths {
@@ -290,7 +292,9 @@ impl TiffStack {
             }
         }
         let Some(first) = first else {
-            return Err(Error::Config("a z-stack needs at least one TIFF file".into()));
+            return Err(Error::Config(
+                "a z-stack needs at least one TIFF file".into(),
+            ));
         };
         let planes = u32::try_from(paths.len())
             .map_err(|_| Error::Config("too many planes for one z-stack".into()))?;
@@ -356,7 +360,10 @@ impl TiffStack {
         if (meta.width, meta.height, meta.channels, meta.sample_type)
             != (info.width, info.height, info.channels, info.sample_type)
         {
-            return Err(input(&path, "the file changed since the z-stack was opened"));
+            return Err(input(
+                &path,
+                "the file changed since the z-stack was opened",
+            ));
         }
         let Some((decoder, jpeg)) = opened else {
             return Err(input(&path, "the file could not be reopened"));
@@ -392,9 +399,7 @@ fn open_plane(
         .with_limits(options.limits());
     let terr = |what: &str, e: tiff::TiffError| tiff_err(path, what, &e);
 
-    let (width, height) = decoder
-        .dimensions()
-        .map_err(|e| terr("no image size", e))?;
+    let (width, height) = decoder.dimensions().map_err(|e| terr("no image size", e))?;
     let u16_tag = |d: &mut Decoder<BufReader<File>>, tag: Tag| -> Result<Option<u16>> {
         d.find_tag_unsigned::<u16>(tag)
             .map_err(|e| tiff_err(path, &format!("tag {tag:?}"), &e))
@@ -715,9 +720,12 @@ fn decode_jpeg(
         .map_err(|e| Error::io(path, e))?;
     let start = data.len();
     data.resize(start + count, 0);
-    j.file
-        .read_exact(&mut data[start..])
-        .map_err(|e| input(path, format!("JPEG chunk {index}: {e} (the file may be truncated)")))?;
+    j.file.read_exact(&mut data[start..]).map_err(|e| {
+        input(
+            path,
+            format!("JPEG chunk {index}: {e} (the file may be truncated)"),
+        )
+    })?;
     if start > 0 && data.len() >= start + 2 {
         data.drain(start..start + 2);
     }
@@ -806,7 +814,13 @@ impl TiffStack {
             let dw = (m.width as usize - x0).min(m.chunk_w as usize);
             let stride = dw * px;
             self.scratch.resize(stride * dh, 0);
-            open.decode_chunk(&path, r * m.chunks_across() + cx, &mut self.scratch, stride, max_c)?;
+            open.decode_chunk(
+                &path,
+                r * m.chunks_across() + cx,
+                &mut self.scratch,
+                stride,
+                max_c,
+            )?;
             self.chunks_decoded += 1;
             for y in s0..s1 {
                 let src_at = (y - ry0) as usize * stride;
@@ -919,7 +933,10 @@ mod tests {
         assert_eq!(natural_cmp("x", "x"), Ordering::Equal);
         assert_eq!(natural_cmp("x1", "x"), Ordering::Greater);
         assert_eq!(
-            natural_cmp("plane_99999999999999999999999", "plane_100000000000000000000000"),
+            natural_cmp(
+                "plane_99999999999999999999999",
+                "plane_100000000000000000000000"
+            ),
             Ordering::Less
         );
     }
