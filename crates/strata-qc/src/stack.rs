@@ -25,6 +25,38 @@ pub trait PlaneSink {
     /// If the plane was not started, `y0` is out of order, or the samples do not fit.
     fn band(&mut self, plane: usize, y0: usize, samples: Samples<'_>) -> Result<()>;
 
+    /// [`PlaneSink::band`] for a band held as bytes: 8-bit formats pass through, 16-bit samples
+    /// are read in native byte order (copied into a temporary buffer).
+    ///
+    /// # Errors
+    /// As [`PlaneSink::band`]; also an odd byte count for a 16-bit format.
+    fn band_bytes(
+        &mut self,
+        plane: usize,
+        y0: usize,
+        format: PixelFormat,
+        bytes: &[u8],
+    ) -> Result<()> {
+        if format.bits() == 8 {
+            return self.band(plane, y0, Samples::U8(bytes));
+        }
+        if !bytes.len().is_multiple_of(2) {
+            return Err(Error::InvalidBand {
+                plane,
+                y0,
+                reason: format!(
+                    "{} bytes is not a whole number of 16-bit samples",
+                    bytes.len()
+                ),
+            });
+        }
+        let samples: Vec<u16> = bytes
+            .chunks_exact(2)
+            .map(|b| u16::from_ne_bytes([b[0], b[1]]))
+            .collect();
+        self.band(plane, y0, Samples::U16(&samples))
+    }
+
     /// Declares plane `plane` complete.
     ///
     /// # Errors

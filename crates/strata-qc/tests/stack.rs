@@ -297,6 +297,35 @@ fn hook_rejects_misuse() {
 }
 
 #[test]
+fn bytes_in_native_order_feed_16_bit_planes() {
+    let g = PlaneGeometry::new(5, 4, PixelFormat::Gray16);
+    let samples: Vec<u16> = (0..20u16).map(|i| i * 3000 + 7).collect();
+    let bytes: Vec<u8> = samples.iter().flat_map(|v| v.to_ne_bytes()).collect();
+    let mut by_bytes = StackQc::new(QcConfig::default()).expect("c");
+    let mut by_samples = StackQc::new(QcConfig::default()).expect("c");
+    for z in 0..3 {
+        by_bytes.begin_plane(z, g).expect("begin");
+        by_bytes
+            .band_bytes(z, 0, g.format, &bytes[..20])
+            .expect("band");
+        by_bytes
+            .band_bytes(z, 2, g.format, &bytes[20..])
+            .expect("band");
+        by_bytes.finish_plane(z).expect("finish");
+        by_samples.begin_plane(z, g).expect("begin");
+        by_samples.band(z, 0, Samples::U16(&samples)).expect("band");
+        by_samples.finish_plane(z).expect("finish");
+    }
+    assert_eq!(
+        by_bytes.finish().expect("s"),
+        by_samples.finish().expect("s")
+    );
+    let mut qc = StackQc::new(QcConfig::default()).expect("c");
+    qc.begin_plane(0, g).expect("begin");
+    assert!(qc.band_bytes(0, 0, g.format, &bytes[..9]).is_err());
+}
+
+#[test]
 fn blank_planes_have_no_tissue() {
     let g = PlaneGeometry::new(16, 16, PixelFormat::Gray16);
     let mut qc = StackQc::new(QcConfig {
