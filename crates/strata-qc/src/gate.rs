@@ -217,7 +217,9 @@ impl StackSummary {
     /// Applies the gate.
     #[must_use]
     pub fn evaluate(&self, rules: &Rules) -> QcReport {
-        let best = &self.planes[self.best_plane];
+        // A summary built by hand may be inconsistent: missing metrics read as NaN and fail.
+        let best = self.planes.get(self.best_plane);
+        let metric = |f: fn(&PlaneMetrics) -> f64| best.map_or(f64::NAN, f);
         let n = self.planes.len();
         let mut out = Vec::new();
         if rules.best_plane_not_at_edge {
@@ -247,7 +249,7 @@ impl StackSummary {
         if let Some(l) = rules.min_tissue_fraction {
             out.push(limit(
                 "min_tissue_fraction",
-                best.tissue.tissue_fraction,
+                metric(|m| m.tissue.tissue_fraction),
                 l,
                 true,
                 "tissue fraction",
@@ -256,7 +258,7 @@ impl StackSummary {
         if let Some(l) = rules.max_saturated_fraction {
             out.push(limit(
                 "max_saturated_fraction",
-                best.exposure.saturated_fraction,
+                metric(|m| m.exposure.saturated_fraction),
                 l,
                 false,
                 "saturated fraction",
@@ -274,7 +276,7 @@ impl StackSummary {
         if let Some(l) = rules.max_black_fraction {
             out.push(limit(
                 "max_black_fraction",
-                best.exposure.black_fraction,
+                metric(|m| m.exposure.black_fraction),
                 l,
                 false,
                 "black fraction",

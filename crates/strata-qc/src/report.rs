@@ -350,7 +350,12 @@ fn colormap(t: f64) -> [u8; 3] {
 fn heatmap(report: &QcReport) -> Result<String> {
     let tiles = &report.tiles;
     let (cols, rows) = (tiles.cols, tiles.rows);
-    if cols == 0 || rows == 0 || tiles.focus_at_best_plane.len() != cols * rows {
+    let n = cols.checked_mul(rows).unwrap_or(0);
+    if n == 0
+        || tiles.focus_at_best_plane.len() != n
+        || tiles.tissue.len() != n
+        || tiles.out_of_focus.len() != n
+    {
         return Ok("<p class=\"muted\" id=\"heatmap\">no tile map</p>\n".into());
     }
     let block = (480 / cols.max(rows)).clamp(1, 48);

@@ -261,3 +261,23 @@ fn renders_in_headless_chromium() {
         std::fs::copy(&shot, out).expect("copy screenshot");
     }
 }
+
+#[test]
+fn inconsistent_hand_made_reports_do_not_panic() {
+    let (mut summary, thumbs) = stack();
+    summary.best_plane = 99;
+    summary.tiles.tissue.truncate(3);
+    let report = summary.evaluate(&Rules::default());
+    assert!(!report.passed);
+    assert!(
+        report
+            .reasons
+            .iter()
+            .any(|r| r.rule == "min_tissue_fraction" && r.value.is_nan())
+    );
+    let html = render_html(&report, "broken", &thumbnails(&thumbs)).expect("render");
+    assert!(html.contains("no tile map"));
+    assert!(html.contains("no thumbnail of the best plane"));
+    // NaN values serialise as null.
+    assert!(report.to_json().expect("json").contains("null"));
+}
