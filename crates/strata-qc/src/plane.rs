@@ -423,17 +423,20 @@ impl Sample for u16 {
         let (d0, d1, d2) = (&d[..n], &d[1..=n], &d[2..n + 2]);
         let (mut sl, mut sl2, mut sg2, mut sml) = (0i64, 0u64, 0u64, 0u64);
         for i in 0..n {
-            let (a, b, c) = (i64::from(u0[i]), i64::from(u1[i]), i64::from(u2[i]));
-            let (p, q, r) = (i64::from(m0[i]), i64::from(m1[i]), i64::from(m2[i]));
-            let (x, y, z) = (i64::from(d0[i]), i64::from(d1[i]), i64::from(d2[i]));
+            // i32 lanes: every response fits (|x| <= 4 * 65535); squares of the magnitudes are
+            // 32 x 32 -> 64-bit unsigned products.
+            let (a, b, c) = (i32::from(u0[i]), i32::from(u1[i]), i32::from(u2[i]));
+            let (p, q, r) = (i32::from(m0[i]), i32::from(m1[i]), i32::from(m2[i]));
+            let (x, y, z) = (i32::from(d0[i]), i32::from(d1[i]), i32::from(d2[i]));
             let lap = b + y + p + r - 4 * q;
-            let gx = (c - a) + 2 * (r - p) + (z - x);
-            let gy = (x + 2 * y + z) - (a + 2 * b + c);
-            let ml = (2 * q - p - r).abs() + (2 * q - b - y).abs();
-            sl += lap;
-            sl2 += (lap * lap) as u64;
-            sg2 += (gx * gx + gy * gy) as u64;
-            sml += ml as u64;
+            let gx = u64::from(((c - a) + 2 * (r - p) + (z - x)).unsigned_abs());
+            let gy = u64::from(((x + 2 * y + z) - (a + 2 * b + c)).unsigned_abs());
+            let ml = (2 * q - p - r).unsigned_abs() + (2 * q - b - y).unsigned_abs();
+            let la = u64::from(lap.unsigned_abs());
+            sl += i64::from(lap);
+            sl2 += la * la;
+            sg2 += gx * gx + gy * gy;
+            sml += u64::from(ml);
         }
         acc.lap += sl;
         acc.lap2 += sl2;
