@@ -63,6 +63,16 @@ impl StoreKey {
         }
     }
 
+    /// The part of this key after `prefix/` (`None` when the key is not under `prefix`;
+    /// the whole key when `prefix` is `None`).
+    #[must_use]
+    pub fn strip(&self, prefix: Option<&StoreKey>) -> Option<&str> {
+        match prefix {
+            None => Some(&self.0),
+            Some(p) => self.0.strip_prefix(p.as_str())?.strip_prefix('/'),
+        }
+    }
+
     /// `self/child`, validated.
     ///
     /// # Errors

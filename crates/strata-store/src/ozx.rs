@@ -473,12 +473,15 @@ where
     S: ReadableStore + ListableStore + ?Sized,
 {
     const PIECE: u64 = 8 << 20;
-    let mut list = src.list(prefix).await?;
-    let strip = prefix.map(|p| p.as_str().len() + 1).unwrap_or(0);
-    list.sort_by(|a, b| cd_order(&a.key.as_str()[strip..], &b.key.as_str()[strip..]));
+    let list = src.list(prefix).await?;
+    let mut list: Vec<(&str, &crate::traits::ObjectMeta)> = list
+        .iter()
+        .filter_map(|m| m.key.strip(prefix).map(|rel| (rel, m)))
+        .collect();
+    list.sort_by(|a, b| cd_order(a.0, b.0));
     let writer = OzxWriter::create(dst, key, options).await?;
-    for m in list {
-        let inner = StoreKey::new(&m.key.as_str()[strip..])?;
+    for (rel, m) in list {
+        let inner = StoreKey::new(rel)?;
         if m.size <= PIECE {
             writer.put(&inner, src.get(&m.key).await?).await?;
         } else {

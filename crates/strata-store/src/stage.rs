@@ -310,10 +310,16 @@ fn rel_key(
     src_prefix: Option<&StoreKey>,
     dst_prefix: Option<&StoreKey>,
 ) -> Result<StoreKey> {
-    let rel = match src_prefix {
-        Some(p) => &m.key.as_str()[p.as_str().len() + 1..],
-        None => m.key.as_str(),
-    };
+    let rel = m.key.strip(src_prefix).ok_or_else(|| Error::Corrupt {
+        what: format!(
+            "listing of {:?}",
+            src_prefix.map(StoreKey::as_str).unwrap_or_default()
+        ),
+        reason: format!(
+            "it returned {:?}, which is not under the prefix",
+            m.key.as_str()
+        ),
+    })?;
     match dst_prefix {
         Some(p) => p.join(rel),
         None => StoreKey::new(rel),
@@ -450,14 +456,15 @@ where
         summary.seconds = t0.elapsed().as_secs_f64();
         return Ok(summary);
     }
-    let mut ordered = list.clone();
-    let strip = src_prefix.map_or(0, |p| p.as_str().len() + 1);
-    ordered
-        .sort_by(|a, b| crate::ozx::cd_order(&a.key.as_str()[strip..], &b.key.as_str()[strip..]));
+    let mut ordered: Vec<(&str, &ObjectMeta)> = list
+        .iter()
+        .filter_map(|m| m.key.strip(src_prefix).map(|rel| (rel, m)))
+        .collect();
+    ordered.sort_by(|a, b| crate::ozx::cd_order(a.0, b.0));
     let writer = OzxWriter::create(dst.as_ref(), archive, OzxOptions::default()).await?;
     let mut hashes = Vec::with_capacity(ordered.len());
-    for m in &ordered {
-        let inner = rel_key(m, src_prefix, None)?;
+    for (rel, m) in ordered {
+        let inner = StoreKey::new(rel)?;
         let sha = copy_object(src, &m.key, m.size, &writer, &inner, options.piece_size).await?;
         hashes.push((inner, m.size, sha));
         if let Some(p) = &options.progress {

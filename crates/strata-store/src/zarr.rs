@@ -221,20 +221,20 @@ impl<S: ListableStore + ?Sized + 'static> AsyncListableStorageTraits for ZarrsSt
     async fn list_dir(&self, prefix: &StorePrefix) -> Result<StoreKeysPrefixes, StorageError> {
         let keys = self.list_prefix(prefix).await?;
         let mut direct = Vec::new();
-        let mut prefixes: Vec<StorePrefix> = Vec::new();
+        let mut prefixes = std::collections::BTreeSet::new();
         for k in keys {
-            let rest = &k.as_str()[prefix.as_str().len()..];
+            let Some(rest) = k.as_str().strip_prefix(prefix.as_str()) else {
+                continue;
+            };
             match rest.split_once('/') {
                 None => direct.push(k),
                 Some((child, _)) => {
                     let p = StorePrefix::new(format!("{}{child}/", prefix.as_str()))?;
-                    if prefixes.last() != Some(&p) && !prefixes.contains(&p) {
-                        prefixes.push(p);
-                    }
+                    prefixes.insert(p);
                 }
             }
         }
-        let prefixes: StorePrefixes = prefixes;
+        let prefixes: StorePrefixes = prefixes.into_iter().collect();
         Ok(StoreKeysPrefixes::new(direct, prefixes))
     }
 

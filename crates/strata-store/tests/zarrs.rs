@@ -108,3 +108,30 @@ async fn zarrs_async_array_through_s3() -> TestResult {
     ))?))
     .await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zarrs_list_dir_and_erase_prefix() -> TestResult {
+    use strata_store::WritableStore;
+    use zarrs::storage::{AsyncListableStorageTraits, AsyncWritableStorageTraits, StorePrefix};
+    let mem = Arc::new(ObjectStoreBackend::memory());
+    for key in ["a/zarr.json", "a/b/c", "a/b/d/e", "a/d/e", "a/f", "ab/x"] {
+        mem.put(&StoreKey::new(key)?, strata_store::Bytes::from_static(b"1"))
+            .await?;
+    }
+    let z = ZarrsStorage::new(mem.clone());
+    let dir = z.list_dir(&StorePrefix::new("a/")?).await?;
+    let keys: Vec<&str> = dir.keys().iter().map(|k| k.as_str()).collect();
+    let prefixes: Vec<&str> = dir.prefixes().iter().map(|p| p.as_str()).collect();
+    assert_eq!(keys, ["a/f", "a/zarr.json"]);
+    assert_eq!(prefixes, ["a/b/", "a/d/"]);
+    assert_eq!(z.size_prefix(&StorePrefix::new("a/")?).await?, 5);
+    z.erase_prefix(&StorePrefix::new("a/")?).await?;
+    let left: Vec<String> = mem
+        .list(None)
+        .await?
+        .into_iter()
+        .map(|m| m.key.to_string())
+        .collect();
+    assert_eq!(left, ["ab/x"]);
+    Ok(())
+}
