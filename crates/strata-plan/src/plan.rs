@@ -1,0 +1,1 @@
+//! Tables of layouts x groupings and a recommendation.
