@@ -8,8 +8,7 @@
 use std::io::BufReader;
 
 use strata_qc::{
-    PixelFormat, PlaneGeometry, PlaneSink, QcConfig, Rules, Samples, StackQc, Thumbnail, luminance,
-    render_html,
+    PixelFormat, PlaneGeometry, PlaneSink, QcConfig, Rules, Samples, StackQc, render_html,
 };
 
 fn blur(v: &[u8], w: usize, h: usize, c: usize, region: Option<(usize, usize)>) -> Vec<u8> {
@@ -60,7 +59,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         tile_size: 64,
         ..QcConfig::default()
     })?;
-    let mut thumbs = Vec::new();
     for z in 0..planes {
         let mut v = blur(&buf, w, h, c, Some(bubble));
         v = blur(&v, w, h, c, Some(bubble));
@@ -73,29 +71,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             qc.band(z, y0, Samples::U8(&v[y0 * w * c..(y0 + rows) * w * c]))?;
         }
         qc.finish_plane(z)?;
-        let (tw, th) = (w / 2, h / 2);
-        let t: Vec<u8> = (0..tw * th)
-            .map(|i| {
-                let p = ((i / tw) * 2 * w + (i % tw) * 2) * c;
-                if c == 3 {
-                    luminance(v[p].into(), v[p + 1].into(), v[p + 2].into()) as u8
-                } else {
-                    v[p]
-                }
-            })
-            .collect();
-        thumbs.push((z, tw, th, t));
     }
-    let report = qc.finish()?.evaluate(&Rules::default());
-    let thumbnails: Vec<Thumbnail<'_>> = thumbs
-        .iter()
-        .map(|(plane, width, height, pixels)| Thumbnail {
-            plane: *plane,
-            width: *width,
-            height: *height,
-            pixels,
-        })
-        .collect();
+    let summary = qc.finish()?;
+    let report = summary.evaluate(&Rules::default());
+    // The thumbnails QC made while the planes streamed by.
+    let thumbnails = summary.thumbnails();
     let name = std::path::Path::new(input)
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());

@@ -46,8 +46,8 @@ pub use gate::{QcReport, RuleOutcome, Rules};
 pub use otsu::otsu_threshold;
 pub use pixel::{LUMA_WEIGHTS_Q15, PixelFormat, PlaneGeometry, Samples, luminance};
 pub use plane::{
-    ExposureMetrics, FocusMetrics, PlaneAccumulator, PlaneMetrics, PlaneQc, QcConfig, TileMap,
-    TileStat, TissueMetrics, analyze_plane,
+    ExposureMetrics, FocusMetrics, GrayImage, PlaneAccumulator, PlaneMetrics, PlaneQc, QcConfig,
+    TileMap, TileStat, TissueMetrics, analyze_plane,
 };
 pub use report::{Thumbnail, render_html};
 pub use stack::{PlaneSink, StackQc, StackSummary, TileSummary};

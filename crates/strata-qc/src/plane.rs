@@ -25,6 +25,10 @@ pub struct QcConfig {
     /// plane (its focus lies outside the stack). Only applies to stacks of 3 or more planes.
     /// Default true.
     pub tile_edge_peak_is_out_of_focus: bool,
+    /// Longest side of the 8-bit thumbnail made of each plane while it streams by (box average
+    /// over whole `f x f` blocks, `f` the smallest integer factor that fits; values scaled
+    /// linearly from the sample type's range). 0 makes none. Default 256, at most 4096.
+    pub thumbnail_max_side: usize,
 }
 
 impl Default for QcConfig {
@@ -34,6 +38,7 @@ impl Default for QcConfig {
             tile_min_tissue: 0.5,
             tile_relative_focus_floor: 0.2,
             tile_edge_peak_is_out_of_focus: true,
+            thumbnail_max_side: 256,
         }
     }
 }
@@ -60,6 +65,12 @@ impl QcConfig {
             return Err(Error::InvalidGeometry(format!(
                 "tile_relative_focus_floor {} outside 0..=1",
                 self.tile_relative_focus_floor
+            )));
+        }
+        if self.thumbnail_max_side > 4096 {
+            return Err(Error::InvalidGeometry(format!(
+                "thumbnail_max_side {} above 4096",
+                self.thumbnail_max_side
             )));
         }
         Ok(())
@@ -170,13 +181,39 @@ impl TileMap {
     }
 }
 
-/// Everything QC keeps of one plane: its metrics and its tile map.
+/// An 8-bit gray image (a plane's thumbnail).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrayImage {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// `width * height` pixels, row-major.
+    pub pixels: Vec<u8>,
+}
+
+impl GrayImage {
+    /// Borrows it as the report's [`crate::Thumbnail`] of plane `plane`.
+    #[must_use]
+    pub fn as_thumbnail(&self, plane: usize) -> crate::Thumbnail<'_> {
+        crate::Thumbnail {
+            plane,
+            width: self.width,
+            height: self.height,
+            pixels: &self.pixels,
+        }
+    }
+}
+
+/// Everything QC keeps of one plane: its metrics, its tile map and its thumbnail.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlaneQc {
     /// Scalar metrics.
     pub metrics: PlaneMetrics,
     /// Per-tile focus and tissue map.
     pub tiles: TileMap,
+    /// Thumbnail ([`QcConfig::thumbnail_max_side`]); `None` when disabled.
+    pub thumbnail: Option<GrayImage>,
 }
 
 /// Computes the metrics of a whole plane held in memory (the same code path as feeding it as
@@ -504,6 +541,66 @@ struct Stats {
     tile_sums: Vec<TileSums>,
     totals: Totals,
     tiles: Vec<TileStat>,
+    thumb: Option<ThumbBuilder>,
+}
+
+/// Box-average downsampling of the rows as they stream by.
+#[derive(Debug)]
+struct ThumbBuilder {
+    factor: usize,
+    width: usize,
+    type_max: u32,
+    sums: Vec<u64>,
+    rows_in: usize,
+    pixels: Vec<u8>,
+}
+
+impl ThumbBuilder {
+    fn new(g: PlaneGeometry, max_side: usize) -> Option<Self> {
+        if max_side == 0 {
+            return None;
+        }
+        let factor = g.width.max(g.height).div_ceil(max_side).max(1);
+        let width = g.width.div_ceil(factor);
+        Some(Self {
+            factor,
+            width,
+            type_max: g.format.type_max(),
+            sums: vec![0; width],
+            rows_in: 0,
+            pixels: Vec::with_capacity(width * g.height.div_ceil(factor)),
+        })
+    }
+
+    fn row<T: Sample>(&mut self, row: &[T], last: bool) {
+        for (s, block) in self.sums.iter_mut().zip(row.chunks(self.factor)) {
+            *s += block.iter().map(|v| v.v() as u64).sum::<u64>();
+        }
+        self.rows_in += 1;
+        if self.rows_in == self.factor || last {
+            let full = row.len() / self.factor;
+            for (c, s) in self.sums.iter_mut().enumerate() {
+                let cols = if c < full {
+                    self.factor
+                } else {
+                    row.len() - full * self.factor
+                };
+                let mean = *s as f64 / (cols * self.rows_in) as f64;
+                self.pixels
+                    .push((mean * 255.0 / f64::from(self.type_max)).round() as u8);
+                *s = 0;
+            }
+            self.rows_in = 0;
+        }
+    }
+
+    fn finish(self) -> GrayImage {
+        GrayImage {
+            width: self.width,
+            height: self.pixels.len() / self.width.max(1),
+            pixels: self.pixels,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -543,6 +640,7 @@ impl<T: Sample> Acc<T> {
                 tile_sums: vec![TileSums::default(); tile_cols],
                 totals: Totals::default(),
                 tiles: Vec::with_capacity(tile_cols * geometry.height.div_ceil(config.tile_size)),
+                thumb: ThumbBuilder::new(geometry, config.thumbnail_max_side),
             },
         }
     }
@@ -716,6 +814,9 @@ impl Stats {
             s.ml += acc.ml;
             s.n += (xe - xs) as u64;
         }
+        if let Some(t) = &mut self.thumb {
+            t.row(mid, y + 1 == self.height);
+        }
         if (y + 1).is_multiple_of(ts) || y + 1 == self.height {
             self.flush_tiles::<T>();
         }
@@ -828,6 +929,7 @@ impl Stats {
                 rows: g.height.div_ceil(self.tile_size),
                 tiles: self.tiles,
             },
+            thumbnail: self.thumb.map(ThumbBuilder::finish),
         }
     }
 }
@@ -886,6 +988,44 @@ mod tests {
         let mean = l.iter().sum::<f64>() / 5.0;
         let var = l.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 5.0;
         assert!((q.metrics.focus.variance_of_laplacian - var).abs() < 1e-9 * var);
+    }
+
+    #[test]
+    fn thumbnail_is_a_box_average() {
+        // 5 x 3 plane, max side 2 -> factor 3: blocks of 3 x 3 and 2 x 3 pixels.
+        let data: Vec<u8> = (0..15).map(|i| (i * 10) as u8).collect();
+        let config = QcConfig {
+            thumbnail_max_side: 2,
+            ..QcConfig::default()
+        };
+        let q = analyze_plane(
+            PlaneGeometry::new(5, 3, PixelFormat::Gray8),
+            Samples::U8(&data),
+            &config,
+        )
+        .expect("valid");
+        let t = q.thumbnail.expect("thumbnail");
+        assert_eq!((t.width, t.height), (2, 1));
+        // mean of columns 0..3 = (0+10+20+50+60+70+100+110+120)/9 = 60; columns 3..5 = 85
+        assert_eq!(t.pixels, [60, 85]);
+        let q16 = analyze_plane(
+            PlaneGeometry::new(1, 1, PixelFormat::Gray16),
+            Samples::U16(&[65535]),
+            &config,
+        )
+        .expect("valid");
+        assert_eq!(q16.thumbnail.expect("t").pixels, [255]);
+        let none = QcConfig {
+            thumbnail_max_side: 0,
+            ..QcConfig::default()
+        };
+        let q = analyze_plane(
+            PlaneGeometry::new(5, 3, PixelFormat::Gray8),
+            Samples::U8(&data),
+            &none,
+        )
+        .expect("valid");
+        assert!(q.thumbnail.is_none());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::pixel::{PixelFormat, PlaneGeometry, Samples};
-use crate::plane::{PlaneAccumulator, PlaneMetrics, PlaneQc, QcConfig};
+use crate::plane::{GrayImage, PlaneAccumulator, PlaneMetrics, PlaneQc, QcConfig};
 
 /// Receives the pixels of a z-stack as they are read: bands of full-width rows, in row order
 /// within each plane. Planes may be interleaved (band `k` of every plane before band `k + 1`)
@@ -275,6 +275,21 @@ pub struct StackSummary {
     pub peak_at_edge: bool,
     /// Per-tile analysis.
     pub tiles: TileSummary,
+    /// Each plane's thumbnail, in plane order (empty when disabled). Not serialised.
+    #[serde(skip)]
+    pub thumbnails: Vec<GrayImage>,
+}
+
+impl StackSummary {
+    /// The thumbnails as the report renderer takes them.
+    #[must_use]
+    pub fn thumbnails(&self) -> Vec<crate::Thumbnail<'_>> {
+        self.thumbnails
+            .iter()
+            .enumerate()
+            .map(|(plane, t)| t.as_thumbnail(plane))
+            .collect()
+    }
 }
 
 fn argmax(values: impl Iterator<Item = f64>) -> usize {
@@ -369,5 +384,11 @@ fn summarize(
             },
             median_best_focus,
         },
+        // All or nothing, so indices stay plane numbers.
+        thumbnails: planes
+            .iter()
+            .map(|(_, q)| q.thumbnail.clone())
+            .collect::<Option<Vec<_>>>()
+            .unwrap_or_default(),
     }
 }

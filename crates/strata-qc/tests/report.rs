@@ -197,6 +197,13 @@ fn failing_report_lists_the_failed_rules() {
     // Without thumbnails the report still renders, saying the mask is missing.
     let bare = render_html(&report, "x", &[]).expect("render");
     assert!(bare.contains("no thumbnail of the best plane"));
+    // The thumbnails QC makes itself (longest side 256: 384 x 256 -> factor 2).
+    let own = summary.thumbnails();
+    assert_eq!(own.len(), 5);
+    assert_eq!((own[2].width, own[2].height), (192, 128));
+    let html = render_html(&report, "x", &own).expect("render");
+    assert_eq!(html.matches("<figure class=\"best\">").count(), 1);
+    assert!(html.contains("id=\"tissue-mask\"><img"));
 }
 
 #[test]
