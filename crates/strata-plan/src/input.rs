@@ -96,6 +96,42 @@ pub enum KeySeparator {
     Dot,
 }
 
+/// How git-annex stores content (fixed when each dataset's annex is initialised).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct AnnexOptions {
+    /// `annex.tune.objecthash1=true` at `git annex init`: one level of hash directories under
+    /// `.git/annex/objects/` instead of two, saving about one directory per annexed file.
+    pub objecthash1: bool,
+    /// `annex.addunlocked=true` with `annex.thin=true`: work-tree files are unlocked and
+    /// hard-linked to the annexed object, one inode for both instead of a symlink plus the
+    /// object. The work-tree file must never be modified in place.
+    pub thin_unlocked: bool,
+}
+
+impl AnnexOptions {
+    /// git-annex defaults: locked files (symlinks), two hash levels.
+    pub const DEFAULT: AnnexOptions = AnnexOptions {
+        objecthash1: false,
+        thin_unlocked: false,
+    };
+    /// Both inode savings on.
+    pub const TUNED: AnnexOptions = AnnexOptions {
+        objecthash1: true,
+        thin_unlocked: true,
+    };
+
+    /// Short name used in tables.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match (self.objecthash1, self.thin_unlocked) {
+            (false, false) => "default",
+            (true, false) => "hash1",
+            (false, true) => "thin",
+            (true, true) => "hash1+thin",
+        }
+    }
+}
+
 /// The acquisition and storage parameters the model needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlanInput {
@@ -124,6 +160,9 @@ pub struct PlanInput {
     pub levels: Option<u32>,
     /// Stored bytes per uncompressed byte (1.0 = no compression).
     pub compression_ratio: f64,
+    /// How git-annex stores content.
+    #[serde(default)]
+    pub annex: AnnexOptions,
 }
 
 impl PlanInput {
@@ -144,6 +183,7 @@ impl PlanInput {
             separator: KeySeparator::Dot,
             levels: None,
             compression_ratio: 1.0,
+            annex: AnnexOptions::DEFAULT,
         }
     }
 

@@ -39,7 +39,7 @@ impl SectionCounts {
     /// Files of any kind (annexed plus git).
     #[must_use]
     pub fn files(&self) -> u64 {
-        self.annexed_files + self.git_files
+        self.annexed_files.saturating_add(self.git_files)
     }
 }
 
@@ -122,7 +122,9 @@ pub fn section_counts(input: &PlanInput, layout: Layout) -> Result<SectionCounts
             c.largest_dir = group_files + levels.len() as u64;
             for &(h, w) in &levels {
                 let [n0, n1, n2, n3] = grid(input, layout, h, w);
-                let files = n0 * n1 * n2 * n3;
+                let n01 = n0.saturating_mul(n1);
+                let n012 = n01.saturating_mul(n2);
+                let files = n012.saturating_mul(n3);
                 c.dirs += 1;
                 c.git_files += 1;
                 c.meta_bytes += if v2 {
@@ -130,23 +132,26 @@ pub fn section_counts(input: &PlanInput, layout: Layout) -> Result<SectionCounts
                 } else {
                     LEVEL_META_BYTES
                 };
-                c.annexed_files += files;
+                c.annexed_files = c.annexed_files.saturating_add(files);
                 let mut bytes = scaled(level_bytes(input, h, w), input.compression_ratio);
                 if layout == Layout::ZarrV3Sharded {
-                    let inner = u64::from(input.planes.div_ceil(n1))
-                        * h.div_ceil(n2).div_ceil(input.chunk.0)
-                        * w.div_ceil(n3).div_ceil(input.chunk.1);
-                    bytes = bytes.saturating_add(files * (16 * inner + 4));
+                    let inner = input
+                        .planes
+                        .div_ceil(n1)
+                        .saturating_mul(h.div_ceil(n2).div_ceil(input.chunk.0))
+                        .saturating_mul(w.div_ceil(n3).div_ceil(input.chunk.1));
+                    let index = inner.saturating_mul(16).saturating_add(4);
+                    bytes = bytes.saturating_add(files.saturating_mul(index));
                 }
                 c.data_bytes = c.data_bytes.saturating_add(bytes);
                 let level_dir = match (input.separator, v2) {
-                    (KeySeparator::Dot, _) => 1 + files,
+                    (KeySeparator::Dot, _) => files.saturating_add(1),
                     (KeySeparator::Slash, false) => {
-                        c.dirs += 1 + n0 + n0 * n1 + n0 * n1 * n2;
+                        c.dirs = c.dirs.saturating_add(1 + n0 + n01).saturating_add(n012);
                         2.max(n0).max(n1).max(n2).max(n3)
                     }
                     (KeySeparator::Slash, true) => {
-                        c.dirs += n0 + n0 * n1 + n0 * n1 * n2;
+                        c.dirs = c.dirs.saturating_add(n0 + n01).saturating_add(n012);
                         (1 + n0).max(n1).max(n2).max(n3)
                     }
                 };
@@ -197,7 +202,7 @@ pub fn section_entries(
     limit: u64,
 ) -> Result<Vec<Entry>> {
     let counts = section_counts(input, layout)?;
-    let total = counts.files() + counts.dirs + 1;
+    let total = counts.files().saturating_add(counts.dirs).saturating_add(1);
     if total > limit {
         return Err(Error::TooLarge {
             entries: total,

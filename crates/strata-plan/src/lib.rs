@@ -19,7 +19,11 @@ pub mod plan;
 pub mod svg;
 
 pub use error::{Error, Result};
-pub use input::{Grouping, KeySeparator, Layout, PlanInput};
+pub use input::{AnnexOptions, Grouping, KeySeparator, Layout, PlanInput};
 pub use layout::{Entry, EntryKind, SectionCounts, section_counts, section_entries};
 pub use measure::{GitPart, Measurement, measure};
 pub use model::{Constants, DatasetShape, Prediction, datasets, predict, predict_with};
+pub use plan::{
+    MAX_DATASET_FILES, MAX_DIR_ENTRIES, PlanRow, Recommendation, groupings, plan, recommend,
+};
+pub use svg::render_svg;

@@ -16,12 +16,16 @@ pub struct Measurement {
     pub dirs: u64,
     /// Bytes of regular files (symlinks not followed).
     pub bytes: u64,
-    /// Regular files under any `.git/annex/objects/` (annexed content present locally).
+    /// Regular files under any `.git/annex/objects/` (annexed content present locally), by name
+    /// (a thin object hard-linked into the work tree still counts here).
     pub annexed_objects: u64,
     /// Symbolic links (git-annex work-tree pointers).
     pub symlinks: u64,
     /// Other inodes (sockets, fifos, devices).
     pub other: u64,
+    /// Further names of regular files already counted (hard links share one inode; thin
+    /// unlocked annexed files are hard links to their objects). Not inodes.
+    pub extra_links: u64,
     /// The part of the counts inside `.git` directories.
     pub git: GitPart,
 }
@@ -55,7 +59,25 @@ struct Ctx {
     depth_in_git: u32,
 }
 
-/// Walks `path` (not following symlinks) and counts what is there.
+/// Inodes already seen among multiply-linked files.
+#[derive(Default)]
+struct Seen(std::collections::HashSet<(u64, u64)>);
+
+impl Seen {
+    /// Whether this regular file's inode was counted before (always `false` off Unix).
+    #[cfg(unix)]
+    fn repeat(&mut self, meta: &std::fs::Metadata) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        meta.nlink() > 1 && !self.0.insert((meta.dev(), meta.ino()))
+    }
+    #[cfg(not(unix))]
+    fn repeat(&mut self, _meta: &std::fs::Metadata) -> bool {
+        false
+    }
+}
+
+/// Walks `path` (not following symlinks) and counts what is there; a hard-linked file counts
+/// once, under whichever name is met first.
 ///
 /// # Errors
 /// [`Error::Io`] with the path that could not be read.
@@ -68,23 +90,28 @@ pub fn measure(path: &Path) -> Result<Measurement> {
         in_annex_objects: false,
         depth_in_git: 0,
     };
+    let mut seen = Seen::default();
     if meta.is_dir() {
         m.dirs += 1;
-        walk(path, ctx, &mut m)?;
+        walk(path, ctx, &mut m, &mut seen)?;
     } else {
-        count_leaf(&meta, ctx, &mut m);
+        count_leaf(&meta, ctx, &mut m, &mut seen);
     }
     Ok(m)
 }
 
-fn count_leaf(meta: &std::fs::Metadata, ctx: Ctx, m: &mut Measurement) {
+fn count_leaf(meta: &std::fs::Metadata, ctx: Ctx, m: &mut Measurement, seen: &mut Seen) {
     let ft = meta.file_type();
+    if ft.is_file() && ctx.in_annex_objects {
+        m.annexed_objects += 1;
+    }
+    if ft.is_file() && seen.repeat(meta) {
+        m.extra_links += 1;
+        return;
+    }
     if ft.is_file() {
         m.files += 1;
         m.bytes += meta.len();
-        if ctx.in_annex_objects {
-            m.annexed_objects += 1;
-        }
     } else if ft.is_symlink() {
         m.symlinks += 1;
     } else {
@@ -98,7 +125,7 @@ fn count_leaf(meta: &std::fs::Metadata, ctx: Ctx, m: &mut Measurement) {
     }
 }
 
-fn walk(dir: &Path, ctx: Ctx, m: &mut Measurement) -> Result<()> {
+fn walk(dir: &Path, ctx: Ctx, m: &mut Measurement, seen: &mut Seen) -> Result<()> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
@@ -134,9 +161,9 @@ fn walk(dir: &Path, ctx: Ctx, m: &mut Measurement) -> Result<()> {
             if child.in_git {
                 m.git.dirs += 1;
             }
-            walk(&path, child, m)?;
+            walk(&path, child, m, seen)?;
         } else {
-            count_leaf(&meta, child, m);
+            count_leaf(&meta, child, m, seen);
         }
     }
     Ok(())

@@ -18,12 +18,18 @@
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
-use crate::input::{Grouping, Layout, PlanInput};
+use crate::input::{AnnexOptions, Grouping, Layout, PlanInput};
 use crate::layout::{SectionCounts, section_counts};
 
 /// Dataset-level BIDS files written once at the root: `dataset_description.json`,
 /// `participants.tsv`, `samples.tsv`, `README`.
 pub const BIDS_ROOT_FILES: u64 = 4;
+
+/// git's `gc.auto` default: `git commit` (which `datalad save` runs) packs loose objects once
+/// about this many have accumulated, so a dataset never holds many more loose objects.
+pub const GIT_GC_AUTO: f64 = 6700.0;
+/// git's `gc.autoPackLimit` default: beyond this many packs, automatic gc consolidates them.
+pub const GIT_GC_AUTO_PACK_LIMIT: f64 = 50.0;
 
 /// The model's constants: what a dataset costs, and how many loose git objects each kind of
 /// change writes.
@@ -142,7 +148,9 @@ pub fn datasets(
                 subdatasets: 0,
                 extra_git_files: root_files,
                 extra_dirs: 1 + input.subjects * (1 + micr),
-                largest_dir: (biggest * sc.parent_entries).max(input.subjects + root_files + 3),
+                largest_dir: biggest
+                    .saturating_mul(sc.parent_entries)
+                    .max(input.subjects + root_files + 3),
                 saves: input.sections,
             });
         }
@@ -163,7 +171,7 @@ pub fn datasets(
                     subdatasets: 0,
                     extra_git_files: 0,
                     extra_dirs: 1 + micr,
-                    largest_dir: k * sc.parent_entries,
+                    largest_dir: k.saturating_mul(sc.parent_entries),
                     saves: k,
                 });
             }
@@ -205,7 +213,7 @@ pub fn datasets(
                     subdatasets: 0,
                     extra_git_files: 0,
                     extra_dirs: 1 + micr,
-                    largest_dir: k * sc.parent_entries,
+                    largest_dir: k.saturating_mul(sc.parent_entries),
                     saves: k,
                 });
             }
@@ -238,33 +246,53 @@ struct DatasetCost {
     largest_git_dir: f64,
 }
 
-fn dataset_cost(shape: &DatasetShape, sc: &SectionCounts, k: &Constants) -> DatasetCost {
+fn dataset_cost(
+    shape: &DatasetShape,
+    sc: &SectionCounts,
+    annex: AnnexOptions,
+    k: &Constants,
+) -> DatasetCost {
     #[allow(clippy::cast_precision_loss)]
     let f = |v: u64| v as f64;
-    let annexed = f(shape.sections * sc.annexed_files);
-    let git_files = f(shape.sections * sc.git_files + shape.extra_git_files);
-    let dirs = f(shape.sections * sc.dirs + shape.extra_dirs);
+    let annexed = f(shape.sections) * f(sc.annexed_files);
+    let git_files = f(shape.sections) * f(sc.git_files) + f(shape.extra_git_files);
+    let dirs = f(shape.sections) * f(sc.dirs) + f(shape.extra_dirs);
     let loose = k.loose_base
         + k.loose_per_annexed * annexed
         + k.loose_per_git_file * git_files
         + k.loose_per_dir * dirs
         + k.loose_per_save * f(shape.saves)
         + k.loose_per_subdataset * f(shape.subdatasets);
-    // .git/annex/objects/Xx/Yy/KEY/KEY: hashdirmixed, 1,024 names per level.
+    // .git/annex/objects/Xx/Yy/KEY/KEY: hashdirmixed, 1,024 names per level; with
+    // objecthash1 only the first level.
+    let second = if annex.objecthash1 {
+        0.0
+    } else {
+        occupied(annexed, 1024.0 * 1024.0)
+    };
     let annex_dirs = if annexed > 0.0 {
-        1.0 + occupied(annexed, 1024.0) + occupied(annexed, 1024.0 * 1024.0) + annexed
+        1.0 + occupied(annexed, 1024.0) + second + annexed
     } else {
         0.0
     };
+    // Thin unlocked files share the object's inode.
+    let objects = if annex.thin_unlocked { 0.0 } else { annexed };
+    // Automatic gc keeps at most GIT_GC_AUTO loose objects (the peak is counted) and leaves a
+    // pack (.pack, .idx, .rev) per round, consolidated past the pack limit.
+    let total_loose = loose;
+    let loose = total_loose.min(GIT_GC_AUTO);
+    let auto_packs = (total_loose / GIT_GC_AUTO)
+        .floor()
+        .min(GIT_GC_AUTO_PACK_LIMIT);
     let fanout = occupied(loose, 256.0);
     DatasetCost {
         work_files: annexed + git_files + k.dataset_work_files,
         work_dirs: dirs + k.dataset_work_dirs,
         bids_files: annexed + git_files,
         bids_dirs: dirs,
-        git_files: k.git_files + loose + annexed,
+        git_files: k.git_files + loose + 3.0 * auto_packs + objects,
         git_dirs: k.git_dirs + fanout + annex_dirs,
-        git_files_gc: k.git_files_gc + annexed,
+        git_files_gc: k.git_files_gc + objects,
         git_dirs_gc: k.git_dirs_gc + annex_dirs,
         loose,
         annexed,
@@ -349,7 +377,7 @@ pub fn predict_with(
     let mut largest_dir = sc.largest_dir;
     let mut largest_dataset: f64 = 0.0;
     for s in &shapes {
-        let c = dataset_cost(s, &sc, k);
+        let c = dataset_cost(s, &sc, input.annex, k);
         let m = f(s.count);
         n += s.count;
         total.work_files += m * c.work_files;
@@ -371,6 +399,7 @@ pub fn predict_with(
     let dirs_after = total.work_dirs + total.git_dirs_gc;
     let sections = u128::from(input.sections);
     let bytes = sections * u128::from(sc.data_bytes) + 2 * sections * u128::from(sc.meta_bytes);
+    // (u128: sections < 2^41 and per-section bytes < 2^64, no overflow.)
     Ok(Prediction {
         layout,
         grouping,

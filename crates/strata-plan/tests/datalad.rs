@@ -130,3 +130,50 @@ fn calibrate() {
         }
     }
 }
+
+/// Per-dataset-shape features of the calibration matrix (run with `--ignored --nocapture`),
+/// joined with the `calibrate` output by `calibration/fit.py`.
+#[test]
+#[ignore = "prints the model's dataset shapes for calibration/fit.py"]
+fn calibration_shapes() {
+    let groupings = [
+        Grouping::None,
+        Grouping::PerSubject,
+        Grouping::PerSections(1),
+        Grouping::PerSections(2),
+    ];
+    for sections in [1, 2, 3, 4] {
+        for layout in Layout::ALL {
+            for grouping in groupings {
+                let subjects = if grouping == Grouping::PerSubject && sections > 1 {
+                    2
+                } else {
+                    1
+                };
+                for (planes, h, w) in [(3, 1024, 1536), (5, 1536, 2560)] {
+                    let input = small(sections, subjects, planes, h, w);
+                    let sc = section_counts(&input, layout).expect("counts");
+                    let shapes: Vec<_> = datasets(&input, layout, grouping)
+                        .expect("datasets")
+                        .iter()
+                        .map(|s| {
+                            serde_json::json!({
+                                "count": s.count,
+                                "annexed": s.sections * sc.annexed_files,
+                                "git_files": s.sections * sc.git_files + s.extra_git_files,
+                                "dirs": s.sections * sc.dirs + s.extra_dirs,
+                                "saves": s.saves,
+                                "subdatasets": s.subdatasets,
+                            })
+                        })
+                        .collect();
+                    let line = serde_json::json!({
+                        "layout": layout.name(), "grouping": grouping.name(), "sections": sections,
+                        "subjects": subjects, "planes": planes, "shapes": shapes,
+                    });
+                    println!("SHAPES {line}");
+                }
+            }
+        }
+    }
+}

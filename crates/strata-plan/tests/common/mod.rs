@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use strata_plan::{EntryKind, Grouping, Layout, Measurement, PlanInput, measure, section_entries};
+use strata_plan::{
+    AnnexOptions, EntryKind, Grouping, Layout, Measurement, PlanInput, measure, section_entries,
+};
 
 /// `.gitattributes` lines: metadata to git, pixel data to the annex.
 pub const LARGEFILES_RULES: &str = "*.json annex.largefiles=nothing\n\
@@ -58,13 +60,27 @@ fn run(cmd: &mut Command) {
     );
 }
 
-fn create(datalad: &Path, parent: Option<&Path>, path: &Path) {
+fn create(datalad: &Path, annex: AnnexOptions, parent: Option<&Path>, path: &Path) {
     let mut cmd = Command::new(datalad);
+    if annex.objecthash1 {
+        // Read by `git annex init`, which `datalad create` runs.
+        cmd.env("GIT_CONFIG_COUNT", "1")
+            .env("GIT_CONFIG_KEY_0", "annex.tune.objecthash1")
+            .env("GIT_CONFIG_VALUE_0", "true");
+    }
     cmd.arg("create");
     if let Some(p) = parent {
         cmd.arg("-d").arg(p);
     }
     run(cmd.arg(path));
+    if annex.thin_unlocked {
+        for (key, value) in [("annex.addunlocked", "true"), ("annex.thin", "true")] {
+            run(Command::new("git")
+                .arg("-C")
+                .arg(path)
+                .args(["config", key, value]));
+        }
+    }
     let attrs = path.join(".gitattributes");
     let mut text = std::fs::read_to_string(&attrs).unwrap_or_default();
     text.push_str(LARGEFILES_RULES);
@@ -131,7 +147,7 @@ pub fn build(
     grouping: Grouping,
     root: &Path,
 ) -> Run {
-    create(datalad, None, root);
+    create(datalad, input.annex, None, root);
     let bids = layout != Layout::RawTiff;
     let base = input.sections / input.subjects;
     let rem = input.sections % input.subjects;
@@ -148,7 +164,7 @@ pub fn build(
                 Grouping::None => sub.clone(),
                 Grouping::PerSubject => {
                     if local == 0 {
-                        create(datalad, Some(root), &sub);
+                        create(datalad, input.annex, Some(root), &sub);
                     }
                     sub.clone()
                 }
@@ -156,7 +172,7 @@ pub fn build(
                     let ses = sub.join(format!("ses-{:02}", local / n + 1));
                     if local % n == 0 {
                         std::fs::create_dir_all(&sub).expect("mkdir");
-                        create(datalad, Some(root), &ses);
+                        create(datalad, input.annex, Some(root), &ses);
                     }
                     ses
                 }
