@@ -192,6 +192,22 @@ impl QcReport {
     pub fn to_json(&self) -> Result<String> {
         serde_json::to_string_pretty(self).map_err(|e| Error::Rules(e.to_string()))
     }
+
+    /// Pretty JSON without the per-tile arrays (the tile counts and fractions stay): a whole
+    /// slide has tens of thousands of tiles.
+    ///
+    /// # Errors
+    /// As [`QcReport::to_json`].
+    pub fn to_json_brief(&self) -> Result<String> {
+        let mut brief = self.clone();
+        let t = &mut brief.tiles;
+        t.tissue.clear();
+        t.focus_at_best_plane.clear();
+        t.best_focus.clear();
+        t.best_plane.clear();
+        t.out_of_focus.clear();
+        brief.to_json()
+    }
 }
 
 fn limit(rule: &str, value: f64, limit: f64, at_least: bool, what: &str) -> RuleOutcome {

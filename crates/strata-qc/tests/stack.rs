@@ -185,6 +185,25 @@ fn missed_focus_fails_the_gate() {
             > 0.0
     );
     assert_eq!(json["reasons"][0]["rule"], "best_plane_not_at_edge");
+    assert!(
+        !json["tiles"]["tissue"]
+            .as_array()
+            .expect("tiles")
+            .is_empty()
+    );
+    let brief: serde_json::Value =
+        serde_json::from_str(&report.to_json_brief().expect("json")).expect("parse");
+    assert!(
+        brief["tiles"]["tissue"]
+            .as_array()
+            .expect("tiles")
+            .is_empty()
+    );
+    assert_eq!(
+        brief["tiles"]["tissue_tiles"],
+        json["tiles"]["tissue_tiles"]
+    );
+    assert_eq!(brief["planes"], json["planes"]);
 }
 
 #[test]
@@ -236,6 +255,21 @@ fn a_region_blurred_in_every_plane_is_out_of_focus() {
     assert!(!report.passed);
     assert_eq!(report.reasons.len(), 1);
     assert_eq!(report.reasons[0].value, 0.0625);
+}
+
+#[test]
+fn the_hook_can_move_to_another_thread() {
+    fn send<T: Send + 'static>() {}
+    send::<StackQc>();
+    send::<Box<dyn PlaneSink + Send>>();
+    let mut qc: Box<dyn PlaneSink + Send> =
+        Box::new(StackQc::new(QcConfig::default()).expect("config"));
+    let handle = std::thread::spawn(move || {
+        qc.begin_plane(0, PlaneGeometry::new(2, 2, PixelFormat::Gray8))?;
+        qc.band(0, 0, Samples::U8(&[1, 2, 3, 4]))?;
+        qc.finish_plane(0)
+    });
+    assert!(handle.join().expect("thread").is_ok());
 }
 
 #[test]
