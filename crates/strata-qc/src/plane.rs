@@ -400,16 +400,19 @@ impl Sample for u8 {
     }
     const TILE_COPIES: usize = 4;
     fn tile_hist_add(seg: &[u8], th: &mut [u32]) {
-        let (h01, h23) = th.split_at_mut(512);
-        let (h0, h1) = h01.split_at_mut(256);
-        let (h2, h3) = h23.split_at_mut(256);
-        let (Ok(h0), Ok(h1), Ok(h2), Ok(h3)) = (
-            <&mut [u32; 256]>::try_from(h0),
-            <&mut [u32; 256]>::try_from(h1),
-            <&mut [u32; 256]>::try_from(h2),
-            <&mut [u32; 256]>::try_from(h3),
-        ) else {
-            unreachable!("tile histograms of 8-bit data are 4 x 256 counters")
+        // `th` is 4 x 256 counters by construction (`TILE_COPIES * BINS`).
+        debug_assert_eq!(th.len(), 1024);
+        let Some((h0, rest)) = th.split_first_chunk_mut::<256>() else {
+            return;
+        };
+        let Some((h1, rest)) = rest.split_first_chunk_mut::<256>() else {
+            return;
+        };
+        let Some((h2, rest)) = rest.split_first_chunk_mut::<256>() else {
+            return;
+        };
+        let Some((h3, _)) = rest.split_first_chunk_mut::<256>() else {
+            return;
         };
         let mut quads = seg.chunks_exact(4);
         for q in &mut quads {
