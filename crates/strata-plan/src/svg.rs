@@ -3,14 +3,14 @@
 
 use std::fmt::Write as _;
 
-use crate::input::{Grouping, Layout, PlanInput};
+use crate::input::{AnnexOptions, Grouping, Layout, PlanInput};
 use crate::model::predict;
 use crate::{Error, Result};
 
-const W: f64 = 720.0;
+const W: f64 = 760.0;
 const H: f64 = 440.0;
 const LEFT: f64 = 80.0;
-const RIGHT: f64 = 170.0;
+const RIGHT: f64 = 210.0;
 const TOP: f64 = 30.0;
 const BOTTOM: f64 = 50.0;
 const COLOURS: [&str; 6] = [
@@ -28,31 +28,44 @@ fn escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// Renders inodes after gc for each of `layouts` at each subdataset size in `sizes` (sections
-/// per subdataset), with a dashed line per entry of `quotas` (`(label, inodes)`).
+/// Renders inodes after gc for each `(layout, annex options)` of `series` at each subdataset
+/// size in `sizes` (sections per subdataset), with a dashed line per entry of `quotas`
+/// (`(label, inodes)`). The rest of the input comes from `input`.
 ///
 /// # Errors
-/// [`Error::Input`] if the input is invalid, `layouts` or `sizes` is empty, or a size is 0.
+/// [`Error::Input`] if the input is invalid, `series` or `sizes` is empty, or a size is 0.
 pub fn render_svg(
     input: &PlanInput,
-    layouts: &[Layout],
+    series: &[(Layout, AnnexOptions)],
     sizes: &[u64],
     quotas: &[(&str, u64)],
 ) -> Result<String> {
-    if layouts.is_empty() || sizes.is_empty() || sizes.contains(&0) {
+    if series.is_empty() || sizes.is_empty() || sizes.contains(&0) {
         return Err(Error::Input(
-            "chart needs layouts and subdataset sizes of at least 1".to_owned(),
+            "chart needs series and subdataset sizes of at least 1".to_owned(),
         ));
     }
-    let mut series = Vec::new();
-    for &layout in layouts {
-        let mut points = Vec::new();
-        for &n in sizes {
-            let p = predict(input, layout, Grouping::PerSections(n))?;
-            points.push((n, p.inodes_after_gc));
+    let series = {
+        let mut out = Vec::new();
+        for &(layout, annex) in series {
+            let input = PlanInput {
+                annex,
+                ..input.clone()
+            };
+            let mut points = Vec::new();
+            for &n in sizes {
+                let p = predict(&input, layout, Grouping::PerSections(n))?;
+                points.push((n, p.inodes_after_gc));
+            }
+            let label = if annex == AnnexOptions::DEFAULT {
+                layout.name().to_owned()
+            } else {
+                format!("{} ({})", layout.name(), annex.name())
+            };
+            out.push((label, points));
         }
-        series.push((layout, points));
-    }
+        out
+    };
     let ys = series
         .iter()
         .flat_map(|(_, p)| p.iter().map(|&(_, y)| y))
@@ -128,13 +141,13 @@ pub fn render_svg(
         let y = py(log(q));
         let _ = write!(
             s,
-            r##"<line x1="{x0:.1}" y1="{y:.1}" x2="{x1:.1}" y2="{y:.1}" stroke="#c00" stroke-dasharray="6 4"/><text x="{:.1}" y="{:.1}" fill="#c00">{} ({q})</text>"##,
-            x1 + 4.0,
-            y + 4.0,
+            r##"<line x1="{x0:.1}" y1="{y:.1}" x2="{x1:.1}" y2="{y:.1}" stroke="#c00" stroke-dasharray="6 4"/><text x="{:.1}" y="{:.1}" fill="#c00" text-anchor="end">{} ({q})</text>"##,
+            x1 - 4.0,
+            y - 4.0,
             escape(label)
         );
     }
-    for (i, (layout, points)) in series.iter().enumerate() {
+    for (i, (label, points)) in series.iter().enumerate() {
         let colour = COLOURS[i % COLOURS.len()];
         let mut path = String::new();
         for (j, &(n, y)) in points.iter().enumerate() {
@@ -149,7 +162,7 @@ pub fn render_svg(
         let _ = write!(
             s,
             r#"<path d="{path}" fill="none" stroke="{colour}" stroke-width="2"><title>{}</title></path>"#,
-            layout.name()
+            escape(label)
         );
         #[allow(clippy::cast_precision_loss)]
         let ly = TOP + 20.0 + 18.0 * i as f64;
@@ -160,7 +173,7 @@ pub fn render_svg(
             x1 + 24.0,
             x1 + 28.0,
             ly + 4.0,
-            layout.name()
+            escape(label)
         );
     }
     s.push_str("</svg>\n");

@@ -256,17 +256,21 @@ fn svg_has_a_line_per_layout_and_quota() {
     let brain = PlanInput::whole_brain();
     let svg = render_svg(
         &brain,
-        &[Layout::ZarrV3Sharded, Layout::Ozx],
+        &[
+            (Layout::ZarrV3Sharded, AnnexOptions::DEFAULT),
+            (Layout::ZarrV3Sharded, AnnexOptions::TUNED),
+        ],
         &[1, 10, 100, 1000],
         &[("project quota", 3_000_000), ("archive <quota>", 500_000)],
     )
     .expect("svg");
     assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
     assert_eq!(svg.matches("stroke-width=\"2\"><title>").count(), 2);
+    assert!(svg.contains("<title>zarr-v3-sharded (hash1+thin)</title>"));
     assert_eq!(svg.matches("stroke-dasharray").count(), 2);
     assert!(svg.contains("archive &lt;quota&gt;"));
     assert!(render_svg(&brain, &[], &[1], &[]).is_err());
-    assert!(render_svg(&brain, &[Layout::Ozx], &[0], &[]).is_err());
+    assert!(render_svg(&brain, &[(Layout::Ozx, AnnexOptions::DEFAULT)], &[0], &[]).is_err());
 }
 
 #[test]

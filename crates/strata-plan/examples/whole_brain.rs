@@ -1,0 +1,76 @@
+//! Prints the whole-brain plan as Markdown tables (the numbers in the README) and writes the
+//! chart: `cargo run -p strata-plan --example whole_brain -- [chart.svg]`.
+
+use strata_plan::{AnnexOptions, Grouping, Layout, PlanInput, plan, recommend, render_svg};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let brain = PlanInput::whole_brain();
+    let shown = [
+        Grouping::None,
+        Grouping::PerSections(1),
+        Grouping::PerSections(10),
+        Grouping::PerSections(100),
+        Grouping::PerSections(1000),
+        Grouping::PerSections(2000),
+    ];
+    let rows = plan(&brain, 3_000_000)?;
+    for annex in [AnnexOptions::DEFAULT, AnnexOptions::TUNED] {
+        println!("\ngit-annex: {}\n", annex.name());
+        println!(
+            "| layout | grouping | datasets | inodes without DataLad | before gc | after gc | fullest dir | largest dataset (files) | 3M | 500k |"
+        );
+        println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |");
+        for r in rows
+            .iter()
+            .filter(|r| r.annex == annex && shown.contains(&r.grouping))
+        {
+            let fits = |q: u64| if r.inodes_after_gc <= q { "yes" } else { "no" };
+            println!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.layout.name(),
+                r.grouping.name(),
+                r.datasets,
+                r.inodes_plain,
+                r.inodes_before_gc,
+                r.inodes_after_gc,
+                r.largest_dir,
+                r.largest_dataset_files,
+                fits(3_000_000),
+                fits(500_000),
+            );
+        }
+    }
+    for quota in [3_000_000, 500_000, 350_000] {
+        let rows = plan(&brain, quota)?;
+        if let Some(rec) = recommend(&rows, quota) {
+            println!(
+                "\nquota {quota}: {} / {} / {}",
+                rec.row.layout.name(),
+                rec.row.grouping.name(),
+                rec.row.annex.name()
+            );
+            for reason in rec.reasons {
+                println!("- {reason}");
+            }
+        }
+    }
+    if let Some(path) = std::env::args().nth(1) {
+        let svg = render_svg(
+            &brain,
+            &[
+                (Layout::RawTiff, AnnexOptions::DEFAULT),
+                (Layout::ZarrV3Sharded, AnnexOptions::DEFAULT),
+                (Layout::ZarrV3Sharded, AnnexOptions::TUNED),
+                (Layout::Ozx, AnnexOptions::DEFAULT),
+            ],
+            &[1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000],
+            &[
+                ("project quota", 3_000_000),
+                ("archive quota", 500_000),
+                ("target", 350_000),
+            ],
+        )?;
+        std::fs::write(path, svg)?;
+    }
+    Ok(())
+}
