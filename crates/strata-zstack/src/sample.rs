@@ -445,7 +445,8 @@ pub struct SampleOptions {
     pub seed: u64,
     /// Pixel size in micrometres (written as TIFF resolution).
     pub pixel_size_um: f64,
-    /// Blur radius added per focus level away from the sharp one, in pixels.
+    /// Blur radius added per focus level away from the sharp one, in pixels (the radius is
+    /// capped at 64).
     pub blur_per_plane: f64,
     /// Sensor noise, standard deviation in 8-bit grey levels.
     pub noise: f64,
@@ -529,6 +530,9 @@ fn value_noise(seed: u64, k: u64, x: i64, y: i64, scale: i64) -> f32 {
 
 const NUCLEUS_CELL: i64 = 22;
 
+/// Largest blur radius (keeps the integer box sums within 32 bits).
+const MAX_RADIUS: usize = 64;
+
 impl SyntheticStack {
     /// A stack as described; no pixel is rendered yet.
     ///
@@ -557,7 +561,9 @@ impl SyntheticStack {
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let radii = (0..opts.planes)
             .map(|z| {
-                (f64::from(z.abs_diff(opts.in_focus_plane)) * opts.blur_per_plane).round() as usize
+                ((f64::from(z.abs_diff(opts.in_focus_plane)) * opts.blur_per_plane).round()
+                    as usize)
+                    .min(MAX_RADIUS)
             })
             .collect();
         let info = StackInfo {
@@ -630,17 +636,27 @@ impl SyntheticStack {
     }
 
     /// Renders the sharp picture for rows `y0 - m .. y0 + rows + m` and columns
-    /// `-m .. width + m`, channels interleaved.
-    #[allow(clippy::cast_possible_wrap)]
-    fn sharp_band(&self, y0: u32, rows: u32, m: usize) -> Vec<f32> {
+    /// `-m .. width + m`, channels interleaved, as 16-bit fixed point (so that blurring is
+    /// exact integer arithmetic and a band's pixels do not depend on where the band starts).
+    #[allow(
+        clippy::cast_possible_wrap,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
+    fn sharp_band(&self, y0: u32, rows: u32, m: usize) -> Vec<u16> {
         let ch = self.opts.channels as usize;
         let w = self.opts.width as usize + 2 * m;
         let n_rows = rows as usize + 2 * m;
-        let mut buf = vec![0f32; w * n_rows * ch];
+        let mut buf = vec![0u16; w * n_rows * ch];
         buf.par_chunks_mut(w * ch).enumerate().for_each(|(r, row)| {
             let y = i64::from(y0) + r as i64 - m as i64;
+            let mut v = [0f32; 3];
             for (i, px) in row.chunks_exact_mut(ch).enumerate() {
-                self.sharp(i as i64 - m as i64, y, px);
+                let v = &mut v[..ch];
+                self.sharp(i as i64 - m as i64, y, v);
+                for (o, f) in px.iter_mut().zip(v.iter()) {
+                    *o = (f.clamp(0.0, 1.0) * 65535.0).round() as u16;
+                }
             }
         });
         buf
@@ -651,43 +667,43 @@ impl SyntheticStack {
     #[allow(
         clippy::cast_possible_truncation,
         clippy::cast_sign_loss,
-        clippy::cast_precision_loss
+        clippy::cast_precision_loss,
+        clippy::cast_possible_wrap
     )]
-    fn render(&self, s: &[f32], m: usize, z: u32, y0: u32, rows: u32, out: &mut [u8]) {
+    fn render(&self, s: &[u16], m: usize, z: u32, y0: u32, rows: u32, out: &mut [u8]) {
         let ch = self.opts.channels as usize;
         let w = self.opts.width as usize;
         let sw = (w + 2 * m) * ch;
         let r = self.radii.get(z as usize).copied().unwrap_or(0).min(m);
         let rows = rows as usize;
-        // Horizontal box blur of rows needed by the vertical pass.
+        // Horizontal box sums of the rows the vertical pass needs (exact: at most
+        // 129 x 129 x 65535 < 2^32).
         let hrows = rows + 2 * r;
-        let mut h = vec![0f32; hrows * w * ch];
-        let inv = 1.0 / (2 * r + 1) as f32;
-        h.chunks_exact_mut(w * ch)
-            .enumerate()
-            .for_each(|(i, hrow)| {
-                let srow_at = (i + m - r) * sw;
-                let srow = &s[srow_at..srow_at + sw];
-                for c in 0..ch {
-                    let mut acc = 0f32;
-                    for k in 0..=2 * r {
-                        acc += srow[(m - r + k) * ch + c];
-                    }
-                    for x in 0..w {
-                        hrow[x * ch + c] = acc * inv;
-                        acc += srow[(x + m + r + 1).min(w + 2 * m - 1) * ch + c]
-                            - srow[(x + m - r) * ch + c];
-                    }
+        let mut h = vec![0u32; hrows * w * ch];
+        h.chunks_exact_mut(w * ch).enumerate().for_each(|(i, hrow)| {
+            let srow_at = (i + m - r) * sw;
+            let srow = &s[srow_at..srow_at + sw];
+            for c in 0..ch {
+                let mut acc = 0u32;
+                for k in 0..=2 * r {
+                    acc += u32::from(srow[(m - r + k) * ch + c]);
                 }
-            });
-        // Vertical box blur, noise, quantisation.
+                for x in 0..w {
+                    hrow[x * ch + c] = acc;
+                    acc += u32::from(srow[(x + m + r + 1).min(w + 2 * m - 1) * ch + c]);
+                    acc -= u32::from(srow[(x + m - r) * ch + c]);
+                }
+            }
+        });
+        // Vertical box sums, noise, quantisation.
         let max = match self.opts.sample_type {
-            SampleType::U8 => 255.0f32,
+            SampleType::U8 => 255.0f64,
             SampleType::U16 => 65535.0,
         };
-        let sigma = self.opts.noise as f32 * max / 255.0;
+        let norm = max / (((2 * r + 1) * (2 * r + 1)) as f64 * 65535.0);
+        let sigma = self.opts.noise * max / 255.0;
         let seed = self.opts.seed ^ 0xA5A5;
-        let mut acc = vec![0f32; w * ch];
+        let mut acc = vec![0u32; w * ch];
         for k in 0..=2 * r {
             for (a, v) in acc.iter_mut().zip(&h[k * w * ch..(k + 1) * w * ch]) {
                 *a += v;
@@ -699,8 +715,8 @@ impl SyntheticStack {
             let yy = i64::from(y0) + y as i64;
             for (i, a) in acc.iter().enumerate() {
                 let hsh = hash(seed, i as i64, yy, u64::from(z));
-                let g = (unit(hsh) + unit(hsh << 20) + unit(hsh << 40)) - 1.5;
-                let v = (a * inv * max + 2.0 * g * sigma).round().clamp(0.0, max);
+                let g = f64::from(unit(hsh) + unit(hsh << 20) + unit(hsh << 40)) - 1.5;
+                let v = (f64::from(*a) * norm + 2.0 * g * sigma).round().clamp(0.0, max);
                 match self.opts.sample_type {
                     SampleType::U8 => row_out[i] = v as u8,
                     SampleType::U16 => {
@@ -711,7 +727,7 @@ impl SyntheticStack {
             if y + 1 < rows {
                 let (add, sub) = ((y + 2 * r + 1) * w * ch, y * w * ch);
                 for (j, a) in acc.iter_mut().enumerate() {
-                    *a += h[add + j] - h[sub + j];
+                    *a = *a + h[add + j] - h[sub + j];
                 }
             }
         }

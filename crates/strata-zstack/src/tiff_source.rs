@@ -162,6 +162,8 @@ struct OpenPlane {
     meta: PlaneMeta,
     /// JPEG only: the raw file, chunk offsets and byte counts, and the shared tables.
     jpeg: Option<JpegChunks>,
+    /// Scratch for chunks cut by the right edge of the plane.
+    edge: Vec<u8>,
 }
 
 struct JpegChunks {
@@ -373,6 +375,7 @@ impl TiffStack {
             decoder,
             meta,
             jpeg,
+            edge: Vec::new(),
         });
         Ok(())
     }
@@ -673,19 +676,40 @@ impl OpenPlane {
         if let Some(jpeg) = &mut self.jpeg {
             return decode_jpeg(jpeg, m, path, index, dst, stride, (dw, dh), max_compressed);
         }
-        let width_px = stride / px;
+        let chunk_w = m.chunk_w as usize;
         let decoder = &mut self.decoder;
+        let edge = &mut self.edge;
+        // Chunks cut by the right edge are decoded at their full width and cropped here: the
+        // decoder's path that skips the padding of each row reads LZW data in small pieces
+        // and can fail on valid files.
+        let cropped = dw < chunk_w;
         let result = catch_unwind(AssertUnwindSafe(|| {
-            decoder.read_chunk_to_buffer(DecodingBuffer::U8(dst), index, width_px)
+            if cropped {
+                edge.resize(chunk_w * px * dh, 0);
+                decoder.read_chunk_to_buffer(DecodingBuffer::U8(edge), index, chunk_w)
+            } else {
+                decoder.read_chunk_to_buffer(DecodingBuffer::U8(dst), index, stride / px)
+            }
         }));
         match result {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(tiff_err(path, &format!("chunk {index}"), &e)),
-            Err(_) => Err(input(
-                path,
-                format!("chunk {index} is corrupt (the decoder rejected it)"),
-            )),
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(tiff_err(path, &format!("chunk {index}"), &e)),
+            Err(_) => {
+                return Err(input(
+                    path,
+                    format!("chunk {index} is corrupt (the decoder rejected it)"),
+                ));
+            }
         }
+        if cropped {
+            for (y, src) in self.edge.chunks_exact(chunk_w * px).take(dh).enumerate() {
+                let at = y * stride;
+                if let (Some(d), Some(s)) = (dst.get_mut(at..at + dw * px), src.get(..dw * px)) {
+                    d.copy_from_slice(s);
+                }
+            }
+        }
+        Ok(())
     }
 }
 
