@@ -22,6 +22,11 @@ pub struct Rules {
     /// Fail when the tissue fraction is below this floor. Default `0.05`.
     #[serde(with = "limit")]
     pub min_tissue_fraction: Option<f64>,
+    /// Fail when the Otsu classes are closer than this (see
+    /// [`crate::TissueMetrics::class_separation`]): the plane has no tissue contrast, e.g. a
+    /// blank slide. Default `0.08` (20 gray levels of 255).
+    #[serde(with = "limit")]
+    pub min_class_separation: Option<f64>,
     /// Fail when the saturated fraction is above this ceiling. Default `0.05`.
     #[serde(with = "limit")]
     pub max_saturated_fraction: Option<f64>,
@@ -69,6 +74,7 @@ impl Default for Rules {
         Self {
             best_plane_not_at_edge: true,
             min_tissue_fraction: Some(0.05),
+            min_class_separation: Some(0.08),
             max_saturated_fraction: Some(0.05),
             max_out_of_focus_tile_fraction: Some(0.10),
             max_black_fraction: None,
@@ -83,6 +89,7 @@ impl Rules {
 # its default, which is the value shown.
 best_plane_not_at_edge = true            # the focus peak must not be the first or last plane
 min_tissue_fraction = 0.05               # pixels at or below the Otsu threshold
+min_class_separation = 0.08              # tissue vs background contrast (blank slides fail)
 max_saturated_fraction = 0.05            # pixels at the saturation value
 max_out_of_focus_tile_fraction = 0.10    # tissue tiles out of focus even at their best plane
 max_black_fraction = false               # pixels equal to 0 (a fraction, or false: not checked)
@@ -115,6 +122,7 @@ max_black_fraction = false               # pixels equal to 0 (a fraction, or fal
     pub fn validate(&self) -> Result<()> {
         for (name, v) in [
             ("min_tissue_fraction", self.min_tissue_fraction),
+            ("min_class_separation", self.min_class_separation),
             ("max_saturated_fraction", self.max_saturated_fraction),
             (
                 "max_out_of_focus_tile_fraction",
@@ -269,6 +277,15 @@ impl StackSummary {
                 l,
                 true,
                 "tissue fraction",
+            ));
+        }
+        if let Some(l) = rules.min_class_separation {
+            out.push(limit(
+                "min_class_separation",
+                metric(|m| m.tissue.class_separation),
+                l,
+                true,
+                "tissue/background class separation",
             ));
         }
         if let Some(l) = rules.max_saturated_fraction {

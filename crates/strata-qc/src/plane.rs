@@ -128,6 +128,10 @@ pub struct TissueMetrics {
     pub otsu_threshold: u32,
     /// Fraction of pixels at or below the threshold; 0 when the plane has a single value.
     pub tissue_fraction: f64,
+    /// Contrast between the two Otsu classes: `(mean of pixels > threshold - mean of pixels <=
+    /// threshold) / max_value`; 0 for a single-valued plane. Low on a blank slide, where Otsu
+    /// splits background noise into two classes.
+    pub class_separation: f64,
 }
 
 /// All scalar metrics of one plane.
@@ -885,10 +889,25 @@ impl Stats {
         let std = var.sqrt();
         let saturated: u64 = self.hist[g.max_value as usize..].iter().sum();
         let threshold = otsu_threshold(&self.hist).unwrap_or(0);
-        let tissue: u64 = if min == max {
-            0
+        let (tissue, class_separation) = if min == max {
+            (0, 0.0)
         } else {
-            self.hist[..=threshold as usize].iter().sum()
+            let cut = threshold as usize + 1;
+            let (mut n_dark, mut s_dark) = (0u64, 0u128);
+            for (v, &c) in self.hist[..cut].iter().enumerate() {
+                n_dark += c;
+                s_dark += v as u128 * u128::from(c);
+            }
+            let n_bright = n - n_dark;
+            let s_bright = s1 - s_dark;
+            // Both classes are non-empty: min <= threshold < max.
+            let sep = if n_dark == 0 || n_bright == 0 {
+                0.0
+            } else {
+                (s_bright as f64 / n_bright as f64 - s_dark as f64 / n_dark as f64)
+                    / f64::from(g.max_value)
+            };
+            (n_dark, sep)
         };
         let t = &self.totals;
         let metrics = PlaneMetrics {
@@ -922,6 +941,7 @@ impl Stats {
             tissue: TissueMetrics {
                 otsu_threshold: threshold,
                 tissue_fraction: tissue as f64 / nf,
+                class_separation,
             },
         };
         PlaneQc {

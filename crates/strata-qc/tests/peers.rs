@@ -260,6 +260,7 @@ fn metrics_agree_with_opencv_and_scikit_image() {
             ("rms_contrast", m.exposure.rms_contrast),
             ("michelson_contrast", m.exposure.michelson_contrast),
             ("tissue_fraction", m.tissue.tissue_fraction),
+            ("class_separation", m.tissue.class_separation),
         ];
         for (key, ours) in checks {
             let theirs = p[key]

@@ -148,7 +148,7 @@ fn report_is_self_contained_and_complete() {
     let rules = &html[html.find("id=\"rules\"").expect("rules")..];
     let rules = &rules[..rules.find("</table>").expect("end")];
     assert_eq!(rules.matches("<tr>").count(), report.rules.len() + 1);
-    assert_eq!(report.rules.len(), 4);
+    assert_eq!(report.rules.len(), 5);
     assert!(html.contains("id=\"tissue-mask\"><img"));
     assert!(html.contains("id=\"heatmap\"><img"));
     assert!(html.contains("id=\"heatmap-legend\""));

@@ -360,6 +360,38 @@ fn bytes_in_native_order_feed_16_bit_planes() {
 }
 
 #[test]
+fn a_blank_noisy_slide_fails_on_class_separation() {
+    // Background 235 +- 4: Otsu still splits the noise, so the tissue fraction looks fine.
+    let (w, h) = (64usize, 64usize);
+    let mut qc = StackQc::new(QcConfig {
+        tile_size: 16,
+        ..QcConfig::default()
+    })
+    .expect("c");
+    for z in 0..3usize {
+        let px: Vec<u8> = (0..w * h)
+            .map(|i| (231 + (i * 7 + z * 13 + (i / w) * 3) % 9) as u8)
+            .collect();
+        qc.begin_plane(z, PlaneGeometry::new(w, h, PixelFormat::Gray8))
+            .expect("begin");
+        qc.band(z, 0, Samples::U8(&px)).expect("band");
+        qc.finish_plane(z).expect("finish");
+    }
+    let s = qc.finish().expect("stack");
+    let best = &s.planes[s.best_plane];
+    assert!(best.tissue.tissue_fraction > 0.2, "{:?}", best.tissue);
+    assert!(best.tissue.class_separation < 0.03, "{:?}", best.tissue);
+    let rules = Rules {
+        best_plane_not_at_edge: false,
+        ..Rules::default()
+    };
+    let r = s.evaluate(&rules);
+    let failed: Vec<&str> = r.reasons.iter().map(|r| r.rule.as_str()).collect();
+    assert!(failed.contains(&"min_class_separation"), "{failed:?}");
+    assert!(!failed.contains(&"min_tissue_fraction"));
+}
+
+#[test]
 fn blank_planes_have_no_tissue() {
     let g = PlaneGeometry::new(16, 16, PixelFormat::Gray16);
     let mut qc = StackQc::new(QcConfig {
@@ -375,6 +407,7 @@ fn blank_planes_have_no_tissue() {
     let s = qc.finish().expect("stack");
     assert_eq!(s.tiles.tissue_tiles, 0);
     assert_eq!(s.planes[0].tissue.tissue_fraction, 0.0);
+    assert_eq!(s.planes[0].tissue.class_separation, 0.0);
     assert_eq!(s.planes[0].exposure.saturated_fraction, 1.0);
     let r = s.evaluate(&Rules::default());
     let failed: Vec<&str> = r.reasons.iter().map(|r| r.rule.as_str()).collect();
@@ -383,6 +416,7 @@ fn blank_planes_have_no_tissue() {
         [
             "best_plane_not_at_edge",
             "min_tissue_fraction",
+            "min_class_separation",
             "max_saturated_fraction"
         ]
     );

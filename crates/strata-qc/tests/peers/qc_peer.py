@@ -58,6 +58,10 @@ def metrics(g, max_value, tile_size, tile_min_tissue):
     lo, hi = int(g.min()), int(g.max())
     otsu = int(skimage.filters.threshold_otsu(g))
     tissue_pixels = 0 if lo == hi else int(np.count_nonzero(g <= otsu))
+    if lo == hi:
+        separation = 0.0
+    else:
+        separation = float(gf[g > otsu].mean() - gf[g <= otsu].mean()) / max_value
     tiles = []
     for y0 in range(0, h, tile_size):
         for x0 in range(0, w, tile_size):
@@ -82,6 +86,7 @@ def metrics(g, max_value, tile_size, tile_min_tissue):
         "otsu_threshold": otsu,
         "tissue_fraction": tissue_pixels / n,
         "tissue_pixels": tissue_pixels,
+        "class_separation": separation,
         "pixels": n,
         "tiles": tiles,
     }
