@@ -1,7 +1,9 @@
 //! Prints the whole-brain plan as Markdown tables (the numbers in the README) and writes the
 //! chart: `cargo run -p strata-plan --example whole_brain -- [chart.svg]`.
 
-use strata_plan::{AnnexOptions, Grouping, Layout, PlanInput, plan, recommend, render_svg};
+use strata_plan::{
+    AnnexOptions, Grouping, Layout, PlanInput, plan, predict, recommend, render_svg,
+};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let brain = PlanInput::whole_brain();
@@ -53,6 +55,70 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 println!("- {reason}");
             }
         }
+    }
+    println!("\nVariants of zarr-v3-sharded, one subdataset per 2,000 sections:\n");
+    println!("| variant | inodes without DataLad | before gc | after gc |");
+    println!("| --- | ---: | ---: | ---: |");
+    let variants = [
+        (
+            "10 levels (down to one chunk), git-annex defaults",
+            brain.clone(),
+        ),
+        (
+            "10 levels, objecthash1",
+            PlanInput {
+                annex: AnnexOptions {
+                    objecthash1: true,
+                    thin_unlocked: false,
+                },
+                ..brain.clone()
+            },
+        ),
+        (
+            "10 levels, thin unlocked",
+            PlanInput {
+                annex: AnnexOptions {
+                    objecthash1: false,
+                    thin_unlocked: true,
+                },
+                ..brain.clone()
+            },
+        ),
+        (
+            "10 levels, objecthash1 + thin unlocked",
+            PlanInput {
+                annex: AnnexOptions::TUNED,
+                ..brain.clone()
+            },
+        ),
+        (
+            "8 levels, git-annex defaults",
+            PlanInput {
+                levels: Some(8),
+                ..brain.clone()
+            },
+        ),
+        (
+            "7 levels, git-annex defaults",
+            PlanInput {
+                levels: Some(7),
+                ..brain.clone()
+            },
+        ),
+        (
+            "10 levels, one shard per plane (z = 1), defaults",
+            PlanInput {
+                shard: Some((1, 1 << 20, 1 << 20)),
+                ..brain.clone()
+            },
+        ),
+    ];
+    for (name, input) in variants {
+        let p = predict(&input, Layout::ZarrV3Sharded, Grouping::PerSections(2000))?;
+        println!(
+            "| {name} | {} | {} | {} |",
+            p.inodes_plain, p.inodes_before_gc, p.inodes_after_gc
+        );
     }
     if let Some(path) = std::env::args().nth(1) {
         let svg = render_svg(

@@ -92,7 +92,6 @@ fn held_out() {
     let cases = [
         (&input, Layout::RawTiff, Grouping::None),
         (&tuned, Layout::RawTiff, Grouping::PerSections(1)),
-        (&input, Layout::OmeZarrV2, Grouping::None),
         (&slash, Layout::ZarrV3, Grouping::None),
         (&input, Layout::ZarrV3Sharded, Grouping::None),
         (&input, Layout::Ozx, Grouping::PerSections(2)),
