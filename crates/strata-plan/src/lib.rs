@@ -1,12 +1,12 @@
 //! Inode and byte model of Strata's storage layouts under DataLad/git-annex, calibrated on
 //! real DataLad runs, with a tree counter to compare plans with reality.
 //!
-//! - [`predict`]: one layout and subdataset grouping → files, directories, inodes before and
+//! - [`predict()`]: one layout and subdataset grouping → files, directories, inodes before and
 //!   after `git gc`, bytes, the fullest directory and the largest dataset;
-//! - [`plan`] / [`recommend`]: every layout x grouping against an inode quota, and a choice
+//! - [`plan()`] / [`recommend()`]: every layout x grouping against an inode quota, and a choice
 //!   that respects the limits DataLad's documentation gives;
-//! - [`measure`]: counts a real tree (work tree and `.git` separately);
-//! - [`render_svg`]: inodes against subdataset size.
+//! - [`measure()`]: counts a real tree (work tree and `.git` separately);
+//! - [`render_svg()`]: inodes against subdataset size.
 //!
 //! ```
 //! use strata_plan::{AnnexOptions, Grouping, Layout, PlanInput, predict};
