@@ -120,6 +120,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             p.inodes_plain, p.inodes_before_gc, p.inodes_after_gc
         );
     }
+    println!("\nStored bytes (uncompressed; scale by the codec's ratio):\n");
+    for layout in Layout::ALL {
+        let p = predict(&brain, layout, Grouping::PerSections(2000))?;
+        #[allow(clippy::cast_precision_loss)]
+        let pb = p.bytes as f64 / 1e15;
+        println!("- {}: {pb:.2} PB", layout.name());
+    }
     if let Some(path) = std::env::args().nth(1) {
         let svg = render_svg(
             &brain,
