@@ -9,7 +9,7 @@
 
 use strata_bids::name::{Label, Suffix};
 use strata_zstack::{
-    ConvertOptions, NoHook, SampleOptions, SampleType, Section, TileCompression, TiffStack,
+    ConvertOptions, NoHook, SampleOptions, SampleType, Section, TiffStack, TileCompression,
     ZStackSource, convert, write_sample,
 };
 

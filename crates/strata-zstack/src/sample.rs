@@ -180,8 +180,8 @@ impl TiledTiffWriter {
         }
         if spec.tile_width == 0
             || spec.tile_height == 0
-            || spec.tile_width % 16 != 0
-            || spec.tile_height % 16 != 0
+            || !spec.tile_width.is_multiple_of(16)
+            || !spec.tile_height.is_multiple_of(16)
         {
             return Err(Error::Config(format!(
                 "tile size {} x {} must be a positive multiple of 16",
@@ -680,21 +680,23 @@ impl SyntheticStack {
         // 129 x 129 x 65535 < 2^32).
         let hrows = rows + 2 * r;
         let mut h = vec![0u32; hrows * w * ch];
-        h.chunks_exact_mut(w * ch).enumerate().for_each(|(i, hrow)| {
-            let srow_at = (i + m - r) * sw;
-            let srow = &s[srow_at..srow_at + sw];
-            for c in 0..ch {
-                let mut acc = 0u32;
-                for k in 0..=2 * r {
-                    acc += u32::from(srow[(m - r + k) * ch + c]);
+        h.chunks_exact_mut(w * ch)
+            .enumerate()
+            .for_each(|(i, hrow)| {
+                let srow_at = (i + m - r) * sw;
+                let srow = &s[srow_at..srow_at + sw];
+                for c in 0..ch {
+                    let mut acc = 0u32;
+                    for k in 0..=2 * r {
+                        acc += u32::from(srow[(m - r + k) * ch + c]);
+                    }
+                    for x in 0..w {
+                        hrow[x * ch + c] = acc;
+                        acc += u32::from(srow[(x + m + r + 1).min(w + 2 * m - 1) * ch + c]);
+                        acc -= u32::from(srow[(x + m - r) * ch + c]);
+                    }
                 }
-                for x in 0..w {
-                    hrow[x * ch + c] = acc;
-                    acc += u32::from(srow[(x + m + r + 1).min(w + 2 * m - 1) * ch + c]);
-                    acc -= u32::from(srow[(x + m - r) * ch + c]);
-                }
-            }
-        });
+            });
         // Vertical box sums, noise, quantisation.
         let max = match self.opts.sample_type {
             SampleType::U8 => 255.0f64,
@@ -716,7 +718,9 @@ impl SyntheticStack {
             for (i, a) in acc.iter().enumerate() {
                 let hsh = hash(seed, i as i64, yy, u64::from(z));
                 let g = f64::from(unit(hsh) + unit(hsh << 20) + unit(hsh << 40)) - 1.5;
-                let v = (f64::from(*a) * norm + 2.0 * g * sigma).round().clamp(0.0, max);
+                let v = (f64::from(*a) * norm + 2.0 * g * sigma)
+                    .round()
+                    .clamp(0.0, max);
                 match self.opts.sample_type {
                     SampleType::U8 => row_out[i] = v as u8,
                     SampleType::U16 => {

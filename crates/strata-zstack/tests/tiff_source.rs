@@ -488,8 +488,8 @@ fn unsupported_layouts_are_clear_errors() {
     for (tag, value, words) in cases {
         let original = std::fs::read(&p).expect("read");
         patch(&p, tag, value);
-        let e =
-            TiffStack::open_paths(&[p.clone()], TiffOptions::default()).expect_err("unsupported");
+        let e = TiffStack::open_paths(std::slice::from_ref(&p), TiffOptions::default())
+            .expect_err("unsupported");
         let msg = e.to_string();
         assert!(msg.contains("z00.tif") && msg.contains(words), "{msg}");
         std::fs::write(&p, original).expect("restore");
@@ -549,7 +549,7 @@ fn hostile_sizes_and_bombs_are_bounded() {
     )
     .expect("tile");
     w.finish().expect("finish");
-    let msg = TiffStack::open_paths(&[p.clone()], TiffOptions::default())
+    let msg = TiffStack::open_paths(std::slice::from_ref(&p), TiffOptions::default())
         .expect_err("huge")
         .to_string();
     assert!(
@@ -629,7 +629,9 @@ fn corrupted_bytes_never_panic() {
                 bytes[i] = next() as u8;
             }
             std::fs::write(&p, &bytes).expect("write");
-            if let Ok(mut s) = TiffStack::open_paths(&[p.clone()], TiffOptions::default()) {
+            if let Ok(mut s) =
+                TiffStack::open_paths(std::slice::from_ref(&p), TiffOptions::default())
+            {
                 let info = s.info().clone();
                 if u64::from(info.height) * info.row_bytes() as u64 <= 1 << 20 {
                     let mut buf = vec![0u8; info.height as usize * info.row_bytes()];
