@@ -334,8 +334,6 @@ trait Sample: Copy + Default + std::fmt::Debug + Send + Sync + 'static {
     /// Adds the filter responses of the interior pixels of a row segment: `u`, `m`, `d` hold the
     /// segment's `n` pixels plus one neighbour on each side (`n + 2` samples each).
     fn interior(u: &[Self], m: &[Self], d: &[Self], acc: &mut TileSums);
-    /// Sum of `(row[x + 2] - row[x])^2`.
-    fn brenner(row: &[Self]) -> u64;
     /// Interleaved copies of each tile histogram (to spread repeated increments).
     const TILE_COPIES: usize;
     /// Counts a row segment into a tile histogram of `TILE_COPIES * (BINS >> TILE_SHIFT)`
@@ -377,7 +375,7 @@ impl Sample for u8 {
                 &d[s + 1..s + 1 + len],
                 &d[s + 2..s + 2 + len],
             );
-            let (mut sl, mut sl2, mut sg2, mut sml) = (0i32, 0i32, 0i32, 0i32);
+            let (mut sl, mut sl2, mut sg2, mut sml, mut sb) = (0i32, 0i32, 0i32, 0i32, 0i32);
             for i in 0..len {
                 // 16-bit lanes: every response fits in i16 (|x| <= 1020); the squares are
                 // summed in i32 (a multiply-add of 16-bit pairs). Over RUN = 1024 pixels the
@@ -394,11 +392,15 @@ impl Sample for u8 {
                 sg2 += i32::from(gx) * i32::from(gx);
                 sg2 += i32::from(gy) * i32::from(gy);
                 sml += i32::from(ml);
+                // Brenner's pair (x - 1, x + 1): over the interior these are all pairs
+                // (x, x + 2) of the row.
+                sb += i32::from(r - p) * i32::from(r - p);
             }
             acc.lap += i64::from(sl);
             acc.lap2 += u64::from(sl2.unsigned_abs());
             acc.grad2 += u64::from(sg2.unsigned_abs());
             acc.ml += u64::from(sml.unsigned_abs());
+            acc.brenner += u64::from(sb.unsigned_abs());
             s += len;
         }
     }
@@ -429,24 +431,6 @@ impl Sample for u8 {
             h0[usize::from(v)] += 1;
         }
     }
-    fn brenner(row: &[u8]) -> u64 {
-        const RUN: usize = 32768; // 32768 * 255^2 < 2^32
-        let n = row.len().saturating_sub(2);
-        let mut total = 0u64;
-        let mut s = 0;
-        while s < n {
-            let len = (n - s).min(RUN);
-            let (a, c) = (&row[s..s + len], &row[s + 2..s + 2 + len]);
-            let mut b = 0u32;
-            for i in 0..len {
-                let d = i32::from(c[i]) - i32::from(a[i]);
-                b += (d * d) as u32;
-            }
-            total += u64::from(b);
-            s += len;
-        }
-        total
-    }
 }
 
 impl Sample for u16 {
@@ -465,7 +449,7 @@ impl Sample for u16 {
         let (u0, u1, u2) = (&u[..n], &u[1..=n], &u[2..n + 2]);
         let (m0, m1, m2) = (&m[..n], &m[1..=n], &m[2..n + 2]);
         let (d0, d1, d2) = (&d[..n], &d[1..=n], &d[2..n + 2]);
-        let (mut sl, mut sl2, mut sg2, mut sml) = (0i64, 0u64, 0u64, 0u64);
+        let (mut sl, mut sl2, mut sg2, mut sml, mut sb) = (0i64, 0u64, 0u64, 0u64, 0u64);
         for i in 0..n {
             // i32 lanes: every response fits (|x| <= 4 * 65535); squares of the magnitudes are
             // 32 x 32 -> 64-bit unsigned products.
@@ -481,7 +465,10 @@ impl Sample for u16 {
             sl2 += la * la;
             sg2 += gx * gx + gy * gy;
             sml += u64::from(ml);
+            let bd = u64::from((r - p).unsigned_abs());
+            sb += bd * bd;
         }
+        acc.brenner += sb;
         acc.lap += sl;
         acc.lap2 += sl2;
         acc.grad2 += sg2;
@@ -493,21 +480,12 @@ impl Sample for u16 {
             th[usize::from(v >> 4)] += 1;
         }
     }
-    fn brenner(row: &[u16]) -> u64 {
-        let n = row.len().saturating_sub(2);
-        let (a, c) = (&row[..n], &row[2..n + 2]);
-        let mut b = 0u64;
-        for i in 0..n {
-            let d = i64::from(c[i]) - i64::from(a[i]);
-            b += (d * d) as u64;
-        }
-        b
-    }
 }
 
 /// Per-tile sums for the current row of tiles.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct TileSums {
+    brenner: u64,
     lap: i64,
     lap2: u64,
     grad2: u64,
@@ -769,7 +747,6 @@ impl Stats {
             }
         }
         if w >= 3 {
-            self.totals.brenner += u128::from(T::brenner(mid));
             self.totals.brenner_n += (w - 2) as u64;
         }
         let ts = self.tile_size;
@@ -819,6 +796,7 @@ impl Stats {
             s.lap2 += acc.lap2;
             s.grad2 += acc.grad2;
             s.ml += acc.ml;
+            s.brenner += acc.brenner;
             s.n += (xe - xs) as u64;
         }
         if let Some(t) = &mut self.thumb {
@@ -870,6 +848,7 @@ impl Stats {
             self.totals.lap2 += u128::from(s.lap2);
             self.totals.grad2 += u128::from(s.grad2);
             self.totals.ml += u128::from(s.ml);
+            self.totals.brenner += u128::from(s.brenner);
         }
     }
 
