@@ -9,7 +9,7 @@ export STRATA_DATALAD="${STRATA_DATALAD:-$root/.venv/bin/datalad}"
 mkdir -p "$here/data"
 cd "$root"
 cargo test -p strata-plan --test datalad -- --ignored --nocapture --exact calibrate \
-    | grep '^CALIBRATION ' > "$here/data/calibrate.jsonl"
+    | grep '^CALIBRATION ' > "$here/data/calibrate.txt"
 cargo test -p strata-plan --test datalad -- --ignored --nocapture --exact calibration_shapes \
-    | grep '^SHAPES ' > "$here/data/shapes.jsonl"
-"$root/.venv/bin/python" "$here/fit.py" "$here/data/calibrate.jsonl" "$here/data/shapes.jsonl"
+    | grep '^SHAPES ' > "$here/data/shapes.txt"
+"$root/.venv/bin/python" "$here/fit.py" "$here/data/calibrate.txt" "$here/data/shapes.txt"
