@@ -158,7 +158,10 @@ def main():
     }
     with open(os.path.join(a.out, "zarr.json"), "w") as f:
         json.dump(group, f)
-    print(json.dumps({"seconds": time.perf_counter() - start, "levels": len(levels)}))
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"seconds": time.perf_counter() - start, "levels": len(levels), "peak_memory_bytes": peak}))
 
 
 if __name__ == "__main__":

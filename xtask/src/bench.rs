@@ -23,6 +23,49 @@ fn time(cmd: &mut Command) -> Result<Duration, String> {
     }
 }
 
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()))?;
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Copies section `sub-BB01/sample-0001` to `sections` sections over 4 subjects and writes
+/// the matching `samples.tsv` and `participants.tsv`.
+fn replicate(tree: &Path, sections: usize) -> Result<(), String> {
+    let io = |e: std::io::Error| e.to_string();
+    let stem = "sub-BB01_sample-0001_stain-Nissl_BF";
+    let micr = tree.join("sub-BB01/micr");
+    let image = micr.join(format!("{stem}.ome.zarr"));
+    let sidecar = std::fs::read(micr.join(format!("{stem}.json"))).map_err(io)?;
+    let mut samples = String::from("sample_id\tparticipant_id\tsample_type\n");
+    let mut participants = String::from("participant_id\n");
+    let per_subject = sections.div_ceil(4).max(1);
+    for i in 1..=sections {
+        let subject = format!("BB{:02}", (i - 1) / per_subject + 1);
+        let sample = format!("{i:04}");
+        if (i - 1) % per_subject == 0 {
+            participants.push_str(&format!("sub-{subject}\n"));
+        }
+        samples.push_str(&format!("sample-{sample}\tsub-{subject}\ttissue\n"));
+        if i == 1 {
+            continue;
+        }
+        let dir = tree.join(format!("sub-{subject}/micr"));
+        let name = format!("sub-{subject}_sample-{sample}_stain-Nissl_BF");
+        copy_dir(&image, &dir.join(format!("{name}.ome.zarr"))).map_err(io)?;
+        std::fs::write(dir.join(format!("{name}.json")), &sidecar).map_err(io)?;
+    }
+    std::fs::write(tree.join("samples.tsv"), samples).map_err(io)?;
+    std::fs::write(tree.join("participants.tsv"), participants).map_err(io)
+}
+
 pub(crate) fn validate(root: &Path, sections: usize) -> Result<(), String> {
     crate::setup::run(root)?;
     run_cmd(
@@ -36,23 +79,26 @@ pub(crate) fn validate(root: &Path, sections: usize) -> Result<(), String> {
     let marker = tree.join(".bench-complete");
     if !marker.exists() {
         let _ = std::fs::remove_dir_all(&tree);
-        // Several subjects, as in a brain bank: 7,000 sections over 4 brains by default.
-        let per_subject = sections.div_ceil(4).max(1);
-        let mut first = 1;
-        let mut subject = 1;
-        while first <= sections {
-            let n = per_subject.min(sections + 1 - first);
-            run_cmd(
-                Command::new(&strata)
-                    .args(["demo", "--json", "--out"])
-                    .arg(&tree)
-                    .args(["--subject", &format!("BB{subject:02}")])
-                    .args(["--first", &first.to_string(), "--sections", &n.to_string()])
-                    .stdout(Stdio::null()),
-            )?;
-            first += n;
-            subject += 1;
-        }
+        // One real section (converted by `strata demo`), then copies of it under new sample
+        // labels, spread over 4 subjects as in a brain bank.
+        run_cmd(
+            Command::new(&strata)
+                .args([
+                    "demo",
+                    "--json",
+                    "--sections",
+                    "1",
+                    "--size",
+                    "512x512",
+                    "--planes",
+                    "3",
+                ])
+                .args(["--subject", "BB01", "--out"])
+                .arg(&tree)
+                .stdout(Stdio::null()),
+        )?;
+        let _ = std::fs::remove_dir_all(tree.join("sourcedata"));
+        replicate(&tree, sections)?;
         std::fs::write(&marker, b"").map_err(|e| format!("{}: {e}", marker.display()))?;
     }
     let validator = root.join(".venv/bin/bids-validator-deno");

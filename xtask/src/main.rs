@@ -5,8 +5,10 @@
 //! - `test`: setup, then codegen check, fmt, clippy and the whole test suite.
 //! - `codegen [--check] [--schema PATH]`: regenerate strata-bids' schema tables.
 //! - `bench-validate [--sections N]`: time `strata validate` against the official validator.
+//! - `bench-convert [--size WxH] [--planes N]`: time `strata convert` against Python peers.
 
 mod bench;
+mod bench_convert;
 mod codegen;
 mod services;
 mod setup;
@@ -31,8 +33,15 @@ fn main() -> ExitCode {
                 .transpose();
             sections.and_then(|n| bench::validate(&root, n.unwrap_or(7000)))
         }
+        Some("bench-convert") => {
+            let size = flag_value(&args, "--size").unwrap_or_else(|| "4096x4096".into());
+            let planes = flag_value(&args, "--planes")
+                .map(|s| s.parse::<u32>().map_err(|e| format!("--planes: {e}")))
+                .transpose();
+            planes.and_then(|p| bench_convert::run(&root, &size, p.unwrap_or(30)))
+        }
         _ => Err(
-            "usage: cargo xtask <setup | test | codegen [--check] [--schema PATH] | bench-validate [--sections N]>"
+            "usage: cargo xtask <setup | test | codegen [--check] [--schema PATH] | bench-validate [--sections N] | bench-convert [--size WxH] [--planes N]>"
                 .into(),
         ),
     };

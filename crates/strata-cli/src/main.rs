@@ -5,6 +5,7 @@
 mod demo;
 mod ome_zarr;
 mod report;
+mod zstack;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -32,13 +33,14 @@ enum Command {
         #[arg(long, short)]
         verbose: bool,
     },
-    /// Build a small BIDS microscopy dataset from built-in metadata and validate it.
+    /// The whole job on built-in data: write synthetic z-stacks, convert them into a BIDS
+    /// dataset (sharded OME-Zarr), and validate it.
     Demo {
         /// Where to write the dataset (created if missing; re-running updates it).
         #[arg(long, default_value = "strata-demo")]
         out: PathBuf,
         /// Number of sections (samples) to write.
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 2)]
         sections: u32,
         /// Number of the first section (to add sections to an existing dataset).
         #[arg(long, default_value_t = 1)]
@@ -46,7 +48,88 @@ enum Command {
         /// Subject label.
         #[arg(long, default_value = "BB01")]
         subject: String,
+        /// Plane size, WIDTHxHEIGHT.
+        #[arg(long, default_value = "1024x1024", value_parser = zstack::parse_size)]
+        size: (u32, u32),
+        /// Focus levels per section.
+        #[arg(long, default_value_t = 8)]
+        planes: u32,
         /// Print a JSON summary instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a synthetic z-stack (tiled TIFFs, one per focus level, one plane in focus) to try
+    /// Strata without data.
+    Sample {
+        /// Folder to write `z00.tif`, `z01.tif`, ... into.
+        dir: PathBuf,
+        /// Plane size, WIDTHxHEIGHT.
+        #[arg(long, default_value = "4096x4096", value_parser = zstack::parse_size)]
+        size: (u32, u32),
+        /// Number of focus levels.
+        #[arg(long, default_value_t = 30)]
+        planes: u32,
+        /// The sharp focus level (default: the middle one).
+        #[arg(long)]
+        in_focus: Option<u32>,
+        /// RGB instead of gray.
+        #[arg(long)]
+        rgb: bool,
+        /// Bits per sample: 8 or 16.
+        #[arg(long, default_value_t = 8)]
+        bits: u8,
+        /// TIFF tile compression: none, lzw, deflate, packbits, zstd.
+        #[arg(long, default_value = "deflate", value_parser = zstack::parse_tile_compression)]
+        compression: strata_zstack::TileCompression,
+        /// Seed of the synthetic tissue.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Pixel size in micrometres (written as TIFF resolution).
+        #[arg(long, default_value_t = 0.25)]
+        pixel_size: f64,
+        /// Print a JSON summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Convert one z-stack (a folder of TIFF focus levels) into a BIDS dataset as sharded
+    /// OME-Zarr 0.5 with a full pyramid, in one read.
+    Convert {
+        /// Folder of TIFF files, one per focus level (natural sort order).
+        zstack: PathBuf,
+        /// Root of the BIDS dataset (created if missing).
+        #[arg(long)]
+        bids_root: PathBuf,
+        /// Subject label.
+        #[arg(long)]
+        subject: String,
+        /// Session label.
+        #[arg(long)]
+        session: Option<String>,
+        /// Sample (section) label.
+        #[arg(long)]
+        sample: String,
+        /// Stain label.
+        #[arg(long)]
+        stain: Option<String>,
+        /// Microscopy suffix.
+        #[arg(long, default_value = "BF")]
+        suffix: String,
+        /// Pixel size X,Y[,Z] (default: from the TIFF resolution tags, Z = 1).
+        #[arg(long, value_delimiter = ',')]
+        pixel_size: Option<Vec<f64>>,
+        /// Unit of --pixel-size: um, nm or mm.
+        #[arg(long, default_value = "um")]
+        pixel_units: String,
+        /// Inner chunk size in pixels.
+        #[arg(long, default_value_t = 512)]
+        chunk: u32,
+        /// Chunk compression: zstd, zstd:<1-22> or none.
+        #[arg(long, default_value = "zstd:3", value_parser = zstack::parse_compression)]
+        compression: strata_zstack::Compression,
+        /// Planes per shard (default: all planes of a level in one shard).
+        #[arg(long)]
+        planes_per_shard: Option<u32>,
+        /// Print a JSON summary (output, planes, levels, bytes, files, seconds, peak memory).
         #[arg(long)]
         json: bool,
     },
@@ -76,14 +159,77 @@ fn main() -> ExitCode {
             sections,
             first,
             subject,
+            size,
+            planes,
             json,
         } => demo::run(&demo::Options {
             out,
             sections,
             first,
             subject,
+            size,
+            planes,
             json,
         }),
+        Command::Sample {
+            dir,
+            size,
+            planes,
+            in_focus,
+            rgb,
+            bits,
+            compression,
+            seed,
+            pixel_size,
+            json,
+        } => zstack::sample(
+            &zstack::SampleArgs {
+                dir,
+                size,
+                planes,
+                in_focus,
+                rgb,
+                bits,
+                compression,
+                seed,
+                pixel_size,
+            },
+            json,
+        )
+        .map(|()| false),
+        Command::Convert {
+            zstack: dir,
+            bids_root,
+            subject,
+            session,
+            sample,
+            stain,
+            suffix,
+            pixel_size,
+            pixel_units,
+            chunk,
+            compression,
+            planes_per_shard,
+            json,
+        } => {
+            let args = zstack::ConvertArgs {
+                zstack: dir,
+                bids_root,
+                subject,
+                session,
+                sample,
+                stain,
+                suffix,
+                pixel_size,
+                pixel_units,
+                chunk,
+                compression,
+                planes_per_shard,
+            };
+            zstack::convert(&args, json)
+                .and_then(|(s, peak)| zstack::print_convert(&s, peak, json))
+                .map(|()| false)
+        }
     };
     match outcome {
         Ok(false) => ExitCode::SUCCESS,

@@ -83,7 +83,17 @@ fn demo_writes_a_valid_dataset() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("ds");
     let r = run(strata()
-        .args(["demo", "--json", "--sections", "4", "--out"])
+        .args([
+            "demo",
+            "--json",
+            "--sections",
+            "2",
+            "--size",
+            "700x600",
+            "--planes",
+            "3",
+            "--out",
+        ])
         .arg(&out));
     assert_eq!(
         r.status.code(),
@@ -93,18 +103,97 @@ fn demo_writes_a_valid_dataset() {
     );
     let v: Value = serde_json::from_slice(&r.stdout).expect("JSON");
     assert_eq!(v["validation"]["summary"]["errors"], 0);
-    assert_eq!(v["validation"]["summary"]["samples"], 4);
+    assert_eq!(v["validation"]["summary"]["samples"], 2);
+    let conversion = &v["conversions"][1];
+    assert_eq!(conversion["planes"], 3);
+    // 700 x 600 -> 350 x 300: two levels, one shard each, no chunk folders.
+    assert_eq!(
+        conversion["arrays"]["levels"].as_array().map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(conversion["files"], 6);
     let image = out.join("sub-BB01/micr/sub-BB01_sample-0002_stain-Nissl_BF.ome.zarr");
     let group: Value =
         serde_json::from_slice(&std::fs::read(image.join("zarr.json")).expect("zarr.json"))
             .expect("group JSON");
     assert_eq!(group["attributes"]["ome"]["version"], "0.5");
-    // The middle focus level is a full 64 x 64 uint8 plane.
-    let chunk = std::fs::read(image.join("0/c/0/1/0/0")).expect("chunk");
-    assert_eq!(chunk.len(), 64 * 64);
+    assert_eq!(group["attributes"]["strata"]["sources"][2], "z02.tif");
+    assert!(image.join("1/c.0.0.0.0").is_file());
+    // The raw z-stack is kept as BIDS source data.
+    assert!(
+        out.join("sourcedata/sub-BB01/sample-0002/z00.tif")
+            .is_file()
+    );
     if let Some(errors) = official_errors(&out) {
         assert_eq!(errors, 0, "the official validator rejects the demo dataset");
     }
+}
+
+#[test]
+fn sample_then_convert() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let raw = dir.path().join("raw");
+    let r = run(strata()
+        .args([
+            "sample", "--size", "300x200", "--planes", "4", "--rgb", "--json",
+        ])
+        .arg(&raw));
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let bids = dir.path().join("bids");
+    let r = run(strata()
+        .arg("convert")
+        .arg(&raw)
+        .arg("--bids-root")
+        .arg(&bids)
+        .args(["--subject", "X1", "--sample", "7", "--json"]));
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let v: Value = serde_json::from_slice(&r.stdout).expect("JSON");
+    assert_eq!(
+        v["arrays"]["levels"][0]["shape"],
+        serde_json::json!([3, 4, 200, 300])
+    );
+    assert!(v["peak_memory_bytes"].as_u64().is_some_and(|b| b > 0));
+    // Pixel size came from the TIFF resolution tags (0.25 um default of `strata sample`).
+    let sidecar: Value = serde_json::from_slice(
+        &std::fs::read(bids.join("sub-X1/micr/sub-X1_sample-7_BF.json")).expect("sidecar"),
+    )
+    .expect("json");
+    assert_eq!(sidecar["PixelSize"], serde_json::json!([0.25, 0.25, 1.0]));
+    let r = run(strata().arg("validate").arg(&bids));
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stdout)
+    );
+    // Bad input: a folder without TIFFs, a bad label.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    let r = run(strata()
+        .arg("convert")
+        .arg(&empty)
+        .arg("--bids-root")
+        .arg(&bids)
+        .args(["--subject", "X1", "--sample", "8"]));
+    assert_eq!(r.status.code(), Some(2));
+    let r = run(strata()
+        .arg("convert")
+        .arg(&raw)
+        .arg("--bids-root")
+        .arg(&bids)
+        .args(["--subject", "X_1", "--sample", "8"]));
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("X_1"));
 }
 
 #[test]
@@ -114,7 +203,8 @@ fn concurrent_demos_lose_no_row() {
     let children: Vec<_> = (0..4)
         .map(|k| {
             strata()
-                .args(["demo", "--json", "--sections", "5", "--first"])
+                .args(["demo", "--json", "--size", "128x128", "--planes", "2"])
+                .args(["--sections", "5", "--first"])
                 .arg((k * 5 + 1).to_string())
                 .args(["--subject", if k % 2 == 0 { "A" } else { "B" }, "--out"])
                 .arg(&out)
@@ -209,14 +299,14 @@ fn edit(path: &Path, f: impl FnOnce(&mut Value)) {
 fn ome_zarr_contents_are_checked() {
     let codes = demo_broken(|micr| {
         edit(&micr.join(format!("{IMAGE}.json")), |v| {
-            v["PixelSize"] = serde_json::json!([0.25, 0.5, 2.0]);
+            v["PixelSize"] = serde_json::json!([0.5, 0.25, 2.0]);
         });
     });
     assert_eq!(codes, ["PIXEL_SIZE_MISMATCH"]);
 
     let codes = demo_broken(|micr| {
         edit(&micr.join(format!("{IMAGE}.ome.zarr/1/zarr.json")), |v| {
-            v["shape"] = serde_json::json!([1, 3, 40, 32]);
+            v["shape"] = serde_json::json!([1, 2, 40, 300]);
         });
     });
     assert!(

@@ -1,0 +1,272 @@
+//! `strata sample` and `strata convert`.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use std::path::PathBuf;
+use strata_bids::name::{Label, Suffix};
+use strata_zstack::{
+    BandHook, Compression, ConvertOptions, ConvertSummary, ImageOptions, SampleOptions, SampleType,
+    Section, Spacing, StackInfo, TiffStack, TileCompression, ZStackSource,
+};
+
+type DynResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// Parses `WIDTHxHEIGHT`.
+pub(crate) fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("{s:?}: write the size as WIDTHxHEIGHT, e.g. 4096x4096"))?;
+    let n = |v: &str| {
+        v.trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("{v:?} is not a positive pixel count"))
+    };
+    Ok((n(w)?, n(h)?))
+}
+
+/// Parses a tile compression name.
+pub(crate) fn parse_tile_compression(s: &str) -> Result<TileCompression, String> {
+    Ok(match s {
+        "none" => TileCompression::None,
+        "lzw" => TileCompression::Lzw,
+        "deflate" => TileCompression::Deflate,
+        "packbits" => TileCompression::PackBits,
+        "zstd" => TileCompression::Zstd(3),
+        other => {
+            return Err(format!(
+                "{other:?}: use one of none, lzw, deflate, packbits, zstd"
+            ));
+        }
+    })
+}
+
+/// Parses `zstd`, `zstd:<level>` or `none`.
+pub(crate) fn parse_compression(s: &str) -> Result<Compression, String> {
+    match s.split_once(':') {
+        None if s == "zstd" => Ok(Compression::Zstd(3)),
+        None if s == "none" => Ok(Compression::None),
+        Some(("zstd", level)) => level
+            .parse::<i32>()
+            .ok()
+            .filter(|l| (1..=22).contains(l))
+            .map(Compression::Zstd)
+            .ok_or_else(|| format!("zstd level {level:?}: use 1 to 22")),
+        _ => Err(format!("{s:?}: use zstd, zstd:<1-22> or none")),
+    }
+}
+
+/// What `strata sample` writes.
+pub(crate) struct SampleArgs {
+    pub(crate) dir: PathBuf,
+    pub(crate) size: (u32, u32),
+    pub(crate) planes: u32,
+    pub(crate) in_focus: Option<u32>,
+    pub(crate) rgb: bool,
+    pub(crate) bits: u8,
+    pub(crate) compression: TileCompression,
+    pub(crate) seed: u64,
+    pub(crate) pixel_size: f64,
+}
+
+/// Writes a synthetic z-stack of tiled TIFFs.
+pub(crate) fn sample(a: &SampleArgs, json_out: bool) -> DynResult<()> {
+    let opts = SampleOptions {
+        width: a.size.0,
+        height: a.size.1,
+        planes: a.planes,
+        in_focus_plane: a.in_focus.unwrap_or(a.planes / 2),
+        channels: if a.rgb { 3 } else { 1 },
+        sample_type: match a.bits {
+            8 => SampleType::U8,
+            16 => SampleType::U16,
+            b => return Err(format!("--bits {b}: use 8 or 16").into()),
+        },
+        compression: a.compression,
+        seed: a.seed,
+        pixel_size_um: a.pixel_size,
+        ..SampleOptions::default()
+    };
+    let spinner = ProgressBar::new_spinner();
+    spinner.set_message(format!(
+        "writing {} planes of {}x{} to {}",
+        opts.planes,
+        opts.width,
+        opts.height,
+        a.dir.display()
+    ));
+    spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+    let summary = strata_zstack::write_sample(&a.dir, &opts)?;
+    spinner.finish_and_clear();
+    if json_out {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "dir": a.dir,
+                "files": summary.files,
+                "bytes": summary.bytes,
+                "bigtiff": summary.bigtiff,
+                "in_focus_plane": opts.in_focus_plane,
+            }))?
+        );
+    } else {
+        println!(
+            "wrote {} focus levels ({} bytes) to {}; sharpest plane: {}",
+            summary.files.len(),
+            summary.bytes,
+            a.dir.display(),
+            opts.in_focus_plane
+        );
+    }
+    Ok(())
+}
+
+/// What `strata convert` converts, and where to.
+pub(crate) struct ConvertArgs {
+    pub(crate) zstack: PathBuf,
+    pub(crate) bids_root: PathBuf,
+    pub(crate) subject: String,
+    pub(crate) session: Option<String>,
+    pub(crate) sample: String,
+    pub(crate) stain: Option<String>,
+    pub(crate) suffix: String,
+    pub(crate) pixel_size: Option<Vec<f64>>,
+    pub(crate) pixel_units: String,
+    pub(crate) chunk: u32,
+    pub(crate) compression: Compression,
+    pub(crate) planes_per_shard: Option<u32>,
+}
+
+/// Drives a progress bar from the converter's band hook.
+struct Progress {
+    bar: ProgressBar,
+}
+
+impl BandHook for Progress {
+    fn band(&mut self, info: &StackInfo, _plane: u32, _y0: u32, rows: u32, _data: &[u8]) {
+        self.bar.inc(u64::from(rows) * info.row_bytes() as u64);
+    }
+}
+
+/// Peak resident memory of this process, in bytes (Linux; `None` elsewhere).
+pub(crate) fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+fn micrometres(unit: &str) -> Result<f64, String> {
+    match unit {
+        "um" => Ok(1.0),
+        "nm" => Ok(1e-3),
+        "mm" => Ok(1e3),
+        other => Err(format!("--pixel-units {other:?}: use um, nm or mm")),
+    }
+}
+
+/// Builds the section target from labels (errors name the offending label).
+pub(crate) fn section(a: &ConvertArgs) -> DynResult<Section> {
+    Ok(Section {
+        bids_root: a.bids_root.clone(),
+        subject: Label::new("sub", a.subject.clone())?,
+        session: a
+            .session
+            .clone()
+            .map(|s| Label::new("ses", s))
+            .transpose()?,
+        sample: Label::new("sample", a.sample.clone())?,
+        stain: a
+            .stain
+            .clone()
+            .map(|s| Label::new("stain", s))
+            .transpose()?,
+        suffix: Suffix::new(&a.suffix)?,
+    })
+}
+
+/// Converts one z-stack; returns the summary and the peak memory.
+pub(crate) fn convert(a: &ConvertArgs, quiet: bool) -> DynResult<(ConvertSummary, Option<u64>)> {
+    let section = section(a)?;
+    let spacing = match &a.pixel_size {
+        None => None,
+        Some(v) => {
+            let unit = micrometres(&a.pixel_units)?;
+            match v.as_slice() {
+                [x, y, z] => Some(Spacing {
+                    x: x * unit,
+                    y: y * unit,
+                    z: z * unit,
+                }),
+                [x, y] => Some(Spacing {
+                    x: x * unit,
+                    y: y * unit,
+                    z: 1.0,
+                }),
+                _ => return Err("--pixel-size takes X,Y or X,Y,Z".into()),
+            }
+        }
+    };
+    let mut source = TiffStack::open(&a.zstack)?;
+    let info = source.info().clone();
+    let total = u64::from(info.planes) * u64::from(info.height) * info.row_bytes() as u64;
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(total)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(format!("converting {}", a.zstack.display()));
+    let opts = ConvertOptions {
+        image: ImageOptions {
+            chunk: a.chunk,
+            compression: a.compression,
+            planes_per_shard: a.planes_per_shard,
+        },
+        spacing,
+        ..ConvertOptions::default()
+    };
+    let mut hook = Progress { bar };
+    let summary = strata_zstack::convert(&mut source, &section, &opts, &mut hook)?;
+    hook.bar.finish_and_clear();
+    Ok((summary, peak_rss()))
+}
+
+/// Prints a conversion summary.
+pub(crate) fn print_convert(
+    s: &ConvertSummary,
+    peak: Option<u64>,
+    json_out: bool,
+) -> DynResult<()> {
+    if json_out {
+        let mut v = serde_json::to_value(s)?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("peak_memory_bytes".into(), json!(peak));
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "{}: {} planes of {}x{}, {} levels, {} -> {} bytes ({:.1}x), {} files + {} folders, {:.2} s{}",
+            s.output.display(),
+            s.planes,
+            s.width,
+            s.height,
+            s.arrays.levels.len(),
+            s.arrays.bytes_in,
+            s.arrays.bytes_out,
+            s.arrays.bytes_in as f64 / s.arrays.bytes_out.max(1) as f64,
+            s.files,
+            s.folders,
+            s.seconds,
+            peak.map(|p| format!(", peak memory {} MiB", p >> 20))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
+}
