@@ -12,6 +12,8 @@
 pub mod band;
 pub mod convert;
 pub mod error;
+#[cfg(feature = "hdf5")]
+pub mod hdf5_source;
 pub mod image;
 pub mod sample;
 pub mod shard;
@@ -20,6 +22,8 @@ pub mod tiff_source;
 
 pub use convert::{ConvertOptions, ConvertSummary, Section, Spacing, convert};
 pub use error::{Error, Result};
+#[cfg(feature = "hdf5")]
+pub use hdf5_source::{Hdf5Layout, Hdf5Stack};
 pub use image::{BandHook, ImageOptions, NoHook, write_arrays};
 pub use sample::{
     SampleOptions, SampleSummary, SyntheticStack, TileCompression, TiledTiffSpec, TiledTiffWriter,

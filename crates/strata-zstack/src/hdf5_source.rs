@@ -1,0 +1,258 @@
+//! A z-stack from an HDF5 file (feature `hdf5`): one 3-D dataset `(z, y, x)` (or
+//! `(z, y, x, 3)` for RGB), or one 2-D dataset `(y, x)` (or `(y, x, 3)`) per plane.
+//!
+//! Bands are read as hyperslabs, so memory stays at one band whatever the dataset size. Every
+//! plane's shape and type are checked when the stack is opened.
+
+use crate::error::{Error, Result};
+use crate::source::{SampleType, StackInfo, ZStackSource};
+use crate::tiff_source::natural_cmp;
+use hdf5::types::{IntSize, TypeDescriptor};
+use hdf5::{Dataset, Hyperslab, SliceOrIndex};
+use hdf5_metno as hdf5;
+use std::path::{Path, PathBuf};
+
+/// Most planes a volume dataset may declare (a guard against corrupt shapes).
+const MAX_PLANES: usize = 1 << 20;
+
+/// Which datasets of the file hold the planes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hdf5Layout {
+    /// One dataset `(z, y, x)` or `(z, y, x, 3)`, at this path.
+    Volume(String),
+    /// One dataset `(y, x)` or `(y, x, 3)` per plane, at these paths, in plane order.
+    Planes(Vec<String>),
+    /// A single 3-D or 4-D dataset at the root if there is exactly one, else every 2-D or
+    /// `(y, x, 3)` dataset at the root, in natural order of their names.
+    Auto,
+}
+
+/// A z-stack read from an HDF5 file.
+pub struct Hdf5Stack {
+    path: PathBuf,
+    info: StackInfo,
+    /// The planes' datasets; one entry for a volume.
+    datasets: Vec<Dataset>,
+    volume: bool,
+}
+
+impl std::fmt::Debug for Hdf5Stack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hdf5Stack")
+            .field("path", &self.path)
+            .field("info", &self.info)
+            .field("volume", &self.volume)
+            .finish_non_exhaustive()
+    }
+}
+
+fn input(path: &Path, message: impl Into<String>) -> Error {
+    Error::Input {
+        source_name: path.display().to_string(),
+        message: message.into(),
+    }
+}
+
+/// Sample type of a dataset, if supported.
+fn sample_type(ds: &Dataset) -> Option<SampleType> {
+    match ds.dtype().ok()?.to_descriptor().ok()? {
+        TypeDescriptor::Unsigned(IntSize::U1) => Some(SampleType::U8),
+        TypeDescriptor::Unsigned(IntSize::U2) => Some(SampleType::U16),
+        _ => None,
+    }
+}
+
+/// `(height, width, channels)` of a plane shape (`(y, x)` or `(y, x, c)`).
+fn plane_shape(shape: &[usize]) -> Option<(usize, usize, usize)> {
+    match *shape {
+        [h, w] => Some((h, w, 1)),
+        [h, w, c] if c == 1 || c == 3 => Some((h, w, c)),
+        _ => None,
+    }
+}
+
+impl Hdf5Stack {
+    /// Opens the planes of an HDF5 file.
+    ///
+    /// # Errors
+    /// [`Error::Input`] naming the file and dataset if the file cannot be read, a dataset is
+    /// missing, is not unsigned 8- or 16-bit, has an unsupported shape, or differs from the
+    /// first plane.
+    pub fn open(path: &Path, layout: &Hdf5Layout) -> Result<Self> {
+        let file = hdf5::File::open(path)
+            .map_err(|e| input(path, format!("not a readable HDF5 file: {e}")))?;
+        let get = |name: &str| {
+            file.dataset(name)
+                .map_err(|e| input(path, format!("dataset {name}: {e}")))
+        };
+        let (volume, names) = match layout {
+            Hdf5Layout::Volume(name) => (true, vec![name.clone()]),
+            Hdf5Layout::Planes(names) => (false, names.clone()),
+            Hdf5Layout::Auto => {
+                let mut all = file
+                    .datasets()
+                    .map_err(|e| input(path, format!("listing datasets: {e}")))?
+                    .into_iter()
+                    .map(|d| (d.name(), d.ndim(), d.shape()))
+                    .collect::<Vec<_>>();
+                all.sort_by(|a, b| natural_cmp(&a.0, &b.0));
+                let volumes: Vec<_> = all
+                    .iter()
+                    .filter(|d| d.1 == 4 || (d.1 == 3 && d.2.last().is_some_and(|&c| c != 3)))
+                    .collect();
+                if let [v] = volumes.as_slice() {
+                    (true, vec![v.0.clone()])
+                } else {
+                    let planes: Vec<String> = all
+                        .iter()
+                        .filter(|d| plane_shape(&d.2).is_some())
+                        .map(|d| d.0.clone())
+                        .collect();
+                    (false, planes)
+                }
+            }
+        };
+        if names.is_empty() {
+            return Err(input(path, "no dataset holds planes (2-D, 3-D or RGB)"));
+        }
+        let datasets = names.iter().map(|n| get(n)).collect::<Result<Vec<_>>>()?;
+        let mut plane_names = Vec::new();
+        let mut first: Option<(usize, usize, usize, SampleType)> = None;
+        for (name, ds) in names.iter().zip(&datasets) {
+            let st = sample_type(ds).ok_or_else(|| {
+                input(
+                    path,
+                    format!("dataset {name}: only unsigned 8- or 16-bit integers are supported"),
+                )
+            })?;
+            let shape = ds.shape();
+            let plane = if volume {
+                let split = shape.split_first();
+                let z = split.map_or(0, |(z, _)| *z);
+                if z > MAX_PLANES {
+                    return Err(input(
+                        path,
+                        format!("dataset {name}: {z} planes, more than {MAX_PLANES}"),
+                    ));
+                }
+                plane_names.extend((0..z).map(|i| format!("{name}[{i}]")));
+                split.and_then(|(_, rest)| plane_shape(rest))
+            } else {
+                plane_names.push(name.clone());
+                plane_shape(&shape)
+            };
+            let Some((h, w, c)) = plane else {
+                return Err(input(
+                    path,
+                    format!("dataset {name}: shape {shape:?} is not a plane or a stack of planes"),
+                ));
+            };
+            match first {
+                None => first = Some((h, w, c, st)),
+                Some(f) if f != (h, w, c, st) => {
+                    return Err(input(
+                        path,
+                        format!(
+                            "dataset {name}: {w} x {h} x {c} {st:?} differs from the first plane \
+                             {} ({} x {} x {} {:?})",
+                            names.first().map_or("", String::as_str),
+                            f.1,
+                            f.0,
+                            f.2,
+                            f.3
+                        ),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        let Some((h, w, c, st)) = first else {
+            return Err(input(path, "no planes"));
+        };
+        let too_big = |_| input(path, "plane too large");
+        let info = StackInfo {
+            width: u32::try_from(w).map_err(too_big)?,
+            height: u32::try_from(h).map_err(too_big)?,
+            planes: u32::try_from(plane_names.len()).map_err(too_big)?,
+            channels: u32::try_from(c).map_err(too_big)?,
+            sample_type: st,
+            pixel_size: None,
+            plane_names,
+        };
+        if info.planes == 0 || info.width == 0 || info.height == 0 {
+            return Err(input(path, "the stack is empty"));
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            info,
+            datasets,
+            volume,
+        })
+    }
+}
+
+impl ZStackSource for Hdf5Stack {
+    fn info(&self) -> &StackInfo {
+        &self.info
+    }
+
+    fn read_band(&mut self, plane: u32, y0: u32, rows: u32, out: &mut [u8]) -> Result<()> {
+        let ok = plane < self.info.planes
+            && rows > 0
+            && y0.checked_add(rows).is_some_and(|e| e <= self.info.height)
+            && out.len() == rows as usize * self.info.row_bytes();
+        if !ok {
+            return Err(input(
+                &self.path,
+                format!("band {y0}+{rows} of plane {plane} is outside the stack"),
+            ));
+        }
+        let (ds, mut sel) = if self.volume {
+            (
+                self.datasets.first(),
+                vec![SliceOrIndex::Index(plane as usize)],
+            )
+        } else {
+            (self.datasets.get(plane as usize), Vec::new())
+        };
+        let Some(ds) = ds else {
+            return Err(input(&self.path, format!("plane {plane} has no dataset")));
+        };
+        sel.push(SliceOrIndex::from(y0 as usize..(y0 + rows) as usize));
+        sel.push(SliceOrIndex::from(..));
+        if self.info.channels > 1 {
+            sel.push(SliceOrIndex::from(..));
+        }
+        let sel = Hyperslab::from(sel);
+        let name = self
+            .info
+            .plane_names
+            .get(plane as usize)
+            .cloned()
+            .unwrap_or_default();
+        let err = |e: hdf5::Error| input(&self.path, format!("{name}: {e}"));
+        match self.info.sample_type {
+            SampleType::U8 => {
+                let a = ds.read_slice::<u8, _, ndarray::IxDyn>(sel).map_err(err)?;
+                let a = a.as_standard_layout();
+                let src = a
+                    .as_slice()
+                    .filter(|s| s.len() == out.len())
+                    .ok_or_else(|| input(&self.path, format!("{name}: unexpected band size")))?;
+                out.copy_from_slice(src);
+            }
+            SampleType::U16 => {
+                let a = ds.read_slice::<u16, _, ndarray::IxDyn>(sel).map_err(err)?;
+                let a = a.as_standard_layout();
+                let src = a
+                    .as_slice()
+                    .filter(|s| s.len() * 2 == out.len())
+                    .ok_or_else(|| input(&self.path, format!("{name}: unexpected band size")))?;
+                for (o, v) in out.chunks_exact_mut(2).zip(src) {
+                    o.copy_from_slice(&v.to_ne_bytes());
+                }
+            }
+        }
+        Ok(())
+    }
+}
