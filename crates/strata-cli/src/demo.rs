@@ -55,6 +55,7 @@ pub(crate) fn run(o: &Options) -> DynResult<bool> {
             chunk: 512,
             compression: Compression::Zstd(3),
             planes_per_shard: None,
+            qc_gate: None,
         };
         let (summary, peak) = convert(&args, o.json)?;
         if !o.json {

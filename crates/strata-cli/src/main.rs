@@ -129,9 +129,31 @@ enum Command {
         /// Planes per shard (default: all planes of a level in one shard).
         #[arg(long)]
         planes_per_shard: Option<u32>,
+        /// Run quality control in the same read; publish only if the stack passes (the QC
+        /// report goes to derivatives/qc/ either way; a failing stack exits with 1).
+        #[arg(long)]
+        qc_gate: bool,
+        /// QC rules file (TOML or .json) for --qc-gate; default rules without it.
+        #[arg(long)]
+        qc_rules: Option<PathBuf>,
         /// Print a JSON summary (output, planes, levels, bytes, files, seconds, peak memory).
         #[arg(long)]
         json: bool,
+    },
+    /// Check a z-stack's quality (focus, exposure, tissue) without converting it. Exit 0 when
+    /// it passes the rules, 1 when it fails.
+    Qc {
+        /// Folder of TIFF files, one per focus level.
+        zstack: PathBuf,
+        /// Rules file (TOML, or JSON with a .json extension); documented defaults without it.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// Print the report as JSON (best_plane, planes with their metrics, passed, reasons).
+        #[arg(long)]
+        json: bool,
+        /// Write a self-contained HTML report (focus curve, thumbnails, tissue mask, tile map).
+        #[arg(long)]
+        report: Option<PathBuf>,
     },
 }
 
@@ -210,8 +232,21 @@ fn main() -> ExitCode {
             chunk,
             compression,
             planes_per_shard,
+            qc_gate,
+            qc_rules,
             json,
         } => {
+            let gate = if qc_gate {
+                match zstack::rules(qc_rules.as_deref()) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        eprintln!("strata: error: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            } else {
+                None
+            };
             let args = zstack::ConvertArgs {
                 zstack: dir,
                 bids_root,
@@ -225,18 +260,29 @@ fn main() -> ExitCode {
                 chunk,
                 compression,
                 planes_per_shard,
+                qc_gate: gate,
             };
             zstack::convert(&args, json)
                 .and_then(|(s, peak)| zstack::print_convert(&s, peak, json))
                 .map(|()| false)
         }
+        Command::Qc {
+            zstack: dir,
+            rules,
+            json,
+            report,
+        } => zstack::qc(&dir, rules.as_deref(), json, report.as_deref()),
     };
     match outcome {
         Ok(false) => ExitCode::SUCCESS,
         Ok(true) => ExitCode::from(1),
         Err(e) => {
             eprintln!("strata: error: {e}");
-            ExitCode::from(2)
+            if e.is::<zstack::QcFailed>() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::from(2)
+            }
         }
     }
 }

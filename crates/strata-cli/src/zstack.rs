@@ -136,6 +136,8 @@ pub(crate) struct ConvertArgs {
     pub(crate) chunk: u32,
     pub(crate) compression: Compression,
     pub(crate) planes_per_shard: Option<u32>,
+    /// Run QC in the same read and publish only if the stack passes these rules.
+    pub(crate) qc_gate: Option<strata_qc::Rules>,
 }
 
 /// Drives a progress bar from the converter's band hook.
@@ -232,10 +234,147 @@ pub(crate) fn convert(a: &ConvertArgs, quiet: bool) -> DynResult<(ConvertSummary
         spacing,
         ..ConvertOptions::default()
     };
-    let mut hook = Progress { bar };
-    let summary = strata_zstack::convert(&mut source, &section, &opts, &mut hook)?;
-    hook.bar.finish_and_clear();
+    let mut progress = Progress { bar };
+    let Some(rules) = &a.qc_gate else {
+        let summary = strata_zstack::convert(&mut source, &section, &opts, &mut progress)?;
+        progress.bar.finish_and_clear();
+        return Ok((summary, peak_rss()));
+    };
+    let mut qc = strata_zstack::QcHook::new(&info, strata_qc::QcConfig::default())?;
+    let prepared = strata_zstack::prepare(
+        &mut source,
+        &section,
+        &opts,
+        &mut strata_zstack::Hooks(vec![&mut progress, &mut qc]),
+    )?;
+    progress.bar.finish_and_clear();
+    let summary = qc.finish()?;
+    let report = summary.evaluate(rules);
+    // The QC result is kept with the section either way, as a derivative of the dataset.
+    let stem = section.name().to_string();
+    let stem = stem.trim_end_matches(".ome.zarr");
+    let qc_dir = a
+        .bids_root
+        .join("derivatives/qc")
+        .join(format!("sub-{}", section.subject));
+    std::fs::create_dir_all(&qc_dir)?;
+    std::fs::write(qc_dir.join(format!("{stem}_qc.json")), report.to_json()?)?;
+    std::fs::write(
+        qc_dir.join(format!("{stem}_qc.html")),
+        strata_qc::render_html(&report, stem, &summary.thumbnails())?,
+    )?;
+    if !report.passed {
+        prepared.discard()?;
+        let reasons: Vec<String> = report
+            .reasons
+            .iter()
+            .filter(|r| !r.passed)
+            .map(|r| {
+                format!(
+                    "{} = {} (limit {}): {}",
+                    r.rule, r.value, r.threshold, r.message
+                )
+            })
+            .collect();
+        return Err(Box::new(QcFailed(format!(
+            "the z-stack failed quality control, nothing was published (report: {}): {}",
+            qc_dir.join(format!("{stem}_qc.html")).display(),
+            reasons.join("; ")
+        ))));
+    }
+    let brief: serde_json::Value = serde_json::from_str(&report.to_json_brief()?)?;
+    let mut extra = serde_json::Map::new();
+    extra.insert("qc".into(), brief);
+    let summary = prepared.publish(extra)?;
     Ok((summary, peak_rss()))
+}
+
+/// A z-stack that failed the QC gate (exit code 1, not 2).
+#[derive(Debug)]
+pub(crate) struct QcFailed(pub(crate) String);
+
+impl std::fmt::Display for QcFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for QcFailed {}
+
+/// Reads QC rules from a TOML or JSON file (defaults without one).
+pub(crate) fn rules(path: Option<&std::path::Path>) -> DynResult<strata_qc::Rules> {
+    let Some(path) = path else {
+        return Ok(strata_qc::Rules::default());
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let rules = if path.extension().is_some_and(|e| e == "json") {
+        strata_qc::Rules::from_json_str(&text)
+    } else {
+        strata_qc::Rules::from_toml_str(&text)
+    };
+    Ok(rules.map_err(|e| format!("{}: {e}", path.display()))?)
+}
+
+/// `strata qc`: quality control of a z-stack without converting it; returns whether it failed.
+pub(crate) fn qc(
+    zstack: &std::path::Path,
+    rules_path: Option<&std::path::Path>,
+    json_out: bool,
+    report_path: Option<&std::path::Path>,
+) -> DynResult<bool> {
+    let rules = rules(rules_path)?;
+    let mut source = TiffStack::open(zstack)?;
+    let info = source.info().clone();
+    let total = u64::from(info.planes) * u64::from(info.height) * info.row_bytes() as u64;
+    let bar = if json_out {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(total)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(format!("checking {}", zstack.display()));
+    let mut progress = Progress { bar };
+    let summary = strata_zstack::run_qc(
+        &mut source,
+        strata_qc::QcConfig::default(),
+        512,
+        &mut progress,
+    )?;
+    progress.bar.finish_and_clear();
+    let report = summary.evaluate(&rules);
+    if let Some(path) = report_path {
+        let title = zstack.display().to_string();
+        std::fs::write(
+            path,
+            strata_qc::render_html(&report, &title, &summary.thumbnails())?,
+        )
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if json_out {
+        println!("{}", report.to_json()?);
+    } else {
+        println!(
+            "{}: {} (best focus: plane {} of {})",
+            zstack.display(),
+            if report.passed { "passed" } else { "FAILED" },
+            report.best_plane,
+            info.planes
+        );
+        for r in &report.reasons {
+            println!(
+                "  {} {:<32} {:>12.6} (limit {}) {}",
+                if r.passed { "ok  " } else { "FAIL" },
+                r.rule,
+                r.value,
+                r.threshold,
+                r.message
+            );
+        }
+    }
+    Ok(!report.passed)
 }
 
 /// Prints a conversion summary.

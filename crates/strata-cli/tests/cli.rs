@@ -335,3 +335,89 @@ fn ome_zarr_contents_are_checked() {
     });
     assert_eq!(codes, ["NGFF_METADATA_MISSING"]);
 }
+
+#[test]
+fn qc_finds_the_known_focus_plane() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (i, (extra, planes, focus)) in [
+        (&[][..], 7, 3),
+        (&["--rgb"][..], 6, 2),
+        (&["--bits", "16"][..], 5, 1),
+        (&["--rgb", "--bits", "16"][..], 9, 7),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let raw = dir.path().join(format!("z{i}"));
+        let r = run(strata()
+            .args(["sample", "--size", "640x512", "--json"])
+            .args([
+                "--planes",
+                &planes.to_string(),
+                "--in-focus",
+                &focus.to_string(),
+            ])
+            .args(extra)
+            .arg(&raw));
+        assert_eq!(
+            r.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        let r = run(strata().args(["qc", "--json"]).arg(&raw));
+        let v: Value = serde_json::from_slice(&r.stdout).expect("QC JSON");
+        assert_eq!(v["best_plane"], focus, "{extra:?}: {v}");
+        assert_eq!(v["passed"], true, "{extra:?}: {}", v["reasons"]);
+        assert_eq!(r.status.code(), Some(0));
+        assert_eq!(v["planes"].as_array().map(Vec::len), Some(planes));
+    }
+}
+
+#[test]
+fn qc_gate_publishes_nothing_for_a_failing_stack() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let raw = dir.path().join("raw");
+    // The focus peak at the first plane: the stack missed focus.
+    let r = run(strata()
+        .args([
+            "sample",
+            "--size",
+            "512x512",
+            "--planes",
+            "5",
+            "--in-focus",
+            "0",
+        ])
+        .arg(&raw));
+    assert_eq!(r.status.code(), Some(0));
+    let qc = run(strata().args(["qc", "--json"]).arg(&raw));
+    assert_eq!(qc.status.code(), Some(1));
+    let bids = dir.path().join("bids");
+    let r = run(strata()
+        .arg("convert")
+        .arg(&raw)
+        .arg("--bids-root")
+        .arg(&bids)
+        .args(["--subject", "A", "--sample", "1", "--qc-gate"]));
+    assert_eq!(
+        r.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert!(String::from_utf8_lossy(&r.stderr).contains("best_plane_not_at_edge"));
+    let micr = bids.join("sub-A/micr");
+    let left: Vec<_> = std::fs::read_dir(&micr)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "published despite failing QC: {left:?}");
+    assert!(
+        bids.join("derivatives/qc/sub-A/sub-A_sample-1_BF_qc.json")
+            .is_file()
+    );
+    assert!(
+        bids.join("derivatives/qc/sub-A/sub-A_sample-1_BF_qc.html")
+            .is_file()
+    );
+}

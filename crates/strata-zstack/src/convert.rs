@@ -156,6 +156,36 @@ pub fn convert(
     opts: &ConvertOptions,
     hook: &mut dyn BandHook,
 ) -> Result<ConvertSummary> {
+    prepare(source, section, opts, hook)?.publish(serde_json::Map::new())
+}
+
+/// A conversion whose arrays are written but not yet published (see [`prepare`]).
+#[derive(Debug)]
+pub struct Prepared {
+    start: Instant,
+    section: Section,
+    opts: ConvertOptions,
+    name: MicrName,
+    image: PathBuf,
+    partial: PathBuf,
+    group: serde_json::Value,
+    arrays: ArraysSummary,
+    info: crate::source::StackInfo,
+    spacing: Spacing,
+}
+
+/// Reads the stack once and writes every array into the hidden partial folder, without
+/// publishing anything: the caller decides (e.g. on a QC gate) to [`Prepared::publish`] or
+/// [`Prepared::discard`].
+///
+/// # Errors
+/// As [`convert`].
+pub fn prepare(
+    source: &mut dyn ZStackSource,
+    section: &Section,
+    opts: &ConvertOptions,
+    hook: &mut dyn BandHook,
+) -> Result<Prepared> {
     let start = Instant::now();
     let info = source.info().clone();
     let spacing = spacing(source, opts)?;
@@ -191,59 +221,104 @@ pub fn convert(
         .unwrap_or_default(),
     );
     let shapes = builder.level_shapes()?;
-    if shapes
-        .iter()
-        .zip(&arrays.levels)
-        .any(|(s, l)| s.as_slice() != l.shape)
-    {
+    if shapes.iter().zip(&arrays.levels).any(|(s, l)| s.as_slice() != l.shape) {
         return Err(Error::Config(
             "the pyramid written and the NGFF metadata disagree on level shapes".into(),
         ));
     }
-    let mut group = builder.group_zarr_json()?;
-    if let Some(attrs) = group.get_mut("attributes").and_then(|a| a.as_object_mut()) {
-        attrs.insert(
-            "strata".into(),
-            serde_json::json!({
-                "version": env!("CARGO_PKG_VERSION"),
-                "sources": info.plane_names,
-                "plane_shape": [info.height, info.width],
-                "channels": info.channels,
-                "data_type": info.sample_type.zarr_name(),
-                "chunk": opts.image.chunk,
-                "compression": format!("{:?}", opts.image.compression),
-            }),
-        );
-    }
-    let text = serde_json::to_vec_pretty(&group).map_err(|e| Error::Codec(e.to_string()))?;
-    write_synced(&partial.join("zarr.json"), &text)?;
-
-    // Publish: replace an earlier conversion only now that this one is whole.
-    let replaced = parent.join(format!(".{name}.replaced"));
-    remove_dir_if_exists(&replaced)?;
-    if image.exists() {
-        std::fs::rename(&image, &replaced).map_err(|e| Error::io(&image, e))?;
-    }
-    std::fs::rename(&partial, &image).map_err(|e| Error::io(&image, e))?;
-    remove_dir_if_exists(&replaced)?;
-    sync_dir(parent)?;
-
-    write_bids_metadata(section, &name, spacing, opts)?;
-
-    let mut files = 1 + 1; // group zarr.json + sidecar
-    for l in &arrays.levels {
-        files += 1 + u64::from(l.shards);
-    }
-    Ok(ConvertSummary {
-        output: image,
-        planes: info.planes,
-        width: info.width,
-        height: info.height,
-        folders: 1 + levels as u64,
-        files,
+    let group = builder.group_zarr_json()?;
+    Ok(Prepared {
+        start,
+        section: section.clone(),
+        opts: opts.clone(),
+        name,
+        image,
+        partial,
+        group,
         arrays,
-        seconds: start.elapsed().as_secs_f64(),
+        info,
+        spacing,
     })
+}
+
+impl Prepared {
+    /// What the arrays hold.
+    #[must_use]
+    pub fn arrays(&self) -> &ArraysSummary {
+        &self.arrays
+    }
+
+    /// Removes the partial output; nothing of this conversion remains.
+    ///
+    /// # Errors
+    /// An I/O error naming the folder.
+    pub fn discard(self) -> Result<()> {
+        remove_dir_if_exists(&self.partial)
+    }
+
+    /// Writes the group metadata (with `extra` merged into the provenance record under
+    /// `attributes.strata`), publishes the image, then writes the sidecar and table rows.
+    ///
+    /// # Errors
+    /// I/O errors naming the path.
+    pub fn publish(
+        mut self,
+        extra: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<ConvertSummary> {
+        let info = &self.info;
+        let mut record = serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "sources": info.plane_names,
+            "plane_shape": [info.height, info.width],
+            "channels": info.channels,
+            "data_type": info.sample_type.zarr_name(),
+            "chunk": self.opts.image.chunk,
+            "compression": format!("{:?}", self.opts.image.compression),
+        });
+        if let Some(r) = record.as_object_mut() {
+            r.extend(extra);
+        }
+        if let Some(attrs) = self.group.get_mut("attributes").and_then(|a| a.as_object_mut()) {
+            attrs.insert("strata".into(), record);
+        }
+        let text =
+            serde_json::to_vec_pretty(&self.group).map_err(|e| Error::Codec(e.to_string()))?;
+        write_synced(&self.partial.join("zarr.json"), &text)?;
+
+        // Publish: replace an earlier conversion only now that this one is whole.
+        let parent = self
+            .image
+            .parent()
+            .ok_or_else(|| Error::Config("the image path has no parent folder".into()))?
+            .to_owned();
+        let name = &self.name;
+        let replaced = parent.join(format!(".{name}.replaced"));
+        remove_dir_if_exists(&replaced)?;
+        if self.image.exists() {
+            std::fs::rename(&self.image, &replaced).map_err(|e| Error::io(&self.image, e))?;
+        }
+        std::fs::rename(&self.partial, &self.image).map_err(|e| Error::io(&self.image, e))?;
+        remove_dir_if_exists(&replaced)?;
+        sync_dir(&parent)?;
+
+        write_bids_metadata(&self.section, name, self.spacing, &self.opts)?;
+
+        let levels = self.arrays.levels.len();
+        let mut files = 1 + 1; // group zarr.json + sidecar
+        for l in &self.arrays.levels {
+            files += 1 + u64::from(l.shards);
+        }
+        Ok(ConvertSummary {
+            output: self.image,
+            planes: info.planes,
+            width: info.width,
+            height: info.height,
+            folders: 1 + levels as u64,
+            files,
+            arrays: self.arrays,
+            seconds: self.start.elapsed().as_secs_f64(),
+        })
+    }
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {

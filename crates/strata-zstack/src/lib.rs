@@ -8,6 +8,7 @@
 //! - [`tiff_source`]: a z-stack from TIFF files, one per focus level ([`TiffStack`]).
 //! - [`sample`]: synthetic brightfield z-stacks as tiled TIFFs ([`write_sample`]).
 //! - [`convert`]: one section into a BIDS dataset, metadata last ([`convert::convert`]).
+//! - [`qc`]: quality control fed by the same read ([`QcHook`], [`run_qc`]).
 
 pub mod band;
 pub mod convert;
@@ -15,16 +16,18 @@ pub mod error;
 #[cfg(feature = "hdf5")]
 pub mod hdf5_source;
 pub mod image;
+pub mod qc;
 pub mod sample;
 pub mod shard;
 pub mod source;
 pub mod tiff_source;
 
-pub use convert::{ConvertOptions, ConvertSummary, Section, Spacing, convert};
+pub use convert::{ConvertOptions, ConvertSummary, Prepared, Section, Spacing, convert, prepare};
 pub use error::{Error, Result};
 #[cfg(feature = "hdf5")]
 pub use hdf5_source::{Hdf5Layout, Hdf5Stack};
 pub use image::{BandHook, ImageOptions, NoHook, write_arrays};
+pub use qc::{Hooks, QcHook, run_qc};
 pub use sample::{
     SampleOptions, SampleSummary, SyntheticStack, TileCompression, TiledTiffSpec, TiledTiffWriter,
     write_sample,
