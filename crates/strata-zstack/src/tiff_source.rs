@@ -19,6 +19,7 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use tiff::decoder::ifd::Value;
 use tiff::decoder::{ChunkType, Decoder, DecodingBuffer, Limits};
 use tiff::tags::{CompressionMethod, PhotometricInterpretation, PlanarConfiguration, Tag};
@@ -38,6 +39,9 @@ pub struct TiffOptions {
     pub max_cache_bytes: usize,
     /// Largest single IFD value (the tile offset table, JPEG tables), in bytes (default 64 MiB).
     pub max_ifd_value_bytes: usize,
+    /// Threads decoding the tiles of one tile row in parallel (each with its own open file);
+    /// 0 (the default) uses the rayon pool's size, 1 decodes on the calling thread only.
+    pub decode_threads: usize,
 }
 
 impl Default for TiffOptions {
@@ -47,6 +51,7 @@ impl Default for TiffOptions {
             max_compressed_tile_bytes: 256 << 20,
             max_cache_bytes: 1 << 30,
             max_ifd_value_bytes: 64 << 20,
+            decode_threads: 0,
         }
     }
 }
@@ -189,6 +194,8 @@ pub struct TiffStack {
     open: Option<OpenPlane>,
     cache: RowCache,
     scratch: Vec<u8>,
+    /// Extra decoders of the open plane for parallel tile decoding, opened when first needed.
+    helpers: Vec<Mutex<Option<OpenPlane>>>,
     chunks_decoded: u64,
 }
 
@@ -322,6 +329,7 @@ impl TiffStack {
             open: None,
             cache: RowCache::default(),
             scratch: Vec::new(),
+            helpers: Vec::new(),
             chunks_decoded: 0,
         })
     }
@@ -793,6 +801,14 @@ fn decode_jpeg(
 impl TiffStack {
     /// Decodes chunk row `r` of the open plane into `dst` (its full-width rows).
     fn decode_row(&mut self, r: u32, dst: &mut [u8]) -> Result<()> {
+        let threads = match self.options.decode_threads {
+            0 => rayon::current_num_threads(),
+            n => n,
+        };
+        let across = self.open.as_ref().map_or(1, |o| o.meta.chunks_across());
+        if threads > 1 && across > 1 {
+            return self.decode_row_parallel(r, dst, threads.min(across as usize));
+        }
         let rb = self.info.row_bytes();
         let max_c = self.options.max_compressed_tile_bytes;
         let Some(open) = self.open.as_mut() else {
@@ -811,6 +827,87 @@ impl TiffStack {
                 return Err(Error::Codec("internal: row buffer too small".into()));
             };
             open.decode_chunk(&path, r * across + cx, d, rb, max_c)?;
+            self.chunks_decoded += 1;
+        }
+        Ok(())
+    }
+
+    /// Decodes chunk row `r` of the open plane into `dst` with up to `threads` decoders, each
+    /// tile into its own buffer, then copied into place.
+    fn decode_row_parallel(&mut self, r: u32, dst: &mut [u8], threads: usize) -> Result<()> {
+        use rayon::prelude::*;
+        let rb = self.info.row_bytes();
+        let max_c = self.options.max_compressed_tile_bytes;
+        let Some(open) = self.open.as_ref() else {
+            return Err(Error::Codec("internal: no plane open".into()));
+        };
+        let (plane, meta) = (open.plane, open.meta.clone());
+        let path = self.path(plane)?.to_owned();
+        if self.helpers.len() < threads {
+            self.helpers.resize_with(threads, || Mutex::new(None));
+        }
+        let helpers = &self.helpers;
+        let options = &self.options;
+        let info = &self.info;
+        let across = meta.chunks_across();
+        let px = meta.pixel_bytes();
+        let tiles: Vec<Result<Vec<u8>>> = (0..across)
+            .into_par_iter()
+            .map(|cx| {
+                let x0 = (cx * meta.chunk_w) as usize;
+                let dw = (meta.width as usize - x0).min(meta.chunk_w as usize);
+                let dh = (meta.height - r * meta.chunk_h).min(meta.chunk_h) as usize;
+                let mut buf = vec![0u8; dw * px * dh];
+                // A free decoder: tasks never outnumber the pool's threads, so one is free;
+                // otherwise wait for the tile's own slot.
+                let mut guard = match helpers.iter().find_map(|h| h.try_lock().ok()) {
+                    Some(g) => g,
+                    None => helpers
+                        .get(cx as usize % helpers.len().max(1))
+                        .ok_or_else(|| Error::Codec("internal: no decoder slot".into()))?
+                        .lock()
+                        .map_err(|_| Error::Codec("internal: decoder slot poisoned".into()))?,
+                };
+                if guard.as_ref().is_none_or(|h| h.plane != plane) {
+                    *guard = None;
+                    let (m, opened) = open_plane(&path, options, true)?;
+                    if (m.width, m.height, m.channels, m.sample_type)
+                        != (info.width, info.height, info.channels, info.sample_type)
+                    {
+                        return Err(input(
+                            &path,
+                            "the file changed since the z-stack was opened",
+                        ));
+                    }
+                    let Some((decoder, jpeg)) = opened else {
+                        return Err(input(&path, "the file could not be reopened"));
+                    };
+                    *guard = Some(OpenPlane {
+                        plane,
+                        decoder,
+                        meta: m,
+                        jpeg,
+                        edge: Vec::new(),
+                    });
+                }
+                let Some(h) = guard.as_mut() else {
+                    return Err(Error::Codec("internal: decoder slot empty".into()));
+                };
+                h.decode_chunk(&path, r * across + cx, &mut buf, dw * px, max_c)?;
+                Ok(buf)
+            })
+            .collect();
+        for (cx, tile) in tiles.into_iter().enumerate() {
+            let tile = tile?;
+            let x0 = cx * meta.chunk_w as usize * px;
+            let wb = (meta.width as usize * px - x0).min(meta.chunk_w as usize * px);
+            for (y, src) in tile.chunks_exact(wb).enumerate() {
+                let at = y * rb + x0;
+                let Some(d) = dst.get_mut(at..at + wb) else {
+                    return Err(Error::Codec("internal: row buffer too small".into()));
+                };
+                d.copy_from_slice(src);
+            }
             self.chunks_decoded += 1;
         }
         Ok(())

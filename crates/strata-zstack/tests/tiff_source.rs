@@ -404,9 +404,11 @@ fn each_tile_decoded_once_per_stack() {
             assert!(p0 == read_plane(&mut truth, 0, 2048));
             assert!(p1 == read_plane(&mut truth, 1, 2048));
         }
-        // Without the row cache: same pixels, tiles spanning bands decoded once per band.
+        // Without the row cache (and on one thread): same pixels, tiles spanning bands decoded
+        // once per band.
         let mut no_cache = TiffOptions::default();
         no_cache.max_cache_bytes = 0;
+        no_cache.decode_threads = 1;
         let mut s = TiffStack::open_with(dir.path(), no_cache).expect("open");
         let p0 = read_plane(&mut s, 0, 512);
         let mut truth = SyntheticStack::new(o.clone()).expect("synthetic");
