@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p strata-zstack --example write_sample -- OUT_DIR [SIZE] [PLANES] \
-//!     [none|lzw|deflate|packbits|zstd] [gray|rgb]
+//!     [none|lzw|deflate|packbits|zstd] [gray|rgb] [noread]
 //! ```
 //!
 //! Defaults: 4096 x 4096, 30 planes, deflate, gray (the benchmark input of the converter).
@@ -14,7 +14,9 @@ use strata_zstack::{SampleOptions, TiffStack, TileCompression, ZStackSource, wri
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(out) = args.first() else {
-        return Err("usage: write_sample OUT_DIR [SIZE] [PLANES] [COMPRESSION] [gray|rgb]".into());
+        return Err(
+            "usage: write_sample OUT_DIR [SIZE] [PLANES] [COMPRESSION] [gray|rgb] [noread]".into(),
+        );
     };
     let size: u32 = args.get(1).map_or(Ok(4096), |s| s.parse())?;
     let planes: u32 = args.get(2).map_or(Ok(30), |s| s.parse())?;
@@ -50,6 +52,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         summary.bigtiff
     );
 
+    if args.get(5).is_some_and(|a| a == "noread") {
+        return Ok(());
+    }
     let t = Instant::now();
     let mut stack = TiffStack::open(std::path::Path::new(out))?;
     let info = stack.info().clone();

@@ -995,7 +995,7 @@ impl ZStackSource for TiffStack {
         let (ch, height) = (open.meta.chunk_h, open.meta.height);
         for r in y0 / ch..=(y1 - 1) / ch {
             let ry0 = r * ch;
-            let ry1 = (ry0 + ch).min(height);
+            let ry1 = ry0.saturating_add(ch).min(height);
             let (s0, s1) = (ry0.max(y0), ry1.min(y1));
             let out_at = (s0 - y0) as usize * rb;
             let out_end = (s1 - y0) as usize * rb;
