@@ -8,6 +8,9 @@
 //!
 //! - [`bids`]: BIDS microscopy names, sidecars, tables, dataset description and validation.
 //! - [`ngff`]: OME-NGFF 0.4/0.5 metadata: models, validation, upgrade, Strata's pyramid builder.
+//! - [`zstack`]: the one-pass z-stack converter (TIFF in, sharded OME-Zarr + BIDS out).
+//! - [`qc`]: focus, exposure and tissue metrics, the QC gate and its HTML report.
+//! - [`plan`]: the inode and byte planner for layouts and DataLad groupings.
 //!
 //! ```
 //! let report = strata::bids::validate::validate(std::path::Path::new("."));
@@ -16,3 +19,6 @@
 
 pub use strata_bids as bids;
 pub use strata_ngff as ngff;
+pub use strata_plan as plan;
+pub use strata_qc as qc;
+pub use strata_zstack as zstack;

@@ -4,6 +4,7 @@
 
 mod demo;
 mod ome_zarr;
+mod plan;
 mod report;
 mod zstack;
 
@@ -140,6 +141,40 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Inodes and bytes of every layout and DataLad grouping for a repository, against a
+    /// quota, with a recommendation; or, with --measure, the counts of a real tree.
+    Plan {
+        /// Sections (histological slices).
+        #[arg(long, default_value_t = 7000)]
+        sections: u64,
+        /// Subjects (brains) the sections are spread over.
+        #[arg(long, default_value_t = 1)]
+        subjects: u64,
+        /// Focus levels per section.
+        #[arg(long, default_value_t = 30)]
+        planes: u64,
+        /// Plane size, WIDTHxHEIGHT.
+        #[arg(long, default_value = "120000x150000", value_parser = zstack::parse_size)]
+        plane: (u32, u32),
+        /// Sample type: uint8 or uint16.
+        #[arg(long, default_value = "uint8")]
+        dtype: String,
+        /// Samples per pixel (3 for RGB).
+        #[arg(long, default_value_t = 3)]
+        channels: u64,
+        /// Inode quota to fit.
+        #[arg(long, default_value_t = 3_000_000)]
+        quota_inodes: u64,
+        /// Write a chart of inodes against subdataset size (SVG).
+        #[arg(long)]
+        svg: Option<PathBuf>,
+        /// Count a real tree instead (files, folders, bytes, annexed objects).
+        #[arg(long)]
+        measure: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check a z-stack's quality (focus, exposure, tissue) without converting it. Exit 0 when
     /// it passes the rules, 1 when it fails.
     Qc {
@@ -266,6 +301,34 @@ fn main() -> ExitCode {
                 .and_then(|(s, peak)| zstack::print_convert(&s, peak, json))
                 .map(|()| false)
         }
+        Command::Plan {
+            sections,
+            subjects,
+            planes,
+            plane,
+            dtype,
+            channels,
+            quota_inodes,
+            svg,
+            measure,
+            json,
+        } => match measure {
+            Some(path) => plan::measure_tree(&path, json),
+            None => plan::run(
+                &plan::PlanArgs {
+                    sections,
+                    subjects,
+                    planes,
+                    plane,
+                    dtype,
+                    channels,
+                    quota_inodes,
+                },
+                json,
+                svg.as_deref(),
+            ),
+        }
+        .map(|()| false),
         Command::Qc {
             zstack: dir,
             rules,

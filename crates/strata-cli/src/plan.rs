@@ -1,0 +1,120 @@
+//! `strata plan`: inodes and bytes of every layout and DataLad grouping for a whole
+//! repository, against a quota; `--measure` counts a real tree.
+
+use serde_json::json;
+use std::path::Path;
+use strata_plan::{PlanInput, measure, plan, recommend, render_svg};
+
+type DynResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// What to plan.
+pub(crate) struct PlanArgs {
+    pub(crate) sections: u64,
+    pub(crate) subjects: u64,
+    pub(crate) planes: u64,
+    pub(crate) plane: (u32, u32),
+    pub(crate) dtype: String,
+    pub(crate) channels: u64,
+    pub(crate) quota_inodes: u64,
+}
+
+/// Prints the plan table (or JSON) and optionally writes the chart.
+pub(crate) fn run(a: &PlanArgs, json_out: bool, svg: Option<&Path>) -> DynResult<()> {
+    let dtype_bytes = match a.dtype.as_str() {
+        "uint8" => 1,
+        "uint16" => 2,
+        other => return Err(format!("--dtype {other:?}: use uint8 or uint16").into()),
+    };
+    let input = PlanInput {
+        sections: a.sections,
+        subjects: a.subjects,
+        planes: a.planes,
+        width: u64::from(a.plane.0),
+        height: u64::from(a.plane.1),
+        dtype_bytes,
+        channels: a.channels,
+        ..PlanInput::whole_brain()
+    };
+    let rows = plan(&input, a.quota_inodes)?;
+    let rec = recommend(&rows, a.quota_inodes);
+    if let Some(path) = svg {
+        let layouts: Vec<_> =
+            rows.iter()
+                .map(|r| (r.layout, r.annex))
+                .fold(Vec::new(), |mut v, x| {
+                    if !v.contains(&x) {
+                        v.push(x);
+                    }
+                    v
+                });
+        let sizes = [1, 10, 100, 500, 1000, 2000, 5000, a.sections];
+        let chart = render_svg(&input, &layouts, &sizes, &[("quota", a.quota_inodes)])?;
+        std::fs::write(path, chart).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if json_out {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({"input": input, "rows": rows, "recommendation": rec})
+            )?
+        );
+        return Ok(());
+    }
+    println!(
+        "{:<16} {:<16} {:<8} {:>9} {:>14} {:>14} {:>10} {:>12} {:>5}",
+        "layout",
+        "grouping",
+        "annex",
+        "datasets",
+        "inodes (gc)",
+        "before gc",
+        "max dir",
+        "max dataset",
+        "fits"
+    );
+    for r in &rows {
+        println!(
+            "{:<16} {:<16} {:<8} {:>9} {:>14} {:>14} {:>10} {:>12} {:>5}",
+            r.layout.name(),
+            r.grouping.name(),
+            if r.annex == strata_plan::AnnexOptions::DEFAULT {
+                "default"
+            } else {
+                "tuned"
+            },
+            r.datasets,
+            r.inodes_after_gc,
+            r.inodes_before_gc,
+            r.largest_dir,
+            r.largest_dataset_files,
+            if r.fits_quota { "yes" } else { "no" }
+        );
+    }
+    match rec {
+        Some(rec) => {
+            println!(
+                "\nrecommended for a quota of {} inodes: {} grouped {} ({} inodes after gc)",
+                a.quota_inodes,
+                rec.row.layout.name(),
+                rec.row.grouping.name(),
+                rec.row.inodes_after_gc
+            );
+            for reason in &rec.reasons {
+                println!("  - {reason}");
+            }
+        }
+        None => println!("\nno layout fits a quota of {} inodes", a.quota_inodes),
+    }
+    Ok(())
+}
+
+/// `strata plan --measure PATH`.
+pub(crate) fn measure_tree(path: &Path, json_out: bool) -> DynResult<()> {
+    let m = measure(path)?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&m)?);
+    } else {
+        println!("{}: {m:#?}", path.display());
+    }
+    Ok(())
+}
