@@ -137,6 +137,8 @@ fn test(root: &Path) -> Result<(), String> {
             .env("STRATA_BIDS_VALIDATOR", &validator)
             .env("STRATA_PYTHON", venv_bin.join("python"))
             .env("STRATA_DATALAD", venv_bin.join("datalad"))
+            .env("STRATA_CHROMIUM", "chromium")
+            .env("STRATA_REQUIRE_CHROMIUM", "1")
             .env("STRATA_S3_ENDPOINT", &s3.endpoint)
             .env("AWS_ACCESS_KEY_ID", "strata-test")
             .env("AWS_SECRET_ACCESS_KEY", "strata-test")

@@ -6,8 +6,9 @@ use crate::run_cmd;
 use std::path::Path;
 use std::process::Command;
 
-/// Debian packages the tests need: git-annex for the DataLad calibration of the inode planner.
-const APT_PACKAGES: &[&str] = &["git-annex"];
+/// Debian packages the tests need: git-annex for the DataLad calibration of the inode planner,
+/// chromium to render the QC report headless.
+const APT_PACKAGES: &[&str] = &["git-annex", "chromium"];
 
 pub(crate) fn run(root: &Path) -> Result<(), String> {
     apt(APT_PACKAGES)?;
