@@ -768,14 +768,16 @@ impl ZStackSource for SyntheticStack {
 }
 
 /// Writes a synthetic z-stack as tiled TIFFs `z00.tif`, `z01.tif`, ... in `dir` (created if
-/// missing).
+/// missing; files of an earlier sample with the same names are replaced, any other TIFF file in
+/// the folder is an error).
 ///
 /// All planes are written together, one row of tiles at a time: the sharp picture of the band
 /// is rendered once, then each plane is blurred, tiled and compressed in parallel (rayon).
 /// Memory: the sharp band and one tile row per plane, whatever the plane size.
 ///
 /// # Errors
-/// [`Error::Config`] for unusable options (see [`SyntheticStack::new`], tile size);
+/// [`Error::Config`] for unusable options (see [`SyntheticStack::new`], tile size) or a folder
+/// holding other TIFF files;
 /// [`Error::Io`] if a file cannot be written.
 pub fn write_sample(dir: &Path, opts: &SampleOptions) -> Result<SampleSummary> {
     let stack = SyntheticStack::new(opts.clone())?;
@@ -797,6 +799,16 @@ pub fn write_sample(dir: &Path, opts: &SampleOptions) -> Result<SampleSummary> {
         bigtiff: opts.bigtiff,
     };
     let files: Vec<PathBuf> = (0..opts.planes).map(|z| dir.join(plane_name(z))).collect();
+    // Other TIFF files in the folder would become planes of the stack read back from it.
+    if let Ok(existing) = crate::tiff_source::list_tiffs(dir)
+        && let Some(stray) = existing.iter().find(|p| !files.contains(p))
+    {
+        return Err(Error::Config(format!(
+            "{} already holds {}, which is not part of this sample: use an empty folder",
+            dir.display(),
+            stray.display()
+        )));
+    }
     let mut writers = files
         .iter()
         .map(|p| TiledTiffWriter::create(p, spec.clone()))

@@ -679,3 +679,20 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn sample_refuses_folders_with_other_tiffs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = opts(64, 64, 1, SampleType::U8, TileCompression::None);
+    write_sample(dir.path(), &o).expect("first");
+    write_sample(dir.path(), &o).expect("same sample again");
+    let fewer = SampleOptions {
+        planes: 2,
+        in_focus_plane: 0,
+        ..o
+    };
+    let msg = write_sample(dir.path(), &fewer)
+        .expect_err("stale plane")
+        .to_string();
+    assert!(msg.contains("z02.tif"), "{msg}");
+}
