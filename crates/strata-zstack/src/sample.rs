@@ -119,6 +119,9 @@ pub struct TiledTiffSpec {
     pub pixel_size_um: Option<f64>,
     /// Write BigTIFF (64-bit offsets) even if the file would fit a classic TIFF.
     pub bigtiff: bool,
+    /// JPEG only: quantisation and Huffman tables shared by all tiles (the `JPEGTables` tag,
+    /// a JPEG stream `SOI .. EOI` holding only tables); the tiles are then abbreviated streams.
+    pub jpeg_tables: Option<Vec<u8>>,
 }
 
 impl TiledTiffSpec {
@@ -168,6 +171,7 @@ const SHORT: u16 = 3;
 const LONG: u16 = 4;
 const RATIONAL: u16 = 5;
 const LONG8: u16 = 16;
+const UNDEFINED: u16 = 7;
 
 impl TiledTiffWriter {
     /// Creates the file and writes its header.
@@ -313,6 +317,13 @@ impl TiledTiffWriter {
             (323, LONG, 1, s.tile_height.to_le_bytes().to_vec()),
             (339, SHORT, u64::from(ch), shorts(&vec![1; ch as usize])),
         ];
+        if let Some(t) = s
+            .jpeg_tables
+            .as_ref()
+            .filter(|_| s.compression == TileCompression::Jpeg)
+        {
+            entries.push((347, UNDEFINED, t.len() as u64, t.clone()));
+        }
         if let Some(px) = s.pixel_size_um.filter(|p| p.is_finite() && *p > 0.0) {
             // Pixels per centimetre as a rational with 1/1000 precision.
             let num = (10_000.0 / px * 1000.0)
@@ -797,6 +808,7 @@ pub fn write_sample(dir: &Path, opts: &SampleOptions) -> Result<SampleSummary> {
         compression: opts.compression,
         pixel_size_um: Some(opts.pixel_size_um),
         bigtiff: opts.bigtiff,
+        jpeg_tables: None,
     };
     let files: Vec<PathBuf> = (0..opts.planes).map(|z| dir.join(plane_name(z))).collect();
     // Other TIFF files in the folder would become planes of the stack read back from it.

@@ -231,24 +231,40 @@ fn horizontal_predictor() {
     assert!(read_plane(&mut s, 0, 13) == want);
 }
 
-/// Writes a tiled JPEG TIFF from `src` (u8, interleaved); returns nothing, JPEG is lossy.
-fn jpeg_tiff(path: &Path, w: u32, h: u32, ch: u32, tile: u32, src: &[u8]) {
-    let spec = TiledTiffSpec {
-        width: w,
-        height: h,
-        channels: ch,
-        sample_type: SampleType::U8,
-        tile_width: tile,
-        tile_height: tile,
-        compression: TileCompression::Jpeg,
-        pixel_size_um: None,
-        bigtiff: false,
-    };
-    let (ta, td) = spec.tiles();
-    let mut wr = TiledTiffWriter::create(path, spec).expect("create");
+/// Splits a full JPEG stream into a tables-only stream (`SOI DQT DHT EOI`) and the
+/// abbreviated stream without those tables, as TIFF writers that use `JPEGTables` store them.
+fn split_jpeg(j: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let mut tables = vec![0xFF, 0xD8];
+    let mut stream = vec![0xFF, 0xD8];
+    let mut i = 2;
+    while i + 4 <= j.len() {
+        let marker = j[i + 1];
+        if marker == 0xDA {
+            stream.extend_from_slice(&j[i..]);
+            break;
+        }
+        let len = usize::from(u16::from_be_bytes([j[i + 2], j[i + 3]]));
+        let seg = &j[i..i + 2 + len];
+        if marker == 0xDB || marker == 0xC4 {
+            tables.extend_from_slice(seg);
+        } else {
+            stream.extend_from_slice(seg);
+        }
+        i += 2 + len;
+    }
+    tables.extend_from_slice(&[0xFF, 0xD9]);
+    (tables, stream)
+}
+
+/// Writes a tiled JPEG TIFF from `src` (u8, interleaved), with shared `JPEGTables` or with
+/// complete streams per tile.
+#[allow(clippy::too_many_arguments)]
+fn jpeg_tiff(path: &Path, w: u32, h: u32, ch: u32, tile: u32, src: &[u8], shared_tables: bool) {
     let (t, c) = (tile as usize, ch as usize);
-    for ty in 0..td as usize {
-        for tx in 0..ta as usize {
+    let (ta, td) = (w.div_ceil(tile) as usize, h.div_ceil(tile) as usize);
+    let mut tiles = Vec::new();
+    for ty in 0..td {
+        for tx in 0..ta {
             let mut buf = vec![0u8; t * t * c];
             for y in 0..t {
                 for x in 0..t {
@@ -270,15 +286,41 @@ fn jpeg_tiff(path: &Path, w: u32, h: u32, ch: u32, tile: u32, src: &[u8]) {
             };
             enc.encode(&buf, tile as u16, tile as u16, color)
                 .expect("jpeg");
-            wr.write_encoded_tile(&jpeg).expect("tile");
+            tiles.push(jpeg);
         }
+    }
+    let mut jpeg_tables = None;
+    if shared_tables {
+        let split: Vec<(Vec<u8>, Vec<u8>)> = tiles.iter().map(|j| split_jpeg(j)).collect();
+        assert!(
+            split.iter().all(|s| s.0 == split[0].0),
+            "tiles share their tables"
+        );
+        jpeg_tables = Some(split[0].0.clone());
+        tiles = split.into_iter().map(|s| s.1).collect();
+    }
+    let spec = TiledTiffSpec {
+        width: w,
+        height: h,
+        channels: ch,
+        sample_type: SampleType::U8,
+        tile_width: tile,
+        tile_height: tile,
+        compression: TileCompression::Jpeg,
+        pixel_size_um: None,
+        bigtiff: false,
+        jpeg_tables,
+    };
+    let mut wr = TiledTiffWriter::create(path, spec).expect("create");
+    for j in &tiles {
+        wr.write_encoded_tile(j).expect("tile");
     }
     wr.finish().expect("finish");
 }
 
 #[test]
 fn jpeg_tiles_gray_and_rgb_within_jpeg_error() {
-    for ch in [1u32, 3] {
+    for (ch, shared) in [(1u32, false), (3, false), (1, true), (3, true)] {
         let dir = tempfile::tempdir().expect("tempdir");
         let o = SampleOptions {
             channels: ch,
@@ -287,7 +329,7 @@ fn jpeg_tiles_gray_and_rgb_within_jpeg_error() {
         };
         let mut truth = SyntheticStack::new(o).expect("synthetic");
         let src = read_plane(&mut truth, 1, 150);
-        jpeg_tiff(&dir.path().join("z0.tif"), 200, 150, ch, 64, &src);
+        jpeg_tiff(&dir.path().join("z0.tif"), 200, 150, ch, 64, &src, shared);
         let mut s = TiffStack::open(dir.path()).expect("open");
         let got = read_plane(&mut s, 0, 50);
         assert_eq!(got.len(), src.len());
@@ -298,7 +340,10 @@ fn jpeg_tiles_gray_and_rgb_within_jpeg_error() {
             .collect();
         let mean = f64::from(err.iter().sum::<u32>()) / err.len() as f64;
         let max = err.iter().max().copied().unwrap_or(0);
-        assert!(mean < 3.0 && max < 64, "ch {ch}: mean {mean} max {max}");
+        assert!(
+            mean < 3.0 && max < 64,
+            "ch {ch} shared {shared}: mean {mean} max {max}"
+        );
     }
 }
 
@@ -541,6 +586,7 @@ fn hostile_sizes_and_bombs_are_bounded() {
         compression: TileCompression::Deflate,
         pixel_size_um: None,
         bigtiff: false,
+        jpeg_tables: None,
     };
     let p = dir.path().join("huge.tif");
     let mut w = TiledTiffWriter::create(&p, spec).expect("create");
@@ -575,6 +621,7 @@ fn hostile_sizes_and_bombs_are_bounded() {
             compression: TileCompression::Deflate,
             pixel_size_um: None,
             bigtiff: false,
+            jpeg_tables: None,
         }
     };
     let p = dir.path().join("bomb.tif");
