@@ -146,6 +146,16 @@ fn test(root: &Path) -> Result<(), String> {
             .env("STRATA_REQUIRE_PEERS", "1"),
     )?;
     drop(s3);
+    // HDF5 input is an optional feature (it needs the C library, installed above).
+    run_cmd(cargo().current_dir(root).args([
+        "test",
+        "--package",
+        "strata-zstack",
+        "--features",
+        "hdf5",
+        "--test",
+        "tiff_hdf5",
+    ]))?;
     // Doc tests are not part of --all-targets.
     run_cmd(
         cargo()

@@ -425,11 +425,20 @@ fn qc_gate_publishes_nothing_for_a_failing_stack() {
 #[test]
 fn plan_recommends_a_bids_valid_layout_within_the_quota() {
     let r = run(strata().args(["plan", "--json", "--quota-inodes", "500000"]));
-    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
     let v: Value = serde_json::from_slice(&r.stdout).expect("JSON");
     let rec = &v["recommendation"]["row"];
     assert_eq!(rec["layout"], "zarr-v3-sharded", "{rec}");
-    assert!(rec["inodes_after_gc"].as_u64().is_some_and(|n| n <= 500_000));
+    assert!(
+        rec["inodes_after_gc"]
+            .as_u64()
+            .is_some_and(|n| n <= 500_000)
+    );
     let r = run(strata().args(["plan", "--dtype", "float64"]));
     assert_eq!(r.status.code(), Some(2));
 }

@@ -221,7 +221,11 @@ pub fn prepare(
         .unwrap_or_default(),
     );
     let shapes = builder.level_shapes()?;
-    if shapes.iter().zip(&arrays.levels).any(|(s, l)| s.as_slice() != l.shape) {
+    if shapes
+        .iter()
+        .zip(&arrays.levels)
+        .any(|(s, l)| s.as_slice() != l.shape)
+    {
         return Err(Error::Config(
             "the pyramid written and the NGFF metadata disagree on level shapes".into(),
         ));
@@ -278,7 +282,11 @@ impl Prepared {
         if let Some(r) = record.as_object_mut() {
             r.extend(extra);
         }
-        if let Some(attrs) = self.group.get_mut("attributes").and_then(|a| a.as_object_mut()) {
+        if let Some(attrs) = self
+            .group
+            .get_mut("attributes")
+            .and_then(|a| a.as_object_mut())
+        {
             attrs.insert("strata".into(), record);
         }
         let text =
