@@ -6,6 +6,7 @@ mod demo;
 mod ome_zarr;
 mod plan;
 mod report;
+mod stage;
 mod zstack;
 
 use clap::{Parser, Subcommand};
@@ -175,6 +176,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Copy a dataset or section between stores (file://, s3://bucket/prefix, zip:///x.ozx),
+    /// in parallel, every object verified by checksum; an interrupted stage resumes.
+    Stage {
+        /// Source URL.
+        src: String,
+        /// Destination URL.
+        dst: String,
+        /// Count what would be copied, copy nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print a JSON summary (objects, bytes, seconds, verified).
+        #[arg(long)]
+        json: bool,
+        /// Resume journal (default: one per source/destination pair in the cache folder).
+        #[arg(long)]
+        journal: Option<PathBuf>,
+        /// Objects copied at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+    },
     /// Check a z-stack's quality (focus, exposure, tissue) without converting it. Exit 0 when
     /// it passes the rules, 1 when it fails.
     Qc {
@@ -329,6 +350,14 @@ fn main() -> ExitCode {
             ),
         }
         .map(|()| false),
+        Command::Stage {
+            src,
+            dst,
+            dry_run,
+            json,
+            journal,
+            concurrency,
+        } => stage::run(&src, &dst, dry_run, json, journal, concurrency).map(|()| false),
         Command::Qc {
             zstack: dir,
             rules,

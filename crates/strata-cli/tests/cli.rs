@@ -442,3 +442,76 @@ fn plan_recommends_a_bids_valid_layout_within_the_quota() {
     let r = run(strata().args(["plan", "--dtype", "float64"]));
     assert_eq!(r.status.code(), Some(2));
 }
+
+#[test]
+fn stage_between_folders_and_a_zip_archive() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ds = dir.path().join("ds");
+    let r = run(strata()
+        .args([
+            "demo",
+            "--json",
+            "--sections",
+            "1",
+            "--size",
+            "700x300",
+            "--planes",
+            "2",
+            "--out",
+        ])
+        .arg(&ds));
+    assert_eq!(r.status.code(), Some(0));
+    let image = ds.join("sub-BB01/micr/sub-BB01_sample-0001_stain-Nissl_BF.ome.zarr");
+    let src = format!("file://{}", image.display());
+    let ozx = format!("zip://{}/section.ozx", dir.path().display());
+    let back = dir.path().join("back");
+    let journal = dir.path().join("journal");
+    let dry = run(strata()
+        .args(["stage", "--dry-run", "--json", &src, &ozx, "--journal"])
+        .arg(&journal));
+    assert_eq!(
+        dry.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    let v: Value = serde_json::from_slice(&dry.stdout).expect("JSON");
+    assert_eq!(v["dry_run"], true);
+    assert_eq!(v["copied"], 0);
+    let objects = v["objects"].as_u64().expect("objects");
+    assert_eq!(
+        objects, 5,
+        "group zarr.json + 2 levels x (zarr.json + shard)"
+    );
+    let up = run(strata()
+        .args(["stage", "--json", &src, &ozx, "--journal"])
+        .arg(&journal));
+    assert_eq!(
+        up.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let down = run(strata()
+        .args(["stage", "--json", &ozx])
+        .arg(format!("file://{}", back.display()))
+        .arg("--journal")
+        .arg(dir.path().join("journal2")));
+    assert_eq!(
+        down.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    let v: Value = serde_json::from_slice(&down.stdout).expect("JSON");
+    assert_eq!(v["verified"], objects);
+    for key in ["zarr.json", "0/zarr.json", "0/c.0.0.0.0", "1/c.0.0.0.0"] {
+        assert_eq!(
+            std::fs::read(image.join(key)).expect("source"),
+            std::fs::read(back.join(key)).expect("copy"),
+            "{key}"
+        );
+    }
+    let bad = run(strata().args(["stage", "ftp://x/y", &src]));
+    assert_eq!(bad.status.code(), Some(2));
+}
