@@ -515,3 +515,79 @@ fn stage_between_folders_and_a_zip_archive() {
     let bad = run(strata().args(["stage", "ftp://x/y", &src]));
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn killed_conversion_is_never_published_and_rerun_is_byte_identical() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let raw = dir.path().join("raw");
+    let r = run(strata()
+        .args([
+            "sample",
+            "--size",
+            "2048x2048",
+            "--planes",
+            "8",
+            "--compression",
+            "none",
+        ])
+        .arg(&raw));
+    assert_eq!(r.status.code(), Some(0));
+    let convert = |bids: &Path| {
+        let mut c = strata();
+        c.arg("convert")
+            .arg(&raw)
+            .arg("--bids-root")
+            .arg(bids)
+            .args(["--subject", "A", "--sample", "1", "--json"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        c
+    };
+    let reference = dir.path().join("reference");
+    assert!(convert(&reference).status().expect("convert").success());
+    let image = "sub-A/micr/sub-A_sample-1_BF.ome.zarr";
+
+    let bids = dir.path().join("bids");
+    let mut killed_mid_way = false;
+    for delay_ms in [50u64, 150, 300, 600] {
+        let _ = std::fs::remove_dir_all(&bids);
+        let mut child = convert(&bids).spawn().expect("spawn");
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let finished = child.try_wait().expect("try_wait").is_some();
+        let _ = child.kill();
+        let _ = child.wait();
+        if finished {
+            break;
+        }
+        killed_mid_way = true;
+        // Nothing that looks like a converted section: no image, no sidecar, no table row.
+        assert!(
+            !bids.join(image).exists(),
+            "killed after {delay_ms} ms but published"
+        );
+        assert!(!bids.join("sub-A/micr/sub-A_sample-1_BF.json").exists());
+        // The rerun resumes by converting again and gives the same bytes.
+        assert!(convert(&bids).status().expect("rerun").success());
+        for key in [
+            "zarr.json",
+            "0/zarr.json",
+            "0/c.0.0.0.0",
+            "1/c.0.0.0.0",
+            "2/c.0.0.0.0",
+        ] {
+            assert!(
+                std::fs::read(bids.join(image).join(key)).expect("rerun output")
+                    == std::fs::read(reference.join(image).join(key)).expect("reference"),
+                "{key} differs after a kill at {delay_ms} ms and a rerun"
+            );
+        }
+        let left: Vec<_> = std::fs::read_dir(bids.join("sub-A/micr"))
+            .expect("micr")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(left.is_empty(), "temporary files left: {left:?}");
+    }
+    assert!(killed_mid_way, "the conversion finished before any kill");
+}
