@@ -56,6 +56,7 @@ pub(crate) fn run(o: &Options) -> DynResult<bool> {
             compression: Compression::Zstd(3),
             planes_per_shard: None,
             qc_gate: None,
+            ozx: false,
         };
         let (summary, peak) = convert(&args, o.json)?;
         if !o.json {

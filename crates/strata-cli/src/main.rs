@@ -131,6 +131,11 @@ enum Command {
         /// Planes per shard (default: all planes of a level in one shard).
         #[arg(long)]
         planes_per_shard: Option<u32>,
+        /// Output layout: `zarr` (an .ome.zarr folder, BIDS-valid) or `ozx` (the same content in
+        /// one OME-Zarr RFC-9 zip file: 2 inodes per section with the sidecar; `.ozx` is not a
+        /// BIDS extension yet, so validators report it).
+        #[arg(long, default_value = "zarr", value_parser = ["zarr", "ozx"])]
+        layout: String,
         /// Run quality control in the same read; publish only if the stack passes (the QC
         /// report goes to derivatives/qc/ either way; a failing stack exits with 1).
         #[arg(long)]
@@ -288,6 +293,7 @@ fn main() -> ExitCode {
             chunk,
             compression,
             planes_per_shard,
+            layout,
             qc_gate,
             qc_rules,
             json,
@@ -317,6 +323,7 @@ fn main() -> ExitCode {
                 compression,
                 planes_per_shard,
                 qc_gate: gate,
+                ozx: layout == "ozx",
             };
             zstack::convert(&args, json)
                 .and_then(|(s, peak)| zstack::print_convert(&s, peak, json))

@@ -138,6 +138,38 @@ pub(crate) struct ConvertArgs {
     pub(crate) planes_per_shard: Option<u32>,
     /// Run QC in the same read and publish only if the stack passes these rules.
     pub(crate) qc_gate: Option<strata_qc::Rules>,
+    /// Pack the image into one `.ozx` file (OME-Zarr RFC-9) instead of a folder.
+    pub(crate) ozx: bool,
+}
+
+/// Packs a published `.ome.zarr` folder into `<name>.ozx` next to it (ZIP64, stored, root
+/// `zarr.json` first), then removes the folder. Returns the archive's path.
+fn pack_ozx(image: &std::path::Path) -> DynResult<PathBuf> {
+    use strata_store::{PosixStore, StoreKey};
+    let parent = image.parent().ok_or("the image has no parent folder")?;
+    let stem = image
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(".ome.zarr"))
+        .ok_or("the image is not an .ome.zarr folder")?;
+    let name = format!("{stem}.ozx");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let src = PosixStore::open(image)?;
+        let dst = PosixStore::open(parent)?;
+        strata_store::ozx::pack(
+            &src,
+            None,
+            &dst,
+            &StoreKey::new(name.clone())?,
+            strata_store::ozx::OzxOptions::default(),
+        )
+        .await
+    })?;
+    std::fs::remove_dir_all(image).map_err(|e| format!("{}: {e}", image.display()))?;
+    Ok(parent.join(name))
 }
 
 /// Drives a progress bar from the converter's band hook.
@@ -236,8 +268,13 @@ pub(crate) fn convert(a: &ConvertArgs, quiet: bool) -> DynResult<(ConvertSummary
     };
     let mut progress = Progress { bar };
     let Some(rules) = &a.qc_gate else {
-        let summary = strata_zstack::convert(&mut source, &section, &opts, &mut progress)?;
+        let mut summary = strata_zstack::convert(&mut source, &section, &opts, &mut progress)?;
         progress.bar.finish_and_clear();
+        if a.ozx {
+            summary.output = pack_ozx(&summary.output)?;
+            summary.files = 2;
+            summary.folders = 0;
+        }
         return Ok((summary, peak_rss()));
     };
     let mut qc = strata_zstack::QcHook::new(&info, strata_qc::QcConfig::default())?;
@@ -285,7 +322,12 @@ pub(crate) fn convert(a: &ConvertArgs, quiet: bool) -> DynResult<(ConvertSummary
     let brief: serde_json::Value = serde_json::from_str(&report.to_json_brief()?)?;
     let mut extra = serde_json::Map::new();
     extra.insert("qc".into(), brief);
-    let summary = prepared.publish(extra)?;
+    let mut summary = prepared.publish(extra)?;
+    if a.ozx {
+        summary.output = pack_ozx(&summary.output)?;
+        summary.files = 2;
+        summary.folders = 0;
+    }
     Ok((summary, peak_rss()))
 }
 

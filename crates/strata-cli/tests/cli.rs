@@ -591,3 +591,77 @@ fn killed_conversion_is_never_published_and_rerun_is_byte_identical() {
     }
     assert!(killed_mid_way, "the conversion finished before any kill");
 }
+
+#[test]
+fn ozx_layout_is_one_file_with_the_same_content() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let raw = dir.path().join("raw");
+    let r = run(strata()
+        .args(["sample", "--size", "700x600", "--planes", "3"])
+        .arg(&raw));
+    assert_eq!(r.status.code(), Some(0));
+    let convert = |bids: &Path, layout: &str| {
+        run(strata()
+            .arg("convert")
+            .arg(&raw)
+            .arg("--bids-root")
+            .arg(bids)
+            .args([
+                "--subject",
+                "A",
+                "--sample",
+                "1",
+                "--layout",
+                layout,
+                "--json",
+            ]))
+    };
+    let folder = dir.path().join("folder");
+    assert_eq!(convert(&folder, "zarr").status.code(), Some(0));
+    let zipped = dir.path().join("zipped");
+    let r = convert(&zipped, "ozx");
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let micr: Vec<String> = std::fs::read_dir(zipped.join("sub-A/micr"))
+        .expect("micr")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    let mut micr = micr;
+    micr.sort();
+    assert_eq!(micr, ["sub-A_sample-1_BF.json", "sub-A_sample-1_BF.ozx"]);
+    // Unpack it with `strata stage` and compare every object with the folder layout.
+    let back = dir.path().join("back");
+    let ozx = zipped.join("sub-A/micr/sub-A_sample-1_BF.ozx");
+    let r = run(strata()
+        .args(["stage", "--json"])
+        .arg(format!("zip://{}", ozx.display()))
+        .arg(format!("file://{}", back.display()))
+        .arg("--journal")
+        .arg(dir.path().join("j")));
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let image = folder.join("sub-A/micr/sub-A_sample-1_BF.ome.zarr");
+    for key in [
+        "zarr.json",
+        "0/zarr.json",
+        "0/c.0.0.0.0",
+        "1/zarr.json",
+        "1/c.0.0.0.0",
+    ] {
+        assert!(
+            std::fs::read(image.join(key)).expect("folder")
+                == std::fs::read(back.join(key)).expect("ozx"),
+            "{key}"
+        );
+    }
+}
