@@ -7,7 +7,7 @@
 //! - [`band`]: cutting bands into chunks and the 2 x 2 mean of the pyramid.
 //! - [`tiff_source`]: a z-stack from TIFF files, one per focus level ([`TiffStack`]).
 //! - [`sample`]: synthetic brightfield z-stacks as tiled TIFFs ([`write_sample`]).
-//! - [`convert`]: one section into a BIDS dataset, metadata last ([`prepare`], then
+//! - [`mod@convert`]: one section into a BIDS dataset, metadata last ([`prepare`], then
 //!   [`Prepared::publish`]).
 //! - [`qc`]: quality control fed by the same read ([`QcHook`], [`run_qc`]).
 
