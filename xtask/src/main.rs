@@ -125,6 +125,13 @@ fn test(root: &Path) -> Result<(), String> {
         "-D",
         "warnings",
     ]))?;
+    // Every public item is documented and every doc link resolves.
+    run_cmd(
+        cargo()
+            .current_dir(root)
+            .args(["doc", "--workspace", "--no-deps"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
+    )?;
     // Peers and services are wired in through environment variables: tests that need them
     // are skipped without them, and this command always sets them (STRATA_REQUIRE_PEERS makes
     // a missing one a failure).
