@@ -191,13 +191,11 @@ pub(crate) fn peak_rss() -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// Micrometres per unit, with the units BIDS allows for `PixelSizeUnits`.
 fn micrometres(unit: &str) -> Result<f64, String> {
-    match unit {
-        "um" => Ok(1.0),
-        "nm" => Ok(1e-3),
-        "mm" => Ok(1e3),
-        other => Err(format!("--pixel-units {other:?}: use um, nm or mm")),
-    }
+    serde_json::from_value::<strata_bids::sidecar::PixelSizeUnits>(json!(unit))
+        .map(strata_bids::sidecar::PixelSizeUnits::micrometres)
+        .map_err(|_| format!("--pixel-units {unit:?}: use um, nm or mm"))
 }
 
 /// Builds the section target from labels (errors name the offending label).

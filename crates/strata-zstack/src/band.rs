@@ -91,57 +91,57 @@ pub fn downsample(src: &[u8], rows: usize, shape: BandShape) -> Vec<u8> {
 /// `width.div_ceil(2)` pixels. At an odd edge the mean covers the pixels present. Means are
 /// rounded half up: `(sum + n / 2) / n`.
 pub fn downsample_into(src: &[u8], rows: usize, shape: BandShape, dst: &mut Vec<u8>) {
-    let (w, c) = (shape.width, shape.channels);
-    let ow = w.div_ceil(2);
     match shape.sample_type {
-        SampleType::U8 => {
-            let rb = w * c;
-            for oy in 0..rows.div_ceil(2) {
-                let r0 = &src[2 * oy * rb..(2 * oy + 1) * rb];
-                let r1 = (2 * oy + 1 < rows).then(|| &src[(2 * oy + 1) * rb..(2 * oy + 2) * rb]);
-                for ox in 0..ow {
-                    let xs = if 2 * ox + 1 < w { 2 } else { 1 };
-                    for ch in 0..c {
-                        let mut sum = 0u32;
-                        let mut n = 0u32;
-                        for dx in 0..xs {
-                            let i = (2 * ox + dx) * c + ch;
-                            sum += u32::from(r0[i]);
-                            n += 1;
-                            if let Some(r1) = r1 {
-                                sum += u32::from(r1[i]);
-                                n += 1;
-                            }
-                        }
-                        dst.push(((sum + n / 2) / n) as u8);
+        SampleType::U8 => mean_2x2(
+            src,
+            rows,
+            shape,
+            dst,
+            |row, i| u32::from(row[i]),
+            |d, v| {
+                d.push(v as u8);
+            },
+        ),
+        SampleType::U16 => mean_2x2(
+            src,
+            rows,
+            shape,
+            dst,
+            |row, i| u32::from(u16::from_ne_bytes([row[2 * i], row[2 * i + 1]])),
+            |d, v| d.extend_from_slice(&(v as u16).to_ne_bytes()),
+        ),
+    }
+}
+
+/// The 2 x 2 mean over samples read by `get(row, sample_index)` and written by `put`.
+fn mean_2x2(
+    src: &[u8],
+    rows: usize,
+    shape: BandShape,
+    dst: &mut Vec<u8>,
+    get: impl Fn(&[u8], usize) -> u32,
+    put: impl Fn(&mut Vec<u8>, u32),
+) {
+    let (w, c) = (shape.width, shape.channels);
+    let rb = shape.row_bytes();
+    for oy in 0..rows.div_ceil(2) {
+        let r0 = &src[2 * oy * rb..(2 * oy + 1) * rb];
+        let r1 = (2 * oy + 1 < rows).then(|| &src[(2 * oy + 1) * rb..(2 * oy + 2) * rb]);
+        for ox in 0..w.div_ceil(2) {
+            let xs = if 2 * ox + 1 < w { 2 } else { 1 };
+            for ch in 0..c {
+                let mut sum = 0u32;
+                let mut n = 0u32;
+                for dx in 0..xs {
+                    let i = (2 * ox + dx) * c + ch;
+                    sum += get(r0, i);
+                    n += 1;
+                    if let Some(r1) = r1 {
+                        sum += get(r1, i);
+                        n += 1;
                     }
                 }
-            }
-        }
-        SampleType::U16 => {
-            let rb = w * c * 2;
-            let at =
-                |row: &[u8], i: usize| u32::from(u16::from_ne_bytes([row[2 * i], row[2 * i + 1]]));
-            for oy in 0..rows.div_ceil(2) {
-                let r0 = &src[2 * oy * rb..(2 * oy + 1) * rb];
-                let r1 = (2 * oy + 1 < rows).then(|| &src[(2 * oy + 1) * rb..(2 * oy + 2) * rb]);
-                for ox in 0..ow {
-                    let xs = if 2 * ox + 1 < w { 2 } else { 1 };
-                    for ch in 0..c {
-                        let mut sum = 0u32;
-                        let mut n = 0u32;
-                        for dx in 0..xs {
-                            let i = (2 * ox + dx) * c + ch;
-                            sum += at(r0, i);
-                            n += 1;
-                            if let Some(r1) = r1 {
-                                sum += at(r1, i);
-                                n += 1;
-                            }
-                        }
-                        dst.extend_from_slice(&(((sum + n / 2) / n) as u16).to_ne_bytes());
-                    }
-                }
+                put(dst, (sum + n / 2) / n);
             }
         }
     }
