@@ -695,6 +695,19 @@ impl<'o> Validator<'o> {
                 ),
             }
         } else if let Some(v) = m.get("version") {
+            if !v.is_string() {
+                // Readers type `version` as a string in every NGFF version;
+                // a number or object here is not a harmless leftover.
+                self.error(
+                    path,
+                    ViolationKind::WrongType,
+                    format!(
+                        "`version` inside {what} must be a string, found {}; remove it (0.5 uses attributes.ome.version only)",
+                        short(v)
+                    ),
+                );
+                return;
+            }
             let msg = if v.as_str() == Some("0.5") {
                 format!(
                     "`version` inside {what} is a 0.4 leftover; 0.5 readers use attributes.ome.version only"
@@ -786,6 +799,18 @@ impl<'o> Validator<'o> {
                         child(base, "ome"),
                         ViolationKind::Version,
                         "`ome` is the 0.5 namespace; validating the top-level keys as 0.4".into(),
+                    );
+                }
+                if let Some(v) = root.get("version").filter(|v| !v.is_string()) {
+                    // 0.4 puts versions inside each object; a top-level
+                    // `version` is tolerated only in the string form readers expect.
+                    self.error(
+                        child(base, "version"),
+                        ViolationKind::WrongType,
+                        format!(
+                            "top-level `version` must be a string, found {}; in 0.4 the version belongs inside each multiscale, plate, well and image-label",
+                            short(v)
+                        ),
                     );
                 }
                 self.ngff_keys(root, base);

@@ -210,6 +210,16 @@ fn wrong_types_and_missing_keys_name_their_path() {
             json!("0.3"),
             String::new(),
         ),
+        (
+            "/attributes/ome/image-label/version",
+            json!(-24_153_443_964_046_i64),
+            format!("{ome}/image-label/version"),
+        ),
+        (
+            "/attributes/ome/multiscales/0/version",
+            json!(false),
+            format!("{ome}/multiscales/0/version"),
+        ),
         ("/zarr_format", json!(2), "/zarr_format".to_owned()),
         ("/node_type", json!("array"), "/node_type".to_owned()),
         ("/attributes", json!([]), "/attributes".to_owned()),
