@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 success (warnings allowed), 1 the dataset has errors, 2 usage or I/O problem.
 
+mod datalad;
 mod demo;
 mod ome_zarr;
 mod plan;
@@ -22,6 +23,7 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per run; boxing would only obscure the fields
 enum Command {
     /// Validate a BIDS microscopy dataset, OME-Zarr images included (each `.ome.zarr/` counts as
     /// one file; its NGFF metadata, arrays and pixel size are checked).
@@ -98,9 +100,9 @@ enum Command {
     Convert {
         /// Folder of TIFF files, one per focus level (natural sort order).
         zstack: PathBuf,
-        /// Root of the BIDS dataset (created if missing).
-        #[arg(long)]
-        bids_root: PathBuf,
+        /// Root of the BIDS dataset (created if missing); with --datalad, the superdataset.
+        #[arg(long, required_unless_present = "datalad")]
+        bids_root: Option<PathBuf>,
         /// Subject label.
         #[arg(long)]
         subject: String,
@@ -143,7 +145,20 @@ enum Command {
         /// QC rules file (TOML or .json) for --qc-gate; default rules without it.
         #[arg(long)]
         qc_rules: Option<PathBuf>,
-        /// Print a JSON summary (output, planes, levels, bytes, files, seconds, peak memory).
+        /// Save the section into this DataLad superdataset, which is the BIDS root (created
+        /// if needed): one recursive `datalad save` per section, provenance in its message,
+        /// JSON/TSV in git, arrays annexed. Needs DataLad and git-annex (`datalad` on PATH or
+        /// STRATA_DATALAD).
+        #[arg(long, value_name = "SUPERDATASET")]
+        datalad: Option<PathBuf>,
+        /// Subdatasets for --datalad: N sections of a subject per subdataset at
+        /// sub-<s>/ses-<k>/ (the session is chosen), `section` (N = 1), `subject` (sub-<s>/),
+        /// or `none`. The default, 2000, is the planner's recommendation for a whole brain;
+        /// `strata plan` computes it for other scales.
+        #[arg(long, default_value = datalad::DEFAULT_GROUP, value_parser = datalad::parse_group, requires = "datalad")]
+        datalad_group: strata_plan::Grouping,
+        /// Print a JSON summary (output, planes, levels, bytes, files, seconds, peak memory,
+        /// and with --datalad the dataset, grouping and commit).
         #[arg(long)]
         json: bool,
     },
@@ -296,8 +311,17 @@ fn main() -> ExitCode {
             layout,
             qc_gate,
             qc_rules,
+            datalad,
+            datalad_group,
             json,
         } => {
+            let bids_root = match datalad::bids_root(bids_root, datalad.as_deref()) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("strata: error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let gate = if qc_gate {
                 match zstack::rules(qc_rules.as_deref()) {
                     Ok(r) => Some(r),
@@ -325,9 +349,13 @@ fn main() -> ExitCode {
                 qc_gate: gate,
                 ozx: layout == "ozx",
             };
-            zstack::convert(&args, json)
-                .and_then(|(s, peak)| zstack::print_convert(&s, peak, json))
-                .map(|()| false)
+            if datalad.is_some() {
+                datalad::convert(args, datalad_group, json).map(|()| false)
+            } else {
+                zstack::convert(&args, json)
+                    .and_then(|(s, peak)| zstack::print_convert(&s, peak, json))
+                    .map(|()| false)
+            }
         }
         Command::Plan {
             sections,

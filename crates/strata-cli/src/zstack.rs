@@ -423,10 +423,24 @@ pub(crate) fn print_convert(
     peak: Option<u64>,
     json_out: bool,
 ) -> DynResult<()> {
+    print_convert_with(s, peak, json_out, None)
+}
+
+/// Prints a conversion summary with, for `--datalad`, where the section was saved (a
+/// `datalad` object in JSON: dataset, grouping, commit).
+pub(crate) fn print_convert_with(
+    s: &ConvertSummary,
+    peak: Option<u64>,
+    json_out: bool,
+    datalad: Option<&serde_json::Value>,
+) -> DynResult<()> {
     if json_out {
         let mut v = serde_json::to_value(s)?;
         if let Some(o) = v.as_object_mut() {
             o.insert("peak_memory_bytes".into(), json!(peak));
+            if let Some(d) = datalad {
+                o.insert("datalad".into(), d.clone());
+            }
         }
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
@@ -446,6 +460,14 @@ pub(crate) fn print_convert(
             peak.map(|p| format!(", peak memory {} MiB", p >> 20))
                 .unwrap_or_default()
         );
+        if let Some(d) = datalad {
+            println!(
+                "saved in DataLad dataset {} ({}), commit {}",
+                d["dataset"].as_str().unwrap_or("?"),
+                d["grouping"].as_str().unwrap_or("?"),
+                d["commit"].as_str().unwrap_or("?")
+            );
+        }
     }
     Ok(())
 }
