@@ -70,27 +70,45 @@ pub fn chunk_bytes(
 /// The 2 x 2 mean of a band of `rows` rows, computed on all cores (see [`downsample_into`]).
 #[must_use]
 pub fn downsample(src: &[u8], rows: usize, shape: BandShape) -> Vec<u8> {
-    use rayon::prelude::*;
-    let out_row = shape.width.div_ceil(2) * shape.channels * shape.sample_type.bytes();
-    let in_rows_per_task = 32;
-    let mut out = vec![0u8; rows.div_ceil(2) * out_row];
-    out.par_chunks_mut(out_row * in_rows_per_task / 2)
-        .enumerate()
-        .for_each(|(i, dst)| {
-            let y0 = i * in_rows_per_task;
-            let n = in_rows_per_task.min(rows - y0);
-            let src = &src[y0 * shape.row_bytes()..(y0 + n) * shape.row_bytes()];
-            let mut v = Vec::with_capacity(dst.len());
-            downsample_into(src, n, shape, &mut v);
-            dst.copy_from_slice(&v);
-        });
+    let mut out = Vec::new();
+    downsample_append(src, rows, shape, &mut out);
     out
+}
+
+/// Appends the 2 x 2 mean of a band of `rows` rows to `dst`, computed on all cores in strips
+/// of 32 input rows (the same bytes as [`downsample_into`]).
+pub fn downsample_append(src: &[u8], rows: usize, shape: BandShape, dst: &mut Vec<u8>) {
+    use rayon::prelude::*;
+    const STRIP: usize = 32;
+    let out_row = shape.width.div_ceil(2) * shape.channels * shape.sample_type.bytes();
+    let start = dst.len();
+    dst.resize(start + rows.div_ceil(2) * out_row, 0);
+    if out_row == 0 || rows == 0 {
+        return;
+    }
+    let rb = shape.row_bytes();
+    dst[start..]
+        .par_chunks_mut(out_row * STRIP / 2)
+        .enumerate()
+        .for_each(|(i, out)| {
+            let y0 = i * STRIP;
+            let n = STRIP.min(rows - y0);
+            mean_2x2_into(&src[y0 * rb..(y0 + n) * rb], n, shape, out);
+        });
 }
 
 /// Appends the 2 x 2 mean of a band of `rows` rows to `dst`: `rows.div_ceil(2)` rows of
 /// `width.div_ceil(2)` pixels. At an odd edge the mean covers the pixels present. Means are
 /// rounded half up: `(sum + n / 2) / n`.
 pub fn downsample_into(src: &[u8], rows: usize, shape: BandShape, dst: &mut Vec<u8>) {
+    let out_row = shape.width.div_ceil(2) * shape.channels * shape.sample_type.bytes();
+    let start = dst.len();
+    dst.resize(start + rows.div_ceil(2) * out_row, 0);
+    mean_2x2_into(src, rows, shape, &mut dst[start..]);
+}
+
+/// Writes the 2 x 2 mean of `rows` rows of `src` into `dst` (exactly the output's size).
+fn mean_2x2_into(src: &[u8], rows: usize, shape: BandShape, dst: &mut [u8]) {
     match shape.sample_type {
         SampleType::U8 => mean_2x2(
             src,
@@ -98,9 +116,7 @@ pub fn downsample_into(src: &[u8], rows: usize, shape: BandShape, dst: &mut Vec<
             shape,
             dst,
             |row, i| u32::from(row[i]),
-            |d, v| {
-                d.push(v as u8);
-            },
+            |d, i, v| d[i] = v as u8,
         ),
         SampleType::U16 => mean_2x2(
             src,
@@ -108,22 +124,24 @@ pub fn downsample_into(src: &[u8], rows: usize, shape: BandShape, dst: &mut Vec<
             shape,
             dst,
             |row, i| u32::from(u16::from_ne_bytes([row[2 * i], row[2 * i + 1]])),
-            |d, v| d.extend_from_slice(&(v as u16).to_ne_bytes()),
+            |d, i, v| d[2 * i..2 * i + 2].copy_from_slice(&(v as u16).to_ne_bytes()),
         ),
     }
 }
 
-/// The 2 x 2 mean over samples read by `get(row, sample_index)` and written by `put`.
+/// The 2 x 2 mean over samples read by `get(row, sample_index)`, stored by
+/// `put(dst, output_sample_index, value)`.
 fn mean_2x2(
     src: &[u8],
     rows: usize,
     shape: BandShape,
-    dst: &mut Vec<u8>,
+    dst: &mut [u8],
     get: impl Fn(&[u8], usize) -> u32,
-    put: impl Fn(&mut Vec<u8>, u32),
+    put: impl Fn(&mut [u8], usize, u32),
 ) {
     let (w, c) = (shape.width, shape.channels);
     let rb = shape.row_bytes();
+    let mut o = 0;
     for oy in 0..rows.div_ceil(2) {
         let r0 = &src[2 * oy * rb..(2 * oy + 1) * rb];
         let r1 = (2 * oy + 1 < rows).then(|| &src[(2 * oy + 1) * rb..(2 * oy + 2) * rb]);
@@ -141,7 +159,8 @@ fn mean_2x2(
                         n += 1;
                     }
                 }
-                put(dst, (sum + n / 2) / n);
+                put(dst, o, (sum + n / 2) / n);
+                o += 1;
             }
         }
     }

@@ -7,7 +7,7 @@
 //! band size, never by the plane or the shard. Inner chunks of a band are encoded in parallel
 //! on all cores while the reader thread decodes the next band.
 
-use crate::band::{BandShape, chunk_bytes, downsample};
+use crate::band::{BandShape, chunk_bytes, downsample_append};
 use crate::error::{Error, Result};
 use crate::shard::{ChunkEncoder, Compression, ShardWriter, sharding_codec_json};
 use crate::source::{StackInfo, ZStackSource};
@@ -98,84 +98,225 @@ pub fn shard_key(zs: u32) -> String {
     format!("c.0.{zs}.0.0")
 }
 
+/// One pyramid level's band buffer (levels 1 and up; level 0 is encoded straight from the
+/// reader's buffer).
 struct Level {
     shape: BandShape,
     height: usize,
     gx: usize,
-    gy: usize,
     band: Vec<u8>,
     rows: usize,
     y0: usize,
+}
+
+/// The encoded inner chunks of one band of one level, in column order.
+struct EncodedBand {
+    level: usize,
+    z: u32,
+    cy: usize,
+    chunks: Vec<Vec<u8>>,
+}
+
+/// A band ready to encode: its level, first chunk row, rows and the bytes.
+struct FullBand<'a> {
+    level: usize,
+    cy: usize,
+    rows: usize,
+    shape: BandShape,
+    gx: usize,
+    data: &'a [u8],
+}
+
+/// Builds the pyramid band by band and encodes every full band on all cores.
+struct Pyramid<'a> {
+    levels: Vec<Level>,
+    level0: BandShape,
+    chunk: usize,
+    encoder: &'a ChunkEncoder,
+}
+
+impl Pyramid<'_> {
+    /// Takes level-0 band `(z, y0, rows)`: encodes it, adds its 2 x 2 mean to level 1 (and
+    /// so on down while levels fill up) and encodes each level band that is complete.
+    /// Returns the encoded bands, level 0 first, in a fixed order.
+    fn band(&mut self, z: u32, y0: usize, rows: usize, data: &[u8]) -> Result<Vec<EncodedBand>> {
+        let chunk = self.chunk;
+        let first = FullBand {
+            level: 0,
+            cy: y0 / chunk,
+            rows,
+            shape: self.level0,
+            gx: self.level0.width.div_ceil(chunk),
+            data,
+        };
+        // Level 0's chunks are encoded while its mean goes down the pyramid.
+        let levels = &mut self.levels;
+        let (level0, filled) = rayon::join(
+            || encode(self.encoder, chunk, &[first]),
+            || cascade(levels, chunk, data, rows, self.level0),
+        );
+        let mut out = level0?;
+        let full: Vec<FullBand<'_>> = filled
+            .iter()
+            .map(|&l| {
+                let level = &self.levels[l];
+                FullBand {
+                    level: l + 1,
+                    cy: level.y0 / chunk,
+                    rows: level.rows,
+                    shape: level.shape,
+                    gx: level.gx,
+                    data: &level.band,
+                }
+            })
+            .collect();
+        out.extend(encode(self.encoder, chunk, &full)?);
+        for l in filled {
+            let level = &mut self.levels[l];
+            level.y0 += level.rows;
+            if level.y0 == level.height {
+                level.y0 = 0;
+            }
+            level.rows = 0;
+            level.band.clear();
+        }
+        for band in &mut out {
+            band.z = z;
+        }
+        Ok(out)
+    }
+}
+
+/// Adds the 2 x 2 mean of a level-0 band to the pyramid's band buffers; returns the indices
+/// (into `levels`, level 1 = index 0) of the bands that became complete, top down.
+fn cascade(
+    levels: &mut [Level],
+    chunk: usize,
+    data: &[u8],
+    rows: usize,
+    shape: BandShape,
+) -> Vec<usize> {
+    let mut filled = Vec::new();
+    let (mut prev_rows, mut prev_shape) = (rows, shape);
+    for l in 0..levels.len() {
+        let (done, rest) = levels.split_at_mut(l);
+        let src = match done.last() {
+            Some(above) => &above.band[..],
+            None => data,
+        };
+        let level = &mut rest[0];
+        downsample_append(src, prev_rows, prev_shape, &mut level.band);
+        level.rows += prev_rows.div_ceil(2);
+        if level.rows < chunk && level.y0 + level.rows < level.height {
+            break;
+        }
+        filled.push(l);
+        (prev_rows, prev_shape) = (level.rows, level.shape);
+    }
+    filled
+}
+
+/// Encodes the inner chunks of `bands` on all cores.
+fn encode(
+    encoder: &ChunkEncoder,
+    chunk: usize,
+    bands: &[FullBand<'_>],
+) -> Result<Vec<EncodedBand>> {
+    let jobs: Vec<(usize, usize)> = bands
+        .iter()
+        .enumerate()
+        .flat_map(|(i, b)| (0..b.gx).map(move |cx| (i, cx)))
+        .collect();
+    let mut encoded = jobs
+        .into_par_iter()
+        .map(|(i, cx)| {
+            let b = &bands[i];
+            encoder.encode(chunk_bytes(b.data, b.rows, b.shape, cx, chunk, chunk))
+        })
+        .collect::<Result<Vec<Vec<u8>>>>()?
+        .into_iter();
+    Ok(bands
+        .iter()
+        .map(|b| EncodedBand {
+            level: b.level,
+            z: 0,
+            cy: b.cy,
+            chunks: encoded.by_ref().take(b.gx).collect(),
+        })
+        .collect())
+}
+
+/// Bytes a shard file may hold unsynced before the writer syncs it, so that the final sync
+/// has little left to do and the disk works while the encoders do.
+const SYNC_EVERY: u64 = 64 << 20;
+
+/// The shard files of one level, written by the writer thread.
+struct LevelFiles {
     dir: PathBuf,
-    shard: Option<(u32, ShardWriter<BufWriter<File>>, PathBuf)>,
+    gx: usize,
+    gy: usize,
+    shard: Option<OpenShard>,
     shards: u32,
     bytes: u64,
 }
 
-struct Writer<'a> {
-    levels: Vec<Level>,
-    chunk: usize,
-    pps: u32,
-    encoder: &'a ChunkEncoder,
+struct OpenShard {
+    zs: u32,
+    writer: ShardWriter<BufWriter<File>>,
+    path: PathBuf,
+    unsynced: u64,
 }
 
-impl Writer<'_> {
-    /// Appends `rows` rows to level `l`'s band and flushes it when full or at the plane's end.
-    fn feed(&mut self, l: usize, z: u32, src: &[u8], rows: usize) -> Result<()> {
-        let level = &mut self.levels[l];
-        level.band.extend_from_slice(src);
-        level.rows += rows;
-        if level.rows == self.chunk || level.y0 + level.rows == level.height {
-            self.flush(l, z)?;
+/// Appends encoded bands to the levels' shards, in the order received (so the bytes are the
+/// same on every run), syncing as it goes; finishes every shard at the end.
+struct ShardFiles {
+    levels: Vec<LevelFiles>,
+    pps: u32,
+}
+
+impl ShardFiles {
+    fn append(&mut self, band: &EncodedBand) -> Result<()> {
+        let zs = band.z / self.pps;
+        let chunks = self.pps as usize;
+        let level = &mut self.levels[band.level];
+        if level.shard.as_ref().is_none_or(|s| s.zs != zs) {
+            finish_shard(level)?;
+            let path = level.dir.join(shard_key(zs));
+            let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+            let writer = ShardWriter::new(
+                BufWriter::with_capacity(4 << 20, file),
+                chunks * level.gy * level.gx,
+            );
+            level.shard = Some(OpenShard {
+                zs,
+                writer,
+                path,
+                unsynced: 0,
+            });
+        }
+        let zi = (band.z % self.pps) as usize;
+        let (gx, gy) = (level.gx, level.gy);
+        if let Some(open) = level.shard.as_mut() {
+            for (cx, bytes) in band.chunks.iter().enumerate() {
+                open.writer
+                    .append((zi * gy + band.cy) * gx + cx, bytes)
+                    .map_err(|e| with_path(e, &open.path))?;
+                open.unsynced += bytes.len() as u64;
+            }
+            if open.unsynced >= SYNC_EVERY {
+                let out = open.writer.get_mut();
+                out.flush().map_err(|e| Error::io(&open.path, e))?;
+                out.get_ref()
+                    .sync_data()
+                    .map_err(|e| Error::io(&open.path, e))?;
+                open.unsynced = 0;
+            }
         }
         Ok(())
     }
 
-    fn flush(&mut self, l: usize, z: u32) -> Result<()> {
-        let chunk = self.chunk;
-        let encoder = self.encoder;
-        let has_next = l + 1 < self.levels.len();
-        let level = &mut self.levels[l];
-        let (band, rows, shape) = (&level.band, level.rows, level.shape);
-        // Encode this band's chunks and build the next level's rows at the same time.
-        let (encoded, next) = rayon::join(
-            || {
-                (0..level.gx)
-                    .into_par_iter()
-                    .map(|cx| encoder.encode(chunk_bytes(band, rows, shape, cx, chunk, chunk)))
-                    .collect::<Result<Vec<Vec<u8>>>>()
-            },
-            || has_next.then(|| downsample(band, rows, shape)),
-        );
-        let encoded = encoded?;
-        let zs = z / self.pps;
-        if level.shard.as_ref().is_none_or(|(s, _, _)| *s != zs) {
-            finish_shard(level)?;
-            let path = level.dir.join(shard_key(zs));
-            let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
-            let chunks = self.pps as usize * level.gy * level.gx;
-            let writer = ShardWriter::new(BufWriter::with_capacity(4 << 20, file), chunks);
-            level.shard = Some((zs, writer, path));
-        }
-        let cy = level.y0 / chunk;
-        let zi = (z % self.pps) as usize;
-        if let Some((_, writer, path)) = level.shard.as_mut() {
-            for (cx, bytes) in encoded.iter().enumerate() {
-                writer
-                    .append((zi * level.gy + cy) * level.gx + cx, bytes)
-                    .map_err(|e| with_path(e, path))?;
-            }
-        }
-        level.y0 += rows;
-        if level.y0 == level.height {
-            level.y0 = 0;
-        }
-        level.rows = 0;
-        level.band.clear();
-        if let Some(down) = next {
-            self.feed(l + 1, z, &down, rows.div_ceil(2))?;
-        }
-        Ok(())
+    fn finish(&mut self) -> Result<()> {
+        self.levels.iter_mut().try_for_each(finish_shard)
     }
 }
 
@@ -186,9 +327,10 @@ fn with_path(e: Error, path: &Path) -> Error {
     }
 }
 
-fn finish_shard(level: &mut Level) -> Result<()> {
-    if let Some((_, writer, path)) = level.shard.take() {
-        let (buf, size) = writer.finish().map_err(|e| with_path(e, &path))?;
+fn finish_shard(level: &mut LevelFiles) -> Result<()> {
+    if let Some(open) = level.shard.take() {
+        let path = open.path;
+        let (buf, size) = open.writer.finish().map_err(|e| with_path(e, &path))?;
         let file = buf
             .into_inner()
             .map_err(|e| Error::io(&path, e.into_error()))?;
@@ -254,46 +396,61 @@ pub fn write_arrays(
         .clamp(1, info.planes);
     let encoder = ChunkEncoder::new(opts.compression);
     let shapes = level_shapes(info.height, info.width, opts.chunk);
-    let mut levels = Vec::with_capacity(shapes.len());
+    let band_shape = |w: u32| BandShape {
+        width: w as usize,
+        channels: info.channels as usize,
+        sample_type: info.sample_type,
+    };
+    let mut files = ShardFiles {
+        levels: Vec::with_capacity(shapes.len()),
+        pps,
+    };
     for (i, &(h, w)) in shapes.iter().enumerate() {
         let level_dir = dir.join(i.to_string());
         std::fs::create_dir_all(&level_dir).map_err(|e| Error::io(&level_dir, e))?;
-        let shape = BandShape {
-            width: w as usize,
-            channels: info.channels as usize,
-            sample_type: info.sample_type,
-        };
-        levels.push(Level {
-            shape,
-            height: h as usize,
+        files.levels.push(LevelFiles {
+            dir: level_dir,
             gx: (w as usize).div_ceil(chunk),
             gy: (h as usize).div_ceil(chunk),
-            band: Vec::with_capacity(chunk * shape.row_bytes()),
-            rows: 0,
-            y0: 0,
-            dir: level_dir,
             shard: None,
             shards: 0,
             bytes: 0,
         });
     }
-    let mut writer = Writer {
-        levels,
+    let mut pyramid = Pyramid {
+        levels: shapes[1..]
+            .iter()
+            .map(|&(h, w)| {
+                let shape = band_shape(w);
+                Level {
+                    shape,
+                    height: h as usize,
+                    gx: (w as usize).div_ceil(chunk),
+                    band: Vec::with_capacity(chunk * shape.row_bytes()),
+                    rows: 0,
+                    y0: 0,
+                }
+            })
+            .collect(),
+        level0: band_shape(info.width),
         chunk,
-        pps,
         encoder: &encoder,
     };
 
-    // The reader thread decodes bands ahead of the encoders; two buffers circulate, so memory
-    // stays at two level-0 bands however large the plane.
+    // Three stages overlap: the reader thread decodes band n + 1 while the encoders work on
+    // band n and the writer thread appends band n - 1 to the shard files. Two read buffers
+    // circulate and at most two encoded bands wait for the writer, so memory stays at a few
+    // level-0 bands however large the plane.
     let row_bytes = info.row_bytes();
     let (band_tx, band_rx) = mpsc::sync_channel::<Result<(u32, u32, u32, Vec<u8>)>>(1);
     let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>();
     for _ in 0..2 {
         let _ = free_tx.send(vec![0u8; chunk * row_bytes]);
     }
+    let (out_tx, out_rx) = mpsc::sync_channel::<Vec<EncodedBand>>(2);
     let planes = info.planes;
     let height = info.height;
+    let files_ref = &mut files;
     let result = std::thread::scope(|scope| -> Result<()> {
         // Owned by this closure: dropped when it returns, even early on an error, so a reader
         // blocked waiting for a free buffer wakes up and ends before the scope joins it.
@@ -314,16 +471,35 @@ pub fn write_arrays(
                 }
             }
         });
-        for item in band_rx {
-            let (z, y0, rows, buf) = item?;
-            hook.band(&info, z, y0, rows, &buf);
-            writer.feed(0, z, &buf, rows as usize)?;
-            if y0 + rows == info.height {
-                hook.plane_done(&info, z);
+        let writer = scope.spawn(move || -> Result<()> {
+            for bands in out_rx {
+                for band in &bands {
+                    files_ref.append(band)?;
+                }
             }
-            let _ = free_tx.send(buf);
-        }
-        Ok(())
+            files_ref.finish()
+        });
+        let read = (|| -> Result<()> {
+            for item in band_rx {
+                let (z, y0, rows, buf) = item?;
+                hook.band(&info, z, y0, rows, &buf);
+                let encoded = pyramid.band(z, y0 as usize, rows as usize, &buf)?;
+                let _ = free_tx.send(buf);
+                if out_tx.send(encoded).is_err() {
+                    // The writer stopped on an error, which its join reports.
+                    break;
+                }
+                if y0 + rows == info.height {
+                    hook.plane_done(&info, z);
+                }
+            }
+            Ok(())
+        })();
+        drop(out_tx);
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(Error::Codec("the shard writer thread panicked".into())));
+        read.and(written)
     });
     result?;
 
@@ -332,8 +508,7 @@ pub fn write_arrays(
         bytes_in: u64::from(info.planes) * u64::from(info.height) * row_bytes as u64,
         bytes_out: 0,
     };
-    for (level, &(h, w)) in writer.levels.iter_mut().zip(&shapes) {
-        finish_shard(level)?;
+    for (level, &(h, w)) in files.levels.iter().zip(&shapes) {
         let meta = level.dir.join("zarr.json");
         let text = serde_json::to_vec_pretty(&array_json(&info, h, w, opts, pps))
             .map_err(|e| Error::Codec(e.to_string()))?;

@@ -114,6 +114,11 @@ impl<W: Write> ShardWriter<W> {
         Ok(())
     }
 
+    /// The output the chunks go to (for example to flush and sync it part way).
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
     /// Writes the index (with its crc32c) and returns the writer and the shard's size.
     ///
     /// # Errors
