@@ -153,16 +153,23 @@ fn test(root: &Path) -> Result<(), String> {
             .env("STRATA_REQUIRE_PEERS", "1"),
     )?;
     drop(s3);
-    // HDF5 input is an optional feature (it needs the C library, installed above).
-    run_cmd(cargo().current_dir(root).args([
-        "test",
-        "--package",
-        "strata-zstack",
-        "--features",
-        "hdf5",
-        "--test",
-        "tiff_hdf5",
-    ]))?;
+    // HDF5 input and output are an optional feature (it needs the C library, installed
+    // above); h5py, the independent reader, comes from the venv.
+    for (package, tests) in [
+        ("strata-zstack", &["tiff_hdf5", "hdf5_export"][..]),
+        ("strata-cli", &["hdf5_cli"][..]),
+    ] {
+        let mut cmd = cargo();
+        cmd.current_dir(root)
+            .args(["test", "--package", package, "--features", "hdf5"]);
+        for t in tests {
+            cmd.args(["--test", t]);
+        }
+        run_cmd(
+            cmd.env("STRATA_PYTHON", venv_bin.join("python"))
+                .env("STRATA_REQUIRE_PEERS", "1"),
+        )?;
+    }
     // Doc tests are not part of --all-targets.
     run_cmd(
         cargo()

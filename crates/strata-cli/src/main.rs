@@ -98,8 +98,20 @@ enum Command {
     /// Convert one z-stack (a folder of TIFF focus levels) into a BIDS dataset as sharded
     /// OME-Zarr 0.5 with a full pyramid, in one read.
     Convert {
-        /// Folder of TIFF files, one per focus level (natural sort order).
+        /// Folder of TIFF files, one per focus level (natural sort order), or an `.h5`/`.hdf5`
+        /// file (build feature `hdf5`): one 3-D dataset or one 2-D dataset per plane.
         zstack: PathBuf,
+        /// HDF5 input: the dataset (a 3-D stack or one plane) or group (of 2-D planes, in natural
+        /// order of their names) holding the planes; default: auto-detected at the root.
+        #[arg(long, value_name = "PATH")]
+        h5_dataset: Option<String>,
+        /// After publishing, also copy the image into this HDF5 file for legacy tools (build
+        /// feature `hdf5`): datasets /0, /1, ... (c, z, y, x), NGFF metadata as attributes.
+        #[arg(long, value_name = "OUT.h5")]
+        hdf5: Option<PathBuf>,
+        /// Chunk compression of --hdf5: gzip, gzip:<1-9> or none.
+        #[arg(long, default_value = "gzip:4", value_parser = zstack::parse_h5_compression)]
+        hdf5_compression: zstack::H5Compression,
         /// Root of the BIDS dataset (created if missing); with --datalad, the superdataset.
         #[arg(long, required_unless_present = "datalad")]
         bids_root: Option<PathBuf>,
@@ -159,6 +171,21 @@ enum Command {
         datalad_group: strata_plan::Grouping,
         /// Print a JSON summary (output, planes, levels, bytes, files, seconds, peak memory,
         /// and with --datalad the dataset, grouping and commit).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy an OME-Zarr image written by Strata into one HDF5 file for tools that read only
+    /// HDF5 (build feature `hdf5`): datasets /0, /1, ... per level, shape (c, z, y, x), chunked
+    /// and compressed, with the NGFF metadata, pixel sizes and provenance as attributes.
+    ExportHdf5 {
+        /// The `.ome.zarr` image folder.
+        image: PathBuf,
+        /// The HDF5 file to write (written under a temporary name, renamed when complete).
+        out: PathBuf,
+        /// Chunk compression: gzip, gzip:<1-9> or none.
+        #[arg(long, default_value = "gzip:4", value_parser = zstack::parse_h5_compression)]
+        compression: zstack::H5Compression,
+        /// Print a JSON summary (output, levels, bytes, seconds).
         #[arg(long)]
         json: bool,
     },
@@ -297,6 +324,9 @@ fn main() -> ExitCode {
         .map(|()| false),
         Command::Convert {
             zstack: dir,
+            h5_dataset,
+            hdf5,
+            hdf5_compression,
             bids_root,
             subject,
             session,
@@ -349,14 +379,31 @@ fn main() -> ExitCode {
                 qc_gate: gate,
                 ozx: layout == "ozx",
             };
+            let h5 = zstack::Hdf5Args {
+                dataset: h5_dataset,
+                export: hdf5,
+                compression: hdf5_compression,
+            };
             if datalad.is_some() {
+                if h5.dataset.is_some() || h5.export.is_some() {
+                    eprintln!(
+                        "strata: error: --h5-dataset and --hdf5 do not combine with --datalad"
+                    );
+                    return ExitCode::from(2);
+                }
                 datalad::convert(args, datalad_group, json).map(|()| false)
             } else {
-                zstack::convert(&args, json)
-                    .and_then(|(s, peak)| zstack::print_convert(&s, peak, json))
+                zstack::convert_with(&args, &h5, json)
+                    .and_then(|(s, peak, h)| zstack::print_convert_hdf5(&s, peak, json, h.as_ref()))
                     .map(|()| false)
             }
         }
+        Command::ExportHdf5 {
+            image,
+            out,
+            compression,
+            json,
+        } => zstack::export_hdf5_cmd(&image, &out, compression, json).map(|()| false),
         Command::Plan {
             sections,
             subjects,

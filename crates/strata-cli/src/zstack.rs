@@ -218,8 +218,164 @@ pub(crate) fn section(a: &ConvertArgs) -> DynResult<Section> {
     })
 }
 
+/// What `strata convert` needs HDF5 for: which datasets of an `.h5` input hold the planes,
+/// and the HDF5 copy for legacy tools written after a successful publish.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Hdf5Args {
+    /// `--h5-dataset`: a dataset or group path inside an HDF5 input (default: auto-detect).
+    pub(crate) dataset: Option<String>,
+    /// `--hdf5`: also export the published image to this `.h5` file.
+    pub(crate) export: Option<PathBuf>,
+    /// `--hdf5-compression`.
+    pub(crate) compression: H5Compression,
+}
+
+/// The message of every HDF5 feature in a build without it.
+#[cfg(not(feature = "hdf5"))]
+const NO_HDF5: &str = "needs strata built with --features hdf5 (Debian: libhdf5-dev)";
+
+/// Whether `path` names an HDF5 file (by extension).
+fn is_hdf5(path: &std::path::Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| ["h5", "hdf5", "he5"].contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// Opens a z-stack: a folder of TIFF files, or an `.h5`/`.hdf5` file (feature `hdf5`) whose
+/// planes are auto-detected or at `h5_dataset`.
+pub(crate) fn open_source(
+    path: &std::path::Path,
+    h5_dataset: Option<&str>,
+) -> DynResult<Box<dyn ZStackSource>> {
+    if !is_hdf5(path) {
+        if h5_dataset.is_some() {
+            return Err(format!(
+                "--h5-dataset: {} is not an .h5 or .hdf5 file",
+                path.display()
+            )
+            .into());
+        }
+        return Ok(Box::new(TiffStack::open(path)?));
+    }
+    #[cfg(feature = "hdf5")]
+    {
+        let layout = h5_dataset.map_or(strata_zstack::Hdf5Layout::Auto, |d| {
+            strata_zstack::Hdf5Layout::Path(d.to_owned())
+        });
+        Ok(Box::new(strata_zstack::Hdf5Stack::open(path, &layout)?))
+    }
+    #[cfg(not(feature = "hdf5"))]
+    {
+        let _ = h5_dataset;
+        Err(format!("{}: HDF5 input {NO_HDF5}", path.display()).into())
+    }
+}
+
+/// `--hdf5-compression`: `gzip`, `gzip:<1-9>` or `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct H5Compression(pub(crate) Option<u8>);
+
+impl Default for H5Compression {
+    fn default() -> Self {
+        Self(Some(4))
+    }
+}
+
+/// Parses `gzip`, `gzip:<1-9>` (also `deflate`) or `none`.
+pub(crate) fn parse_h5_compression(s: &str) -> Result<H5Compression, String> {
+    match s.split_once(':') {
+        None if s == "gzip" || s == "deflate" => Ok(H5Compression::default()),
+        None if s == "none" => Ok(H5Compression(None)),
+        Some(("gzip" | "deflate", level)) => level
+            .parse::<u8>()
+            .ok()
+            .filter(|l| (1..=9).contains(l))
+            .map(|l| H5Compression(Some(l)))
+            .ok_or_else(|| format!("gzip level {level:?}: use 1 to 9")),
+        _ => Err(format!("{s:?}: use gzip, gzip:<1-9> or none")),
+    }
+}
+
+/// Exports an OME-Zarr image to one HDF5 file with a progress bar (hidden when `quiet`);
+/// returns the export summary as JSON.
+pub(crate) fn export_hdf5(
+    image: &std::path::Path,
+    out: &std::path::Path,
+    compression: H5Compression,
+    quiet: bool,
+) -> DynResult<serde_json::Value> {
+    #[cfg(feature = "hdf5")]
+    {
+        let bar = if quiet {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new(0)
+        };
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.set_message(format!("exporting {}", out.display()));
+        let opts = strata_zstack::Hdf5ExportOptions {
+            deflate: compression.0,
+            ..strata_zstack::Hdf5ExportOptions::default()
+        };
+        let summary = strata_zstack::export_hdf5(image, out, &opts, &mut |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        });
+        bar.finish_and_clear();
+        Ok(serde_json::to_value(summary?)?)
+    }
+    #[cfg(not(feature = "hdf5"))]
+    {
+        let _ = (image, compression, quiet);
+        Err(format!("{}: HDF5 output {NO_HDF5}", out.display()).into())
+    }
+}
+
+/// `strata export-hdf5`: prints the export summary (levels, bytes, seconds).
+pub(crate) fn export_hdf5_cmd(
+    image: &std::path::Path,
+    out: &std::path::Path,
+    compression: H5Compression,
+    json_out: bool,
+) -> DynResult<()> {
+    let s = export_hdf5(image, out, compression, json_out)?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        println!("{}", hdf5_line(&s));
+    }
+    Ok(())
+}
+
+/// One line about an HDF5 export summary.
+fn hdf5_line(s: &serde_json::Value) -> String {
+    format!(
+        "{}: {} levels, {} -> {} bytes, {:.2} s",
+        s["output"].as_str().unwrap_or("?"),
+        s["levels"].as_array().map_or(0, Vec::len),
+        s["bytes_in"],
+        s["bytes"],
+        s["seconds"].as_f64().unwrap_or(0.0)
+    )
+}
+
 /// Converts one z-stack; returns the summary and the peak memory.
 pub(crate) fn convert(a: &ConvertArgs, quiet: bool) -> DynResult<(ConvertSummary, Option<u64>)> {
+    convert_with(a, &Hdf5Args::default(), quiet).map(|(s, peak, _)| (s, peak))
+}
+
+/// Converts one z-stack with HDF5 input selection and export; returns the summary, the peak
+/// memory and, with `--hdf5`, the export summary.
+pub(crate) fn convert_with(
+    a: &ConvertArgs,
+    h5: &Hdf5Args,
+    quiet: bool,
+) -> DynResult<(ConvertSummary, Option<u64>, Option<serde_json::Value>)> {
     let section = section(a)?;
     let spacing = match &a.pixel_size {
         None => None,
@@ -240,7 +396,11 @@ pub(crate) fn convert(a: &ConvertArgs, quiet: bool) -> DynResult<(ConvertSummary
             }
         }
     };
-    let mut source = TiffStack::open(&a.zstack)?;
+    #[cfg(not(feature = "hdf5"))]
+    if let Some(out) = &h5.export {
+        return Err(format!("--hdf5 {}: HDF5 output {NO_HDF5}", out.display()).into());
+    }
+    let mut source = open_source(&a.zstack, h5.dataset.as_deref())?;
     let info = source.info().clone();
     let total = u64::from(info.planes) * u64::from(info.height) * info.row_bytes() as u64;
     let bar = if quiet {
@@ -266,18 +426,22 @@ pub(crate) fn convert(a: &ConvertArgs, quiet: bool) -> DynResult<(ConvertSummary
     };
     let mut progress = Progress { bar };
     let Some(rules) = &a.qc_gate else {
-        let mut summary = strata_zstack::convert(&mut source, &section, &opts, &mut progress)?;
+        let mut summary = strata_zstack::convert(&mut *source, &section, &opts, &mut progress)?;
         progress.bar.finish_and_clear();
+        let exported = match &h5.export {
+            Some(out) => Some(export_hdf5(&summary.output, out, h5.compression, quiet)?),
+            None => None,
+        };
         if a.ozx {
             summary.output = pack_ozx(&summary.output)?;
             summary.files = 2;
             summary.folders = 0;
         }
-        return Ok((summary, peak_rss()));
+        return Ok((summary, peak_rss(), exported));
     };
     let mut qc = strata_zstack::QcHook::new(&info, strata_qc::QcConfig::default())?;
     let prepared = strata_zstack::prepare(
-        &mut source,
+        &mut *source,
         &section,
         &opts,
         &mut strata_zstack::Hooks(vec![&mut progress, &mut qc]),
@@ -321,12 +485,16 @@ pub(crate) fn convert(a: &ConvertArgs, quiet: bool) -> DynResult<(ConvertSummary
     let mut extra = serde_json::Map::new();
     extra.insert("qc".into(), brief);
     let mut summary = prepared.publish(extra)?;
+    let exported = match &h5.export {
+        Some(out) => Some(export_hdf5(&summary.output, out, h5.compression, quiet)?),
+        None => None,
+    };
     if a.ozx {
         summary.output = pack_ozx(&summary.output)?;
         summary.files = 2;
         summary.folders = 0;
     }
-    Ok((summary, peak_rss()))
+    Ok((summary, peak_rss(), exported))
 }
 
 /// A z-stack that failed the QC gate (exit code 1, not 2).
@@ -363,7 +531,7 @@ pub(crate) fn qc(
     report_path: Option<&std::path::Path>,
 ) -> DynResult<bool> {
     let rules = rules(rules_path)?;
-    let mut source = TiffStack::open(zstack)?;
+    let mut source = open_source(zstack, None)?;
     let info = source.info().clone();
     let total = u64::from(info.planes) * u64::from(info.height) * info.row_bytes() as u64;
     let bar = if json_out {
@@ -378,7 +546,7 @@ pub(crate) fn qc(
     bar.set_message(format!("checking {}", zstack.display()));
     let mut progress = Progress { bar };
     let summary = strata_zstack::run_qc(
-        &mut source,
+        &mut *source,
         strata_qc::QcConfig::default(),
         512,
         &mut progress,
@@ -424,6 +592,31 @@ pub(crate) fn print_convert(
     json_out: bool,
 ) -> DynResult<()> {
     print_convert_with(s, peak, json_out, None)
+}
+
+/// Prints a conversion summary and, with `--hdf5`, the export (`hdf5` in JSON).
+pub(crate) fn print_convert_hdf5(
+    s: &ConvertSummary,
+    peak: Option<u64>,
+    json_out: bool,
+    hdf5: Option<&serde_json::Value>,
+) -> DynResult<()> {
+    let Some(h) = hdf5 else {
+        return print_convert(s, peak, json_out);
+    };
+    if json_out {
+        let mut v = serde_json::to_value(s)?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("peak_memory_bytes".into(), json!(peak));
+            o.insert("hdf5".into(), h.clone());
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        Ok(())
+    } else {
+        print_convert(s, peak, false)?;
+        println!("HDF5 copy: {}", hdf5_line(h));
+        Ok(())
+    }
 }
 
 /// Prints a conversion summary with, for `--datalad`, where the section was saved (a

@@ -2,13 +2,17 @@
 //! `(z, y, x, 3)` for RGB), or one 2-D dataset `(y, x)` (or `(y, x, 3)`) per plane.
 //!
 //! Bands are read as hyperslabs, so memory stays at one band whatever the dataset size. Every
-//! plane's shape and type are checked when the stack is opened.
+//! plane's shape and type are checked when the stack is opened. A file that is not HDF5, is
+//! truncated or names a missing dataset is an [`Error::Input`] naming the file.
+//!
+//! The pixel size is taken from an `element_size_um` attribute of the first dataset (the
+//! vigra and ilastik convention: `(y, x)` or `(z, y, x)` in micrometres) when there is one.
 
 use crate::error::{Error, Result};
-use crate::source::{SampleType, StackInfo, ZStackSource};
+use crate::source::{PixelSize, SampleType, StackInfo, ZStackSource};
 use crate::tiff_source::natural_cmp;
 use hdf5::types::{IntSize, TypeDescriptor};
-use hdf5::{Dataset, Hyperslab, SliceOrIndex};
+use hdf5::{Dataset, Group, Hyperslab, SliceOrIndex};
 use hdf5_metno as hdf5;
 use std::path::{Path, PathBuf};
 
@@ -25,6 +29,44 @@ pub enum Hdf5Layout {
     /// A single 3-D or 4-D dataset at the root if there is exactly one, else every 2-D or
     /// `(y, x, 3)` dataset at the root, in natural order of their names.
     Auto,
+    /// The object at this path: a group is searched as [`Hdf5Layout::Auto`] searches the
+    /// root; a 3-D or 4-D dataset is a volume; a 2-D or `(y, x, 3)` dataset is a single plane.
+    Path(String),
+}
+
+/// Detects the planes inside `group` (see [`Hdf5Layout::Auto`]): `(volume, dataset paths)`.
+fn detect(path: &Path, group: &Group) -> Result<(bool, Vec<String>)> {
+    let mut all = group
+        .datasets()
+        .map_err(|e| input(path, format!("listing datasets of {}: {e}", group.name())))?
+        .into_iter()
+        .map(|d| (d.name(), d.ndim(), d.shape()))
+        .collect::<Vec<_>>();
+    all.sort_by(|a, b| natural_cmp(&a.0, &b.0));
+    let volumes: Vec<_> = all
+        .iter()
+        .filter(|d| d.1 == 4 || (d.1 == 3 && d.2.last().is_some_and(|&c| c != 3)))
+        .collect();
+    if let [v] = volumes.as_slice() {
+        return Ok((true, vec![v.0.clone()]));
+    }
+    let planes: Vec<String> = all
+        .iter()
+        .filter(|d| plane_shape(&d.2).is_some())
+        .map(|d| d.0.clone())
+        .collect();
+    Ok((false, planes))
+}
+
+/// Pixel size `(x, y)` from an `element_size_um` attribute, if usable.
+fn element_size(ds: &Dataset) -> Option<PixelSize> {
+    let attr = ds.attr("element_size_um").ok()?;
+    let v = attr.read_raw::<f64>().ok()?;
+    let (y, x) = match *v.as_slice() {
+        [y, x] | [_, y, x] => (y, x),
+        _ => return None,
+    };
+    (x.is_finite() && y.is_finite() && x > 0.0 && y > 0.0).then_some(PixelSize { x, y })
 }
 
 /// A z-stack read from an HDF5 file.
@@ -88,27 +130,13 @@ impl Hdf5Stack {
         let (volume, names) = match layout {
             Hdf5Layout::Volume(name) => (true, vec![name.clone()]),
             Hdf5Layout::Planes(names) => (false, names.clone()),
-            Hdf5Layout::Auto => {
-                let mut all = file
-                    .datasets()
-                    .map_err(|e| input(path, format!("listing datasets: {e}")))?
-                    .into_iter()
-                    .map(|d| (d.name(), d.ndim(), d.shape()))
-                    .collect::<Vec<_>>();
-                all.sort_by(|a, b| natural_cmp(&a.0, &b.0));
-                let volumes: Vec<_> = all
-                    .iter()
-                    .filter(|d| d.1 == 4 || (d.1 == 3 && d.2.last().is_some_and(|&c| c != 3)))
-                    .collect();
-                if let [v] = volumes.as_slice() {
-                    (true, vec![v.0.clone()])
+            Hdf5Layout::Auto => detect(path, &file)?,
+            Hdf5Layout::Path(name) => {
+                if let Ok(group) = file.group(name) {
+                    detect(path, &group)?
                 } else {
-                    let planes: Vec<String> = all
-                        .iter()
-                        .filter(|d| plane_shape(&d.2).is_some())
-                        .map(|d| d.0.clone())
-                        .collect();
-                    (false, planes)
+                    let ds = get(name)?;
+                    (plane_shape(&ds.shape()).is_none(), vec![name.clone()])
                 }
             }
         };
@@ -176,7 +204,7 @@ impl Hdf5Stack {
             planes: u32::try_from(plane_names.len()).map_err(too_big)?,
             channels: u32::try_from(c).map_err(too_big)?,
             sample_type: st,
-            pixel_size: None,
+            pixel_size: datasets.first().and_then(element_size),
             plane_names,
         };
         if info.planes == 0 || info.width == 0 || info.height == 0 {

@@ -6,6 +6,9 @@
 //! - [`shard`]: streamed Zarr v3 shards (chunks appended, index written last).
 //! - [`band`]: cutting bands into chunks and the 2 x 2 mean of the pyramid.
 //! - [`tiff_source`]: a z-stack from TIFF files, one per focus level ([`TiffStack`]).
+//! - `hdf5_source` and `hdf5_export` (feature `hdf5`): a z-stack from an HDF5 file
+//!   (`Hdf5Stack`), and an OME-Zarr image copied into one HDF5 file for legacy tools
+//!   (`export_hdf5`).
 //! - [`sample`]: synthetic brightfield z-stacks as tiled TIFFs ([`write_sample`]).
 //! - [`mod@convert`]: one section into a BIDS dataset, metadata last ([`prepare`], then
 //!   [`Prepared::publish`]).
@@ -14,6 +17,8 @@
 pub mod band;
 pub mod convert;
 pub mod error;
+#[cfg(feature = "hdf5")]
+pub mod hdf5_export;
 #[cfg(feature = "hdf5")]
 pub mod hdf5_source;
 pub mod image;
@@ -25,6 +30,8 @@ pub mod tiff_source;
 
 pub use convert::{ConvertOptions, ConvertSummary, Prepared, Section, Spacing, convert, prepare};
 pub use error::{Error, Result};
+#[cfg(feature = "hdf5")]
+pub use hdf5_export::{Hdf5ExportOptions, Hdf5ExportSummary, Hdf5LevelSummary, export_hdf5};
 #[cfg(feature = "hdf5")]
 pub use hdf5_source::{Hdf5Layout, Hdf5Stack};
 pub use image::{BandHook, ImageOptions, NoHook, write_arrays};

@@ -1,0 +1,237 @@
+//! HDF5 at the command line: `strata convert <file.h5>` (a 3-D dataset, or a group of 2-D
+//! planes with `--h5-dataset`), `--hdf5 <OUT.h5>` after publishing, `strata export-hdf5`, and
+//! corrupt input as a clear error with exit code 2. Without the `hdf5` feature, HDF5 input
+//! and output are a clear error naming the feature.
+
+use std::process::{Command, Output};
+
+fn strata() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_strata"))
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run strata")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[cfg(not(feature = "hdf5"))]
+#[test]
+fn without_the_feature_hdf5_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let h5 = dir.path().join("stack.h5");
+    std::fs::write(&h5, b"whatever").expect("write");
+    let o = run(strata()
+        .arg("convert")
+        .arg(&h5)
+        .arg("--bids-root")
+        .arg(dir.path().join("bids"))
+        .args(["--subject", "01", "--sample", "01"]));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o)
+            .contains("HDF5 input needs strata built with --features hdf5 (Debian: libhdf5-dev)"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(strata()
+        .arg("export-hdf5")
+        .arg(dir.path().join("x.ome.zarr"))
+        .arg(dir.path().join("x.h5")));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--features hdf5"), "{}", stderr(&o));
+}
+
+#[cfg(feature = "hdf5")]
+mod with_hdf5 {
+    use super::{run, stderr, strata};
+    use hdf5_metno as hdf5;
+    use serde_json::Value;
+    use std::path::Path;
+
+    const Z: usize = 3;
+    const H: usize = 150;
+    const W: usize = 170;
+
+    fn pixels() -> Vec<u8> {
+        (0..Z * H * W).map(|i| ((i * 37) % 251) as u8).collect()
+    }
+
+    /// One 3-D dataset at the root, and a group of 2-D planes with a pixel size.
+    fn write_inputs(dir: &Path) {
+        let data = pixels();
+        let f = hdf5::File::create(dir.join("volume.h5")).expect("create");
+        f.new_dataset::<u8>()
+            .shape((Z, H, W))
+            .create("focus")
+            .expect("dataset")
+            .write_raw(&data)
+            .expect("write");
+        let f = hdf5::File::create(dir.join("planes.hdf5")).expect("create");
+        let g = f.create_group("scan/planes").expect("group");
+        for (i, name) in ["z0", "z1", "z2"].iter().enumerate() {
+            let ds = g
+                .new_dataset::<u8>()
+                .shape((H, W))
+                .create(*name)
+                .expect("dataset");
+            ds.write_raw(&data[i * H * W..(i + 1) * H * W])
+                .expect("write");
+            ds.new_attr::<f64>()
+                .shape(2)
+                .create("element_size_um")
+                .expect("attr")
+                .write_raw(&[0.5, 0.5])
+                .expect("write");
+        }
+    }
+
+    fn convert(dir: &Path, input: &str, sample: &str, extra: &[&str]) -> Output {
+        run(strata()
+            .arg("convert")
+            .arg(dir.join(input))
+            .arg("--bids-root")
+            .arg(dir.join("bids"))
+            .args([
+                "--subject",
+                "01",
+                "--sample",
+                sample,
+                "--chunk",
+                "64",
+                "--json",
+            ])
+            .args(extra))
+    }
+
+    use std::process::Output;
+
+    #[test]
+    fn convert_h5_inputs_and_export() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_inputs(dir.path());
+        let out_h5 = dir.path().join("legacy.h5");
+        let o = convert(
+            dir.path(),
+            "volume.h5",
+            "01",
+            &[
+                "--pixel-size",
+                "0.5,0.5,2",
+                "--hdf5",
+                out_h5.to_str().expect("utf-8"),
+            ],
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let v: Value = serde_json::from_slice(&o.stdout).expect("json");
+        assert_eq!(v["planes"], 3);
+        let levels = v["arrays"]["levels"].as_array().expect("levels").len();
+        assert!(levels >= 2);
+        assert_eq!(
+            v["hdf5"]["levels"].as_array().expect("hdf5 levels").len(),
+            levels
+        );
+        assert!(v["hdf5"]["bytes"].as_u64().is_some_and(|b| b > 0));
+        assert!(v["hdf5"]["seconds"].as_f64().is_some());
+        // Level 0 of the HDF5 copy is the input, as (c, z, y, x).
+        let f = hdf5::File::open(&out_h5).expect("open");
+        let ds = f.dataset("0").expect("/0");
+        assert_eq!(ds.shape(), vec![1, Z, H, W]);
+        assert!(ds.read_raw::<u8>().expect("read") == pixels());
+        drop(f);
+
+        // A group of 2-D planes, pixel size from `element_size_um`.
+        let o = convert(
+            dir.path(),
+            "planes.hdf5",
+            "02",
+            &["--h5-dataset", "scan/planes"],
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let v: Value = serde_json::from_slice(&o.stdout).expect("json");
+        assert_eq!(v["planes"], 3);
+        assert!(v.get("hdf5").is_none());
+        let image = v["output"].as_str().expect("output").to_owned();
+
+        // The dataset is valid.
+        let o = run(strata().arg("validate").arg(dir.path().join("bids")));
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+
+        // export-hdf5 on its own, uncompressed.
+        let out2 = dir.path().join("planes.h5");
+        let o = run(strata().arg("export-hdf5").arg(&image).arg(&out2).args([
+            "--compression",
+            "none",
+            "--json",
+        ]));
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let v: Value = serde_json::from_slice(&o.stdout).expect("json");
+        assert_eq!(v["levels"].as_array().expect("levels").len(), levels);
+        let f = hdf5::File::open(&out2).expect("open");
+        assert!(f.dataset("0").expect("/0").read_raw::<u8>().expect("read") == pixels());
+        assert!(f.attr("multiscales").is_ok());
+
+        // Text output names the file.
+        let o = run(strata().arg("export-hdf5").arg(&image).arg(&out2));
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("planes.h5"));
+    }
+
+    #[test]
+    fn corrupt_h5_is_exit_2_not_a_panic() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_inputs(dir.path());
+        let bytes = std::fs::read(dir.path().join("volume.h5")).expect("read");
+        for (name, content) in [
+            ("truncated.h5", bytes[..bytes.len() / 3].to_vec()),
+            ("header-only.h5", bytes[..64.min(bytes.len())].to_vec()),
+            ("garbage.h5", b"this is not an HDF5 file at all".to_vec()),
+            ("empty.h5", Vec::new()),
+        ] {
+            std::fs::write(dir.path().join(name), &content).expect("write");
+            let o = convert(dir.path(), name, "09", &["--pixel-size", "1,1"]);
+            let err = stderr(&o);
+            assert_eq!(o.status.code(), Some(2), "{name}: {err}");
+            assert!(
+                err.contains("strata: error") && err.contains(name),
+                "{name}: {err}"
+            );
+            assert!(!err.contains("panicked"), "{name}: {err}");
+        }
+        // A missing dataset is named.
+        let o = convert(
+            dir.path(),
+            "volume.h5",
+            "09",
+            &["--pixel-size", "1,1", "--h5-dataset", "no/such"],
+        );
+        assert_eq!(o.status.code(), Some(2));
+        assert!(stderr(&o).contains("no/such"), "{}", stderr(&o));
+        // Nothing was published.
+        assert!(
+            !dir.path().join("bids/sub-01/micr").exists()
+                || std::fs::read_dir(dir.path().join("bids/sub-01/micr"))
+                    .expect("ls")
+                    .all(|e| !e
+                        .expect("entry")
+                        .file_name()
+                        .to_string_lossy()
+                        .contains("sample-09"))
+        );
+        // A bad image for export-hdf5: exit 2, no output file.
+        let out = dir.path().join("never.h5");
+        let o = run(strata()
+            .arg("export-hdf5")
+            .arg(dir.path().join("volume.h5"))
+            .arg(&out));
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(!out.exists());
+    }
+}
