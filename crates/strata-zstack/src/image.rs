@@ -246,6 +246,11 @@ fn encode(
         .collect())
 }
 
+/// Write buffer per open shard file. Encoded chunks are a few hundred KiB, so a small buffer
+/// costs few extra system calls, and every level has a shard open at once: 4 MiB each made
+/// peak memory grow with the number of levels, i.e. with the plane size.
+const SHARD_BUFFER: usize = 1 << 20;
+
 /// Bytes a shard file may hold unsynced before the writer syncs it, so that the final sync
 /// has little left to do and the disk works while the encoders do.
 const SYNC_EVERY: u64 = 64 << 20;
@@ -284,7 +289,7 @@ impl ShardFiles {
             let path = level.dir.join(shard_key(zs));
             let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
             let writer = ShardWriter::new(
-                BufWriter::with_capacity(4 << 20, file),
+                BufWriter::with_capacity(SHARD_BUFFER, file),
                 chunks * level.gy * level.gx,
             );
             level.shard = Some(OpenShard {
@@ -439,7 +444,7 @@ pub fn write_arrays(
 
     // Three stages overlap: the reader thread decodes band n + 1 while the encoders work on
     // band n and the writer thread appends band n - 1 to the shard files. Two read buffers
-    // circulate and at most two encoded bands wait for the writer, so memory stays at a few
+    // circulate and an encoded band is handed to the writer directly (no queue), so memory stays at a few
     // level-0 bands however large the plane.
     let row_bytes = info.row_bytes();
     let (band_tx, band_rx) = mpsc::sync_channel::<Result<(u32, u32, u32, Vec<u8>)>>(1);
@@ -447,7 +452,7 @@ pub fn write_arrays(
     for _ in 0..2 {
         let _ = free_tx.send(vec![0u8; chunk * row_bytes]);
     }
-    let (out_tx, out_rx) = mpsc::sync_channel::<Vec<EncodedBand>>(2);
+    let (out_tx, out_rx) = mpsc::sync_channel::<Vec<EncodedBand>>(0);
     let planes = info.planes;
     let height = info.height;
     let files_ref = &mut files;

@@ -851,65 +851,72 @@ impl TiffStack {
         let info = &self.info;
         let across = meta.chunks_across();
         let px = meta.pixel_bytes();
-        let tiles: Vec<Result<Vec<u8>>> = (0..across)
-            .into_par_iter()
-            .map(|cx| {
-                let x0 = (cx * meta.chunk_w) as usize;
-                let dw = (meta.width as usize - x0).min(meta.chunk_w as usize);
-                let dh = (meta.height - r * meta.chunk_h).min(meta.chunk_h) as usize;
-                let mut buf = vec![0u8; dw * px * dh];
-                // A free decoder: tasks never outnumber the pool's threads, so one is free;
-                // otherwise wait for the tile's own slot.
-                let mut guard = match helpers.iter().find_map(|h| h.try_lock().ok()) {
-                    Some(g) => g,
-                    None => helpers
-                        .get(cx as usize % helpers.len().max(1))
-                        .ok_or_else(|| Error::Codec("internal: no decoder slot".into()))?
-                        .lock()
-                        .map_err(|_| Error::Codec("internal: decoder slot poisoned".into()))?,
-                };
-                if guard.as_ref().is_none_or(|h| h.plane != plane) {
-                    *guard = None;
-                    let (m, opened) = open_plane(&path, options, true)?;
-                    if (m.width, m.height, m.channels, m.sample_type)
-                        != (info.width, info.height, info.channels, info.sample_type)
-                    {
-                        return Err(input(
-                            &path,
-                            "the file changed since the z-stack was opened",
-                        ));
-                    }
-                    let Some((decoder, jpeg)) = opened else {
-                        return Err(input(&path, "the file could not be reopened"));
-                    };
-                    *guard = Some(OpenPlane {
-                        plane,
-                        decoder,
-                        meta: m,
-                        jpeg,
-                        edge: Vec::new(),
-                    });
+        let decode_tile = |cx: u32| -> Result<Vec<u8>> {
+            let x0 = (cx * meta.chunk_w) as usize;
+            let dw = (meta.width as usize - x0).min(meta.chunk_w as usize);
+            let dh = (meta.height - r * meta.chunk_h).min(meta.chunk_h) as usize;
+            let mut buf = vec![0u8; dw * px * dh];
+            // A free decoder: tasks never outnumber the pool's threads, so one is free;
+            // otherwise wait for the tile's own slot.
+            let mut guard = match helpers.iter().find_map(|h| h.try_lock().ok()) {
+                Some(g) => g,
+                None => helpers
+                    .get(cx as usize % helpers.len().max(1))
+                    .ok_or_else(|| Error::Codec("internal: no decoder slot".into()))?
+                    .lock()
+                    .map_err(|_| Error::Codec("internal: decoder slot poisoned".into()))?,
+            };
+            if guard.as_ref().is_none_or(|h| h.plane != plane) {
+                *guard = None;
+                let (m, opened) = open_plane(&path, options, true)?;
+                if (m.width, m.height, m.channels, m.sample_type)
+                    != (info.width, info.height, info.channels, info.sample_type)
+                {
+                    return Err(input(
+                        &path,
+                        "the file changed since the z-stack was opened",
+                    ));
                 }
-                let Some(h) = guard.as_mut() else {
-                    return Err(Error::Codec("internal: decoder slot empty".into()));
+                let Some((decoder, jpeg)) = opened else {
+                    return Err(input(&path, "the file could not be reopened"));
                 };
-                h.decode_chunk(&path, r * across + cx, &mut buf, dw * px, max_c)?;
-                Ok(buf)
-            })
-            .collect();
-        for (cx, tile) in tiles.into_iter().enumerate() {
-            let tile = tile?;
-            let x0 = cx * meta.chunk_w as usize * px;
-            let wb = (meta.width as usize * px - x0).min(meta.chunk_w as usize * px);
-            for (y, src) in tile.chunks_exact(wb).enumerate() {
-                let at = y * rb + x0;
-                let Some(d) = dst.get_mut(at..at + wb) else {
-                    return Err(Error::Codec("internal: row buffer too small".into()));
-                };
-                d.copy_from_slice(src);
+                *guard = Some(OpenPlane {
+                    plane,
+                    decoder,
+                    meta: m,
+                    jpeg,
+                    edge: Vec::new(),
+                });
             }
-            self.chunks_decoded += 1;
+            let Some(h) = guard.as_mut() else {
+                return Err(Error::Codec("internal: decoder slot empty".into()));
+            };
+            h.decode_chunk(&path, r * across + cx, &mut buf, dw * px, max_c)?;
+            Ok(buf)
+        };
+        // Tiles are decoded a few per thread at a time and copied into place before the
+        // next group, so the scratch memory is a few tiles, not a second band.
+        let group = (2 * threads).max(1) as u32;
+        let mut decoded = 0;
+        for first in (0..across).step_by(group as usize) {
+            let last = (first + group).min(across);
+            let tiles: Vec<Result<Vec<u8>>> =
+                (first..last).into_par_iter().map(decode_tile).collect();
+            for (cx, tile) in (first as usize..).zip(tiles) {
+                let tile = tile?;
+                let x0 = cx * meta.chunk_w as usize * px;
+                let wb = (meta.width as usize * px - x0).min(meta.chunk_w as usize * px);
+                for (y, src) in tile.chunks_exact(wb).enumerate() {
+                    let at = y * rb + x0;
+                    let Some(d) = dst.get_mut(at..at + wb) else {
+                        return Err(Error::Codec("internal: row buffer too small".into()));
+                    };
+                    d.copy_from_slice(src);
+                }
+                decoded += 1;
+            }
         }
+        self.chunks_decoded += decoded;
         Ok(())
     }
 
