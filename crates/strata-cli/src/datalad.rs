@@ -186,14 +186,69 @@ impl Datalad {
         cmd
     }
 
+    /// Creates the dataset `path` (registered in `parent` when given). `compact` sets
+    /// `annex.tune.objecthash1` (one hash directory level; git-annex reads it only when it
+    /// initialises the repository, which `datalad create` does) and thin unlocked files (the
+    /// work-tree file is a hard link to the annexed object: one inode for both).
+    fn create(
+        &self,
+        parent: Option<&Path>,
+        path: &Path,
+        compact: bool,
+    ) -> Result<(), DataladError> {
+        let mut args: Vec<OsString> = vec!["create".into(), "--force".into()];
+        if let Some(parent) = parent {
+            args.extend(["-d".into(), parent.into()]);
+        }
+        args.push(path.into());
+        let tune: &[(&str, &str)] = if compact {
+            &[
+                ("GIT_CONFIG_COUNT", "1"),
+                ("GIT_CONFIG_KEY_0", "annex.tune.objecthash1"),
+                ("GIT_CONFIG_VALUE_0", "true"),
+            ]
+        } else {
+            &[]
+        };
+        self.run_with(&args, tune)?;
+        if compact {
+            for (key, value) in [("annex.addunlocked", "true"), ("annex.thin", "true")] {
+                let out = Command::new("git")
+                    .arg("-C")
+                    .arg(path)
+                    .args(["config", key, value])
+                    .output()
+                    .map_err(|e| err(format!("cannot run git: {e}")))?;
+                if !out.status.success() {
+                    return Err(err(format!(
+                        "`git config {key} {value}` in {} failed: {}",
+                        path.display(),
+                        output_text(&out)
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Runs `datalad <args>`; the error carries its output.
     fn run(&self, args: &[OsString]) -> Result<(), DataladError> {
-        let out = self.command().args(args).output().map_err(|e| {
-            err(format!(
-                "cannot run datalad ({}): {e}; {INSTALL_HINT}",
-                self.exe.display()
-            ))
-        })?;
+        self.run_with(args, &[])
+    }
+
+    /// Runs `datalad <args>` with extra environment variables.
+    fn run_with(&self, args: &[OsString], env: &[(&str, &str)]) -> Result<(), DataladError> {
+        let out = self
+            .command()
+            .envs(env.iter().copied())
+            .args(args)
+            .output()
+            .map_err(|e| {
+                err(format!(
+                    "cannot run datalad ({}): {e}; {INSTALL_HINT}",
+                    self.exe.display()
+                ))
+            })?;
         if out.status.success() {
             return Ok(());
         }
@@ -575,6 +630,7 @@ fn save(
     s: &ConvertSummary,
     p: &Placement,
     started: SystemTime,
+    compact: bool,
 ) -> Result<Value, DataladError> {
     let finished = SystemTime::now();
     let root = &p.root;
@@ -585,20 +641,14 @@ fn save(
         .map_err(|e| err(format!("locking {}: {e}", root.display())))?;
     let mut created = Vec::new();
     if !is_dataset(root) {
-        dl.run(&["create".into(), "--force".into(), root.into()])?;
+        dl.create(None, root, compact)?;
         created.push(root.clone());
     }
     ensure_rules(root)?;
     ensure_excludes(root)?;
     if p.dataset != *root {
         if !is_dataset(&p.dataset) {
-            dl.run(&[
-                "create".into(),
-                "--force".into(),
-                "-d".into(),
-                root.into(),
-                p.dataset.clone().into(),
-            ])?;
+            dl.create(Some(root), &p.dataset, compact)?;
             created.push(p.dataset.clone());
         }
         ensure_rules(&p.dataset)?;
@@ -661,6 +711,7 @@ fn save(
         "superdataset": root,
         "dataset": p.dataset,
         "grouping": p.grouping.name(),
+        "annex": if compact { "compact" } else { "default" },
         "session": p.session,
         "created": created,
         "commit": commit,
@@ -677,7 +728,12 @@ fn save(
 /// As the conversion (a failing QC gate is [`zstack::QcFailed`]: nothing is created or saved),
 /// and [`DataladError`] if DataLad is missing or fails (the section is then published but not
 /// saved; rerunning the command converts it again and saves it).
-pub(crate) fn convert(mut a: ConvertArgs, grouping: Grouping, json_out: bool) -> DynResult<()> {
+pub(crate) fn convert(
+    mut a: ConvertArgs,
+    grouping: Grouping,
+    compact: bool,
+    json_out: bool,
+) -> DynResult<()> {
     let placement = place(
         &a.bids_root,
         grouping,
@@ -689,7 +745,7 @@ pub(crate) fn convert(mut a: ConvertArgs, grouping: Grouping, json_out: bool) ->
     a.session.clone_from(&placement.session);
     let started = SystemTime::now();
     let (summary, peak) = zstack::convert(&a, json_out)?;
-    let saved = save(&dl, &a, &summary, &placement, started).map_err(|e| {
+    let saved = save(&dl, &a, &summary, &placement, started, compact).map_err(|e| {
         err(format!(
             "{} was published but not saved in DataLad: {e}; fix the cause and rerun the same \
              command (it converts the section again and saves it)",

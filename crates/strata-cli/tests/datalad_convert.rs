@@ -479,3 +479,74 @@ fn datalad_errors_are_clear() {
     let out = convert(&["--datalad", &r, "--datalad-group", "0"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `--datalad-annex compact`: new datasets use one hash directory level and thin unlocked
+/// files, so a shard costs one inode (the work-tree file is the annexed object), and the
+/// pixels read back through the work tree.
+#[test]
+fn compact_annex_costs_one_inode_per_shard() {
+    use std::os::unix::fs::MetadataExt;
+    let Some(datalad) = peers() else { return };
+    let s = Scratch::new();
+    let root = s.path().join("bids");
+    let raw = s.sample("raw", 7, &["--size", "1024x768", "--planes", "3"]);
+    let out = run(s
+        .strata()
+        .env("STRATA_DATALAD", &datalad)
+        .arg("convert")
+        .arg(&raw)
+        .arg("--datalad")
+        .arg(&root)
+        .args(["--datalad-group", "section", "--datalad-annex", "compact"])
+        .args(["--subject", "01", "--sample", "0001", "--json"]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
+    assert_eq!(v["datalad"]["annex"], "compact", "{v}");
+    let dataset = root.join("sub-01/ses-01");
+    for repo in [&root, &dataset] {
+        assert_eq!(
+            s.git(repo, &["config", "annex.tune.objecthash1"]).trim(),
+            "true"
+        );
+        assert_eq!(s.git(repo, &["config", "annex.thin"]).trim(), "true");
+    }
+    let image = dataset.join("micr/sub-01_ses-01_sample-0001_BF.ome.zarr");
+    let shards: Vec<PathBuf> = files(&image)
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("c."))
+        })
+        .collect();
+    assert!(!shards.is_empty());
+    let annexed = s.git(&dataset, &["annex", "find"]);
+    for shard in &shards {
+        let meta = std::fs::symlink_metadata(shard).expect("shard");
+        // A regular file hard-linked to its annexed object: two names, one inode.
+        assert!(
+            meta.file_type().is_file(),
+            "{} is not a regular file",
+            shard.display()
+        );
+        assert_eq!(meta.nlink(), 2, "{}", shard.display());
+        let rel = shard.strip_prefix(&dataset).expect("inside the dataset");
+        assert!(
+            annexed.contains(&*rel.to_string_lossy()),
+            "{} not annexed",
+            rel.display()
+        );
+    }
+    // objecthash1: objects/<hash>/<KEY>/<KEY>, one hash level.
+    for object in files(&dataset.join(".git/annex/objects")) {
+        let depth = object
+            .strip_prefix(dataset.join(".git/annex/objects"))
+            .expect("below objects")
+            .components()
+            .count();
+        assert_eq!(depth, 3, "{}", object.display());
+    }
+    // The work tree still reads as the image: strata validate checks every array.
+    let out = run(s.strata().arg("validate").arg(&root));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(s.git(&dataset, &["status", "--porcelain"]).trim(), "");
+}
