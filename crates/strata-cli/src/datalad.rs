@@ -213,19 +213,7 @@ impl Datalad {
         self.run_with(&args, tune)?;
         if compact {
             for (key, value) in [("annex.addunlocked", "true"), ("annex.thin", "true")] {
-                let out = Command::new("git")
-                    .arg("-C")
-                    .arg(path)
-                    .args(["config", key, value])
-                    .output()
-                    .map_err(|e| err(format!("cannot run git: {e}")))?;
-                if !out.status.success() {
-                    return Err(err(format!(
-                        "`git config {key} {value}` in {} failed: {}",
-                        path.display(),
-                        output_text(&out)
-                    )));
-                }
+                git(path, &["config", key, value])?;
             }
         }
         Ok(())
@@ -502,15 +490,21 @@ fn ensure_excludes(dataset: &Path) -> Result<(), DataladError> {
 
 /// The commit checked out in a repository.
 fn head(repo: &Path) -> Result<String, DataladError> {
+    git(repo, &["rev-parse", "HEAD"])
+}
+
+/// Runs `git -C <repo> <args>`; returns its trimmed output, or an error with git's output.
+fn git(repo: &Path, args: &[&str]) -> Result<String, DataladError> {
     let out = Command::new("git")
         .arg("-C")
         .arg(repo)
-        .args(["rev-parse", "HEAD"])
+        .args(args)
         .output()
         .map_err(|e| err(format!("cannot run git: {e}")))?;
     if !out.status.success() {
         return Err(err(format!(
-            "git rev-parse HEAD in {}: {}",
+            "`git {}` in {} failed: {}",
+            args.join(" "),
             repo.display(),
             output_text(&out)
         )));
