@@ -46,6 +46,15 @@ fn without_the_feature_hdf5_is_a_clear_error() {
 
 #[cfg(feature = "hdf5")]
 mod with_hdf5 {
+    /// Serialises the tests of this file. HDF5 opens files without close-on-exec and locks
+    /// them, so a child process started by one test (h5py, strata) would inherit another test's
+    /// open HDF5 file and its lock, and that test's next open of the file fails with EAGAIN.
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        LOCK.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     use super::{run, stderr, strata};
     use hdf5_metno as hdf5;
     use serde_json::Value;
@@ -110,6 +119,7 @@ mod with_hdf5 {
 
     #[test]
     fn convert_h5_inputs_and_export() {
+        let _serial = serial();
         let dir = tempfile::tempdir().expect("tempdir");
         write_inputs(dir.path());
         let out_h5 = dir.path().join("legacy.h5");
@@ -186,6 +196,7 @@ mod with_hdf5 {
 
     #[test]
     fn corrupt_h5_is_exit_2_not_a_panic() {
+        let _serial = serial();
         let dir = tempfile::tempdir().expect("tempdir");
         write_inputs(dir.path());
         let bytes = std::fs::read(dir.path().join("volume.h5")).expect("read");

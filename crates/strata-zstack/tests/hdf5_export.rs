@@ -20,6 +20,15 @@ use strata_zstack::{
 use zarrs::array::{Array, ArraySubset};
 use zarrs::filesystem::FilesystemStore;
 
+/// Serialises the tests of this file. HDF5 opens files without close-on-exec and locks
+/// them, so a child process started by one test (h5py, strata) would inherit another test's
+/// open HDF5 file and its lock, and that test's next open of the file fails with EAGAIN.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn python() -> Option<std::ffi::OsString> {
     let p = std::env::var_os("STRATA_PYTHON");
     if p.is_none() {
@@ -241,11 +250,13 @@ with h5py.File(path, "r") as f:
 
 #[test]
 fn gray8_roundtrip() {
+    let _serial = serial();
     roundtrip(1, SampleType::U8, None, Hdf5ExportOptions::default());
 }
 
 #[test]
 fn gray16_roundtrip_uncompressed_unaligned_bands() {
+    let _serial = serial();
     roundtrip(
         1,
         SampleType::U16,
@@ -260,6 +271,7 @@ fn gray16_roundtrip_uncompressed_unaligned_bands() {
 
 #[test]
 fn rgb_roundtrip() {
+    let _serial = serial();
     roundtrip(
         3,
         SampleType::U8,
@@ -274,6 +286,7 @@ fn rgb_roundtrip() {
 /// Exported data converts back: a volume dataset of the HDF5 input path.
 #[test]
 fn hdf5_input_path_layout_and_pixel_size() {
+    let _serial = serial();
     let dir = tempfile::tempdir().expect("tempdir");
     let p = dir.path().join("in.h5");
     let (z, h, w) = (3usize, 20usize, 30usize);
@@ -348,6 +361,7 @@ fn hdf5_input_path_layout_and_pixel_size() {
 
 #[test]
 fn bad_images_are_errors_and_leave_no_file() {
+    let _serial = serial();
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("x.h5");
     let none = |_, _| {};
