@@ -331,16 +331,17 @@ pub fn export_hdf5(
     let mut total = 0u64;
     for l in &levels {
         let [c, z, h, w] = l.shape;
+        let overflow = || {
+            bad(
+                image,
+                format!("level {}: shape {:?} overflows", l.path, l.shape),
+            )
+        };
         let band = c
             .checked_mul(band_rows.min(h))
             .and_then(|v| v.checked_mul(w))
             .and_then(|v| v.checked_mul(bps))
-            .ok_or_else(|| {
-                bad(
-                    image,
-                    format!("level {}: shape {:?} overflows", l.path, l.shape),
-                )
-            })?;
+            .ok_or_else(overflow)?;
         if band > opts.max_band_bytes {
             return Err(Error::Config(format!(
                 "level {}: a band of {band_rows} rows takes {band} bytes, more than the limit of \
@@ -350,14 +351,11 @@ pub fn export_hdf5(
         }
         total = z
             .checked_mul(h)
-            .and_then(|v| v.checked_mul(c * w * bps))
+            .and_then(|v| v.checked_mul(c))
+            .and_then(|v| v.checked_mul(w))
+            .and_then(|v| v.checked_mul(bps))
             .and_then(|v| v.checked_add(total))
-            .ok_or_else(|| {
-                bad(
-                    image,
-                    format!("level {}: shape {:?} overflows", l.path, l.shape),
-                )
-            })?;
+            .ok_or_else(overflow)?;
     }
     let multiscales = group
         .pointer("/attributes/ome/multiscales")

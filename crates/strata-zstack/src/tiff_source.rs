@@ -365,28 +365,34 @@ impl TiffStack {
         }
         self.open = None;
         let path = self.path(plane)?.to_owned();
-        let (meta, opened) = open_plane(&path, &self.options, true)?;
-        let info = &self.info;
-        if (meta.width, meta.height, meta.channels, meta.sample_type)
-            != (info.width, info.height, info.channels, info.sample_type)
-        {
-            return Err(input(
-                &path,
-                "the file changed since the z-stack was opened",
-            ));
-        }
-        let Some((decoder, jpeg)) = opened else {
-            return Err(input(&path, "the file could not be reopened"));
-        };
-        self.open = Some(OpenPlane {
-            plane,
-            decoder,
-            meta,
-            jpeg,
-            edge: Vec::new(),
-        });
+        self.open = Some(reopen_plane(&path, plane, &self.options, &self.info)?);
         Ok(())
     }
+}
+
+/// Opens plane `plane` for decoding, checking it still matches the stack checked at open.
+fn reopen_plane(
+    path: &Path,
+    plane: u32,
+    options: &TiffOptions,
+    info: &StackInfo,
+) -> Result<OpenPlane> {
+    let (meta, opened) = open_plane(path, options, true)?;
+    if (meta.width, meta.height, meta.channels, meta.sample_type)
+        != (info.width, info.height, info.channels, info.sample_type)
+    {
+        return Err(input(path, "the file changed since the z-stack was opened"));
+    }
+    let Some((decoder, jpeg)) = opened else {
+        return Err(input(path, "the file could not be reopened"));
+    };
+    Ok(OpenPlane {
+        plane,
+        decoder,
+        meta,
+        jpeg,
+        edge: Vec::new(),
+    })
 }
 
 type Opened = (Decoder<BufReader<File>>, Option<JpegChunks>);
@@ -868,25 +874,7 @@ impl TiffStack {
             };
             if guard.as_ref().is_none_or(|h| h.plane != plane) {
                 *guard = None;
-                let (m, opened) = open_plane(&path, options, true)?;
-                if (m.width, m.height, m.channels, m.sample_type)
-                    != (info.width, info.height, info.channels, info.sample_type)
-                {
-                    return Err(input(
-                        &path,
-                        "the file changed since the z-stack was opened",
-                    ));
-                }
-                let Some((decoder, jpeg)) = opened else {
-                    return Err(input(&path, "the file could not be reopened"));
-                };
-                *guard = Some(OpenPlane {
-                    plane,
-                    decoder,
-                    meta: m,
-                    jpeg,
-                    edge: Vec::new(),
-                });
+                *guard = Some(reopen_plane(&path, plane, options, info)?);
             }
             let Some(h) = guard.as_mut() else {
                 return Err(Error::Codec("internal: decoder slot empty".into()));
