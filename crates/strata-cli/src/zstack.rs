@@ -5,8 +5,8 @@ use serde_json::json;
 use std::path::PathBuf;
 use strata_bids::name::{Label, Suffix};
 use strata_zstack::{
-    BandHook, Compression, ConvertOptions, ConvertSummary, ImageOptions, SampleOptions, SampleType,
-    Section, Spacing, StackInfo, TiffStack, TileCompression, ZStackSource,
+    BandHook, Compression, ConvertOptions, ConvertSummary, ImageOptions, Region, SampleOptions,
+    SampleType, Section, Spacing, StackInfo, TiffStack, TileCompression, ZStackSource,
 };
 
 type DynResult<T> = Result<T, Box<dyn std::error::Error>>;
@@ -178,8 +178,8 @@ struct Progress {
 }
 
 impl BandHook for Progress {
-    fn band(&mut self, info: &StackInfo, _plane: u32, _y0: u32, rows: u32, _data: &[u8]) {
-        self.bar.inc(u64::from(rows) * info.row_bytes() as u64);
+    fn band(&mut self, _info: &StackInfo, _region: Region, data: &[u8]) {
+        self.bar.inc(data.len() as u64);
     }
 }
 
@@ -420,6 +420,7 @@ pub(crate) fn convert_with(
             chunk: a.chunk,
             compression: a.compression,
             planes_per_shard: a.planes_per_shard,
+            ..ImageOptions::default()
         },
         spacing,
         ..ConvertOptions::default()

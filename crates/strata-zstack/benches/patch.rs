@@ -74,6 +74,7 @@ fn patch(c: &mut Criterion) {
             chunk: CHUNK as u32,
             compression: Compression::Zstd(3),
             planes_per_shard: pps,
+            ..ImageOptions::default()
         };
         write_arrays(&mut source, &image, &opts, &mut NoHook).expect("write");
         // Zarr groups need a group zarr.json at the root for zarrs to open `/0`.

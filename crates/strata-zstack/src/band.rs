@@ -97,6 +97,51 @@ pub fn downsample_append(src: &[u8], rows: usize, shape: BandShape, dst: &mut Ve
         });
 }
 
+/// Writes the 2 x 2 mean of a column segment (`rows` rows of `shape.width` pixels, starting at
+/// an even column of its plane) into the rows of a wider band: output row `i` goes to
+/// `dst[i * dst_row_bytes + dst_x ..]`. Computed on all cores in strips of 32 input rows; the
+/// bytes are those [`downsample_into`] gives for the whole rows.
+///
+/// # Panics
+/// If `dst` holds fewer than `rows.div_ceil(2)` rows of `dst_row_bytes` bytes, or the
+/// segment's output (`shape.width.div_ceil(2)` pixels) does not fit in a row after `dst_x`.
+pub fn downsample_window(
+    src: &[u8],
+    rows: usize,
+    shape: BandShape,
+    dst: &mut [u8],
+    dst_row_bytes: usize,
+    dst_x: usize,
+) {
+    use rayon::prelude::*;
+    const STRIP: usize = 32;
+    let out_w = shape.width.div_ceil(2) * shape.channels * shape.sample_type.bytes();
+    let out_rows = rows.div_ceil(2);
+    if out_w == 0 || out_rows == 0 || dst_row_bytes == 0 {
+        return;
+    }
+    let rb = shape.row_bytes();
+    dst[..out_rows * dst_row_bytes]
+        .par_chunks_mut(dst_row_bytes * STRIP / 2)
+        .enumerate()
+        .for_each(|(i, out)| {
+            for (k, row) in out.chunks_exact_mut(dst_row_bytes).enumerate() {
+                let y = i * STRIP + 2 * k;
+                let r0 = &src[y * rb..(y + 1) * rb];
+                let r1 = if y + 1 < rows {
+                    &src[(y + 1) * rb..(y + 2) * rb]
+                } else {
+                    r0
+                };
+                let o = &mut row[dst_x..dst_x + out_w];
+                match shape.sample_type {
+                    SampleType::U8 => mean_rows_u8(r0, r1, shape.channels, o),
+                    SampleType::U16 => mean_rows_u16(r0, r1, shape.channels, o),
+                }
+            }
+        });
+}
+
 /// Appends the 2 x 2 mean of a band of `rows` rows to `dst`: `rows.div_ceil(2)` rows of
 /// `width.div_ceil(2)` pixels. At an odd edge the mean covers the pixels present. Means are
 /// rounded half up: `(sum + n / 2) / n`.
@@ -285,6 +330,47 @@ mod tests {
             let mut serial = Vec::new();
             downsample_into(&src, rows, shape, &mut serial);
             assert_eq!(downsample(&src, rows, shape), serial, "{rows} rows");
+        }
+    }
+
+    #[test]
+    fn segment_means_equal_the_whole_rows_mean() {
+        for (width, channels, sample_type) in [
+            (301, 3, SampleType::U16),
+            (64, 1, SampleType::U8),
+            (65, 2, SampleType::U8),
+        ] {
+            let shape = BandShape {
+                width,
+                channels,
+                sample_type,
+            };
+            let px = channels * sample_type.bytes();
+            for rows in [1, 2, 63, 64, 65, 100] {
+                let src: Vec<u8> = (0..rows * shape.row_bytes())
+                    .map(|i| (i * 13 % 251) as u8)
+                    .collect();
+                let whole = downsample(&src, rows, shape);
+                let out_rb = width.div_ceil(2) * px;
+                for seg in [2, 8, 30, 64] {
+                    let mut dst = vec![0u8; rows.div_ceil(2) * out_rb];
+                    for x0 in (0..width).step_by(seg) {
+                        let cols = seg.min(width - x0);
+                        let part = BandShape {
+                            width: cols,
+                            ..shape
+                        };
+                        let piece: Vec<u8> = (0..rows)
+                            .flat_map(|y| {
+                                let at = y * shape.row_bytes() + x0 * px;
+                                src[at..at + cols * px].to_vec()
+                            })
+                            .collect();
+                        downsample_window(&piece, rows, part, &mut dst, out_rb, x0 / 2 * px);
+                    }
+                    assert_eq!(dst, whole, "{shape:?}, {rows} rows, segments of {seg}");
+                }
+            }
         }
     }
 

@@ -1,16 +1,18 @@
 //! Writing the arrays of one OME-Zarr image in a single read of the z-stack.
 //!
-//! The stack is read plane by plane, band by band (a band is one row of inner chunks). Each
-//! band feeds the level-0 shard writer, the pyramid (the band's 2 x 2 mean goes into level 1's
-//! band buffer, and so on down), and the band hook (quality control). Memory is one band per
-//! level plus the bands in flight between the reader thread and the encoders: bounded by the
-//! band size, never by the plane or the shard. Inner chunks of a band are encoded in parallel
-//! on all cores while the reader thread decodes the next band.
+//! The stack is read plane by plane, band by band (a band is one row of inner chunks), and
+//! each band as column segments when the source reads regions cheaply (tiled TIFF, memory).
+//! Each segment feeds the level-0 shard writer, the pyramid (its 2 x 2 mean goes into level
+//! 1's band buffer; full level bands cascade down) and the band hook (quality control).
+//! Memory is one band per pyramid level plus the segments in flight between the reader
+//! thread, the encoders and the writer thread: bounded by the band, never by the plane or the
+//! shard, and with segments the level-0 part does not grow with the plane width. Inner chunks
+//! are encoded in parallel on all cores while the reader thread decodes the next segment.
 
-use crate::band::{BandShape, chunk_bytes, downsample_append};
+use crate::band::{BandShape, chunk_bytes, downsample_append, downsample_window};
 use crate::error::{Error, Result};
 use crate::shard::{ChunkEncoder, Compression, ShardWriter, sharding_codec_json};
-use crate::source::{StackInfo, ZStackSource};
+use crate::source::{Region, StackInfo, ZStackSource};
 use rayon::prelude::*;
 use std::fs::File;
 use std::io::{BufWriter, Write as _};
@@ -26,6 +28,9 @@ pub struct ImageOptions {
     pub compression: Compression,
     /// Planes per shard; `None` puts every plane of a level in one shard.
     pub planes_per_shard: Option<u32>,
+    /// Inner chunks per column segment, for sources that read regions; `None` chooses (8, or
+    /// 2 per core if more). The output bytes are the same for every value.
+    pub segment_chunks: Option<u32>,
 }
 
 impl Default for ImageOptions {
@@ -34,15 +39,17 @@ impl Default for ImageOptions {
             chunk: 512,
             compression: Compression::Zstd(3),
             planes_per_shard: None,
+            segment_chunks: None,
         }
     }
 }
 
-/// Receives every band of level 0 as it is read (quality control plugs in here).
+/// Receives level 0 as it is read (quality control plugs in here): each band (one row of inner
+/// chunks) arrives whole or as column segments, left to right, before the next band.
 pub trait BandHook: Send {
-    /// Rows `y0 .. y0 + rows` of plane `plane`, in the source's layout (see
-    /// [`ZStackSource::read_band`]).
-    fn band(&mut self, info: &StackInfo, plane: u32, y0: u32, rows: u32, data: &[u8]);
+    /// The pixels of `region` of level 0, laid out as [`ZStackSource::read_region`] gives
+    /// them (row-major, `region.cols` pixels per row).
+    fn band(&mut self, info: &StackInfo, region: Region, data: &[u8]);
 
     /// Called after the last band of a plane.
     fn plane_done(&mut self, _info: &StackInfo, _plane: u32) {}
@@ -53,7 +60,7 @@ pub trait BandHook: Send {
 pub struct NoHook;
 
 impl BandHook for NoHook {
-    fn band(&mut self, _: &StackInfo, _: u32, _: u32, _: u32, _: &[u8]) {}
+    fn band(&mut self, _: &StackInfo, _: Region, _: &[u8]) {}
 }
 
 /// What was written for one level.
@@ -109,141 +116,197 @@ struct Level {
     y0: usize,
 }
 
-/// The encoded inner chunks of one band of one level, in column order.
-struct EncodedBand {
+/// One encoded inner chunk: its level, plane, chunk row and column, and bytes.
+struct EncodedChunk {
     level: usize,
     z: u32,
     cy: usize,
-    chunks: Vec<Vec<u8>>,
+    cx: usize,
+    bytes: Vec<u8>,
 }
 
-/// A band ready to encode: its level, first chunk row, rows and the bytes.
+/// Rows of one level ready to encode: chunk `i` of `data` is chunk `cx_base + i` of the level.
 struct FullBand<'a> {
     level: usize,
     cy: usize,
     rows: usize,
     shape: BandShape,
-    gx: usize,
+    cx_base: usize,
     data: &'a [u8],
 }
 
-/// Builds the pyramid band by band and encodes every full band on all cores.
+/// Builds the pyramid from level-0 segments and encodes chunks on all cores.
 struct Pyramid<'a> {
     levels: Vec<Level>,
     level0: BandShape,
     chunk: usize,
     encoder: &'a ChunkEncoder,
+    /// Most chunks encoded in one parallel batch of pyramid bands (bounds the encoded bytes
+    /// held at once).
+    batch: usize,
 }
 
 impl Pyramid<'_> {
-    /// Takes level-0 band `(z, y0, rows)`: encodes it, adds its 2 x 2 mean to level 1 (and
-    /// so on down while levels fill up) and encodes each level band that is complete.
-    /// Returns the encoded bands, level 0 first, in a fixed order.
-    fn band(&mut self, z: u32, y0: usize, rows: usize, data: &[u8]) -> Result<Vec<EncodedBand>> {
+    /// Takes level-0 segment `region`: encodes its chunks while its 2 x 2 mean goes into
+    /// level 1's band buffer. Returns the encoded chunks in column order.
+    fn segment(&mut self, region: Region, data: &[u8]) -> Result<Vec<EncodedChunk>> {
         let chunk = self.chunk;
-        let first = FullBand {
+        let rows = region.rows as usize;
+        let shape = BandShape {
+            width: region.cols as usize,
+            ..self.level0
+        };
+        let band = FullBand {
             level: 0,
-            cy: y0 / chunk,
+            cy: region.y0 as usize / chunk,
             rows,
-            shape: self.level0,
-            gx: self.level0.width.div_ceil(chunk),
+            shape,
+            cx_base: region.x0 as usize / chunk,
             data,
         };
-        // Level 0's chunks are encoded while its mean goes down the pyramid.
-        let levels = &mut self.levels;
-        let (level0, filled) = rayon::join(
-            || encode(self.encoder, chunk, &[first]),
-            || cascade(levels, chunk, data, rows, self.level0),
+        let jobs: Vec<(usize, usize)> =
+            (0..shape.width.div_ceil(chunk)).map(|cx| (0, cx)).collect();
+        let level1 = self.levels.first_mut();
+        let (encoded, ()) = rayon::join(
+            || encode(self.encoder, chunk, &[band], &jobs, region.plane),
+            || {
+                if let Some(l1) = level1 {
+                    let rb = l1.shape.row_bytes();
+                    let need = (l1.rows + rows.div_ceil(2)) * rb;
+                    if l1.band.len() < need {
+                        l1.band.resize(need, 0);
+                    }
+                    let px = shape.channels * shape.sample_type.bytes();
+                    let x = region.x0 as usize / 2 * px;
+                    downsample_window(data, rows, shape, &mut l1.band[l1.rows * rb..], rb, x);
+                }
+            },
         );
-        let mut out = level0?;
-        let full: Vec<FullBand<'_>> = filled
+        encoded
+    }
+
+    /// Called after the last segment of a level-0 band of `rows` rows: level 1 has its mean
+    /// complete; every level band that is now full adds its mean to the level below. Returns
+    /// the indices (into `levels`, level 1 = index 0) of the full bands, top down.
+    fn band_done(&mut self, rows: usize) -> Vec<usize> {
+        let chunk = self.chunk;
+        let mut filled = Vec::new();
+        let mut add = rows.div_ceil(2);
+        for l in 0..self.levels.len() {
+            let (done, rest) = self.levels.split_at_mut(l);
+            let level = &mut rest[0];
+            if let Some(above) = done.last() {
+                downsample_append(&above.band, above.rows, above.shape, &mut level.band);
+            }
+            level.rows += add;
+            if level.rows < chunk && level.y0 + level.rows < level.height {
+                break;
+            }
+            filled.push(l);
+            add = level.rows.div_ceil(2);
+        }
+        filled
+    }
+
+    /// The full bands `filled` (from [`Pyramid::band_done`]) as encoding jobs.
+    fn full_bands(&self, filled: &[usize]) -> (Vec<FullBand<'_>>, Vec<(usize, usize)>) {
+        let bands: Vec<FullBand<'_>> = filled
             .iter()
             .map(|&l| {
                 let level = &self.levels[l];
                 FullBand {
                     level: l + 1,
-                    cy: level.y0 / chunk,
+                    cy: level.y0 / self.chunk,
                     rows: level.rows,
                     shape: level.shape,
-                    gx: level.gx,
+                    cx_base: 0,
                     data: &level.band,
                 }
             })
             .collect();
-        out.extend(encode(self.encoder, chunk, &full)?);
-        for l in filled {
+        let jobs = filled
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &l)| (0..self.levels[l].gx).map(move |cx| (i, cx)))
+            .collect();
+        (bands, jobs)
+    }
+
+    /// Empties the full bands once encoded.
+    fn clear(&mut self, filled: &[usize]) {
+        for &l in filled {
             let level = &mut self.levels[l];
             level.y0 += level.rows;
-            if level.y0 == level.height {
+            if level.y0 >= level.height {
                 level.y0 = 0;
             }
             level.rows = 0;
             level.band.clear();
         }
-        for band in &mut out {
-            band.z = z;
-        }
-        Ok(out)
     }
 }
 
-/// Adds the 2 x 2 mean of a level-0 band to the pyramid's band buffers; returns the indices
-/// (into `levels`, level 1 = index 0) of the bands that became complete, top down.
-fn cascade(
-    levels: &mut [Level],
-    chunk: usize,
-    data: &[u8],
-    rows: usize,
-    shape: BandShape,
-) -> Vec<usize> {
-    let mut filled = Vec::new();
-    let (mut prev_rows, mut prev_shape) = (rows, shape);
-    for l in 0..levels.len() {
-        let (done, rest) = levels.split_at_mut(l);
-        let src = match done.last() {
-            Some(above) => &above.band[..],
-            None => data,
-        };
-        let level = &mut rest[0];
-        downsample_append(src, prev_rows, prev_shape, &mut level.band);
-        level.rows += prev_rows.div_ceil(2);
-        if level.rows < chunk && level.y0 + level.rows < level.height {
-            break;
-        }
-        filled.push(l);
-        (prev_rows, prev_shape) = (level.rows, level.shape);
-    }
-    filled
-}
-
-/// Encodes the inner chunks of `bands` on all cores.
+/// Encodes chunks `jobs` (`(band, chunk column)`) of plane `z` on all cores, in job order.
 fn encode(
     encoder: &ChunkEncoder,
     chunk: usize,
     bands: &[FullBand<'_>],
-) -> Result<Vec<EncodedBand>> {
-    let jobs: Vec<(usize, usize)> = bands
-        .iter()
-        .enumerate()
-        .flat_map(|(i, b)| (0..b.gx).map(move |cx| (i, cx)))
-        .collect();
-    let mut encoded = jobs
-        .into_par_iter()
-        .map(|(i, cx)| {
+    jobs: &[(usize, usize)],
+    z: u32,
+) -> Result<Vec<EncodedChunk>> {
+    jobs.par_iter()
+        .map(|&(i, cx)| {
             let b = &bands[i];
-            encoder.encode(chunk_bytes(b.data, b.rows, b.shape, cx, chunk, chunk))
+            Ok(EncodedChunk {
+                level: b.level,
+                z,
+                cy: b.cy,
+                cx: b.cx_base + cx,
+                bytes: encoder.encode(chunk_bytes(b.data, b.rows, b.shape, cx, chunk, chunk))?,
+            })
         })
-        .collect::<Result<Vec<Vec<u8>>>>()?
-        .into_iter();
-    Ok(bands
-        .iter()
-        .map(|b| EncodedBand {
-            level: b.level,
-            z: 0,
-            cy: b.cy,
-            chunks: encoded.by_ref().take(b.gx).collect(),
-        })
-        .collect())
+        .collect()
+}
+
+/// Inner chunks per column segment when the source reads regions: 8 chunks of 512 are 4096
+/// pixels, so a segment of a 4k plane is the whole band and wider planes cost no more memory.
+const SEGMENT_CHUNKS: usize = 8;
+
+/// Width of the column segments level 0 is read in: whole rows unless the source reads
+/// regions cheaply on a tile grid the bands follow; then a multiple of the inner chunk and
+/// the tile width (even, so segments start at even columns for the 2 x 2 mean).
+fn segment_width(
+    info: &StackInfo,
+    tile: Option<(u32, u32)>,
+    chunk: usize,
+    chunks: Option<u32>,
+) -> u32 {
+    let Some((tw, th)) = tile else {
+        return info.width;
+    };
+    let (tw, th) = (tw as usize, th as usize);
+    if tw == 0 || th == 0 || chunk % th != 0 {
+        return info.width;
+    }
+    let gcd = |mut a: usize, mut b: usize| {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    let mut step = chunk / gcd(chunk, tw) * tw;
+    if step % 2 == 1 {
+        step *= 2;
+    }
+    let want = chunks.map_or_else(
+        || SEGMENT_CHUNKS.max(2 * rayon::current_num_threads()),
+        |n| (n as usize).max(1),
+    ) * chunk;
+    let width = want.div_ceil(step).saturating_mul(step);
+    u32::try_from(width)
+        .ok()
+        .filter(|&w| w < info.width)
+        .unwrap_or(info.width)
 }
 
 /// Write buffer per open shard file. Encoded chunks are a few hundred KiB, so a small buffer
@@ -280,10 +343,10 @@ struct ShardFiles {
 }
 
 impl ShardFiles {
-    fn append(&mut self, band: &EncodedBand) -> Result<()> {
-        let zs = band.z / self.pps;
+    fn append(&mut self, chunk: &EncodedChunk) -> Result<()> {
+        let zs = chunk.z / self.pps;
         let chunks = self.pps as usize;
-        let level = &mut self.levels[band.level];
+        let level = &mut self.levels[chunk.level];
         if level.shard.as_ref().is_none_or(|s| s.zs != zs) {
             finish_shard(level)?;
             let path = level.dir.join(shard_key(zs));
@@ -299,15 +362,13 @@ impl ShardFiles {
                 unsynced: 0,
             });
         }
-        let zi = (band.z % self.pps) as usize;
+        let zi = (chunk.z % self.pps) as usize;
         let (gx, gy) = (level.gx, level.gy);
         if let Some(open) = level.shard.as_mut() {
-            for (cx, bytes) in band.chunks.iter().enumerate() {
-                open.writer
-                    .append((zi * gy + band.cy) * gx + cx, bytes)
-                    .map_err(|e| with_path(e, &open.path))?;
-                open.unsynced += bytes.len() as u64;
-            }
+            open.writer
+                .append((zi * gy + chunk.cy) * gx + chunk.cx, &chunk.bytes)
+                .map_err(|e| with_path(e, &open.path))?;
+            open.unsynced += chunk.bytes.len() as u64;
             if open.unsynced >= SYNC_EVERY {
                 let out = open.writer.get_mut();
                 out.flush().map_err(|e| Error::io(&open.path, e))?;
@@ -422,6 +483,7 @@ pub fn write_arrays(
             bytes: 0,
         });
     }
+    let seg = segment_width(&info, source.region_tile(), chunk, opts.segment_chunks);
     let mut pyramid = Pyramid {
         levels: shapes[1..]
             .iter()
@@ -440,62 +502,87 @@ pub fn write_arrays(
         level0: band_shape(info.width),
         chunk,
         encoder: &encoder,
+        batch: (seg as usize)
+            .div_ceil(chunk)
+            .max(2 * rayon::current_num_threads()),
     };
 
-    // Three stages overlap: the reader thread decodes band n + 1 while the encoders work on
-    // band n and the writer thread appends band n - 1 to the shard files. Two read buffers
-    // circulate and an encoded band is handed to the writer directly (no queue), so memory stays at a few
-    // level-0 bands however large the plane.
-    let row_bytes = info.row_bytes();
-    let (band_tx, band_rx) = mpsc::sync_channel::<Result<(u32, u32, u32, Vec<u8>)>>(1);
+    // Three stages overlap: the reader thread decodes segment n + 1 while the encoders work
+    // on segment n and the writer thread appends segment n - 1 to the shard files. Two read
+    // buffers circulate and encoded chunks are handed to the writer directly (no queue).
+    // Segments narrower than the plane (when the source reads regions) keep this memory
+    // independent of the plane width; only the pyramid's band buffers follow it.
+    let seg_bytes = chunk * seg as usize * info.pixel_bytes();
+    let (band_tx, band_rx) = mpsc::sync_channel::<Result<(Region, Vec<u8>)>>(1);
     let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>();
     for _ in 0..2 {
-        let _ = free_tx.send(vec![0u8; chunk * row_bytes]);
+        let _ = free_tx.send(Vec::with_capacity(seg_bytes));
     }
-    let (out_tx, out_rx) = mpsc::sync_channel::<Vec<EncodedBand>>(0);
-    let planes = info.planes;
-    let height = info.height;
+    let (out_tx, out_rx) = mpsc::sync_channel::<Vec<EncodedChunk>>(0);
+    let reader_info = info.clone();
     let files_ref = &mut files;
     let result = std::thread::scope(|scope| -> Result<()> {
         // Owned by this closure: dropped when it returns, even early on an error, so a reader
         // blocked waiting for a free buffer wakes up and ends before the scope joins it.
         let free_tx = free_tx;
         scope.spawn(move || {
-            for z in 0..planes {
-                for y0 in (0..height).step_by(chunk) {
-                    let rows = (height - y0).min(chunk as u32);
-                    let Ok(mut buf) = free_rx.recv() else { return };
-                    buf.resize(rows as usize * row_bytes, 0);
-                    let item = source
-                        .read_band(z, y0, rows, &mut buf)
-                        .map(|()| (z, y0, rows, buf));
-                    let failed = item.is_err();
-                    if band_tx.send(item).is_err() || failed {
-                        return;
+            let info = reader_info;
+            for plane in 0..info.planes {
+                for y0 in (0..info.height).step_by(chunk) {
+                    let rows = (info.height - y0).min(chunk as u32);
+                    for x0 in (0..info.width).step_by(seg as usize) {
+                        let cols = (info.width - x0).min(seg);
+                        let region = Region {
+                            plane,
+                            y0,
+                            rows,
+                            x0,
+                            cols,
+                        };
+                        let Ok(mut buf) = free_rx.recv() else { return };
+                        buf.resize(region.bytes(&info), 0);
+                        let item = source.read_region(region, &mut buf).map(|()| (region, buf));
+                        let failed = item.is_err();
+                        if band_tx.send(item).is_err() || failed {
+                            return;
+                        }
                     }
                 }
             }
         });
         let writer = scope.spawn(move || -> Result<()> {
-            for bands in out_rx {
-                for band in &bands {
-                    files_ref.append(band)?;
+            for chunks in out_rx {
+                for c in &chunks {
+                    files_ref.append(c)?;
                 }
             }
             files_ref.finish()
         });
         let read = (|| -> Result<()> {
             for item in band_rx {
-                let (z, y0, rows, buf) = item?;
-                hook.band(&info, z, y0, rows, &buf);
-                let encoded = pyramid.band(z, y0 as usize, rows as usize, &buf)?;
+                let (region, buf) = item?;
+                hook.band(&info, region, &buf);
+                let level0 = pyramid.segment(region, &buf)?;
                 let _ = free_tx.send(buf);
-                if out_tx.send(encoded).is_err() {
-                    // The writer stopped on an error, which its join reports.
+                // A send fails only if the writer stopped on an error, which its join reports.
+                if out_tx.send(level0).is_err() {
                     break;
                 }
-                if y0 + rows == info.height {
-                    hook.plane_done(&info, z);
+                if !region.ends_row(&info) {
+                    continue;
+                }
+                let filled = pyramid.band_done(region.rows as usize);
+                let (bands, jobs) = pyramid.full_bands(&filled);
+                for batch in jobs.chunks(pyramid.batch) {
+                    let encoded = encode(&encoder, chunk, &bands, batch, region.plane)?;
+                    if out_tx.send(encoded).is_err() {
+                        return Ok(());
+                    }
+                }
+                drop(bands);
+                pyramid.clear(&filled);
+                if region.y0 + region.rows == info.height {
+                    hook.plane_done(&info, region.plane);
                 }
             }
             Ok(())
@@ -510,7 +597,7 @@ pub fn write_arrays(
 
     let mut summary = ArraysSummary {
         levels: Vec::new(),
-        bytes_in: u64::from(info.planes) * u64::from(info.height) * row_bytes as u64,
+        bytes_in: u64::from(info.planes) * u64::from(info.height) * info.row_bytes() as u64,
         bytes_out: 0,
     };
     for (level, &(h, w)) in files.levels.iter().zip(&shapes) {

@@ -41,5 +41,5 @@ pub use sample::{
     write_sample,
 };
 pub use shard::Compression;
-pub use source::{MemorySource, PixelSize, SampleType, StackInfo, ZStackSource};
+pub use source::{MemorySource, PixelSize, Region, SampleType, StackInfo, ZStackSource};
 pub use tiff_source::{TiffOptions, TiffStack, list_tiffs, natural_cmp};

@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::image::BandHook;
-use crate::source::{SampleType, StackInfo, ZStackSource};
+use crate::source::{Region, SampleType, StackInfo, ZStackSource};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use strata_qc::{PixelFormat, PlaneGeometry, PlaneSink, QcConfig, StackQc, StackSummary};
@@ -22,6 +22,7 @@ pub fn pixel_format(info: &StackInfo) -> PixelFormat {
     }
 }
 
+/// Messages to the QC worker: whole-width bands (assembled from column segments) and plane ends.
 enum Msg {
     Band(u32, u32, Vec<u8>),
     PlaneDone(u32),
@@ -31,6 +32,8 @@ enum Msg {
 #[derive(Debug)]
 pub struct QcHook {
     tx: Option<mpsc::SyncSender<Msg>>,
+    /// The band being assembled from column segments (QC works on whole rows).
+    pending: Vec<u8>,
     worker: Option<JoinHandle<strata_qc::Result<StackSummary>>>,
 }
 
@@ -71,6 +74,7 @@ impl QcHook {
         });
         Ok(Self {
             tx: Some(tx),
+            pending: Vec::new(),
             worker: Some(worker),
         })
     }
@@ -93,11 +97,26 @@ impl QcHook {
 }
 
 impl BandHook for QcHook {
-    fn band(&mut self, _info: &StackInfo, plane: u32, y0: u32, _rows: u32, data: &[u8]) {
-        if let Some(tx) = &self.tx {
-            // A send fails only if the worker stopped on an error, which `finish` reports.
-            let _ = tx.send(Msg::Band(plane, y0, data.to_vec()));
-        }
+    fn band(&mut self, info: &StackInfo, region: Region, data: &[u8]) {
+        let Some(tx) = &self.tx else { return };
+        let band = if region.is_whole_rows(info) {
+            data.to_vec()
+        } else {
+            let (rb, px) = (info.row_bytes(), info.pixel_bytes());
+            let (x, w) = (region.x0 as usize * px, region.cols as usize * px);
+            self.pending.resize(region.rows as usize * rb, 0);
+            for (row, src) in self.pending.chunks_exact_mut(rb).zip(data.chunks_exact(w)) {
+                if let Some(dst) = row.get_mut(x..x + w) {
+                    dst.copy_from_slice(src);
+                }
+            }
+            if !region.ends_row(info) {
+                return;
+            }
+            std::mem::take(&mut self.pending)
+        };
+        // A send fails only if the worker stopped on an error, which `finish` reports.
+        let _ = tx.send(Msg::Band(region.plane, region.y0, band));
     }
 
     fn plane_done(&mut self, _info: &StackInfo, plane: u32) {
@@ -111,9 +130,9 @@ impl BandHook for QcHook {
 pub struct Hooks<'a>(pub Vec<&'a mut dyn BandHook>);
 
 impl BandHook for Hooks<'_> {
-    fn band(&mut self, info: &StackInfo, plane: u32, y0: u32, rows: u32, data: &[u8]) {
+    fn band(&mut self, info: &StackInfo, region: Region, data: &[u8]) {
         for h in &mut self.0 {
-            h.band(info, plane, y0, rows, data);
+            h.band(info, region, data);
         }
     }
 
@@ -143,8 +162,9 @@ pub fn run_qc(
             let n = (info.height - y0).min(rows);
             buf.resize(n as usize * info.row_bytes(), 0);
             source.read_band(z, y0, n, &mut buf)?;
-            hook.band(&info, z, y0, n, &buf);
-            progress.band(&info, z, y0, n, &buf);
+            let region = Region::rows(&info, z, y0, n);
+            hook.band(&info, region, &buf);
+            progress.band(&info, region, &buf);
         }
         hook.plane_done(&info, z);
     }

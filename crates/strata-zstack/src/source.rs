@@ -1,5 +1,5 @@
 //! Where planes come from: a z-stack is a list of planes of equal geometry, read band by band
-//! (a run of full-width rows), never whole.
+//! (a run of full-width rows) or region by region (a run of rows, some columns), never whole.
 
 use crate::error::Result;
 
@@ -64,7 +64,92 @@ impl StackInfo {
     /// Bytes in one full-width row of one plane (all channels, native-endian samples).
     #[must_use]
     pub fn row_bytes(&self) -> usize {
-        self.width as usize * self.channels as usize * self.sample_type.bytes()
+        self.width as usize * self.pixel_bytes()
+    }
+
+    /// Bytes of one pixel (all channels).
+    #[must_use]
+    pub fn pixel_bytes(&self) -> usize {
+        self.channels as usize * self.sample_type.bytes()
+    }
+}
+
+/// A rectangle of one plane: rows `y0 .. y0 + rows`, columns `x0 .. x0 + cols`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    /// Plane index.
+    pub plane: u32,
+    /// First row.
+    pub y0: u32,
+    /// Number of rows.
+    pub rows: u32,
+    /// First column.
+    pub x0: u32,
+    /// Number of columns.
+    pub cols: u32,
+}
+
+impl Region {
+    /// Rows `y0 .. y0 + rows` of `plane`, full width.
+    #[must_use]
+    pub fn rows(info: &StackInfo, plane: u32, y0: u32, rows: u32) -> Self {
+        Self {
+            plane,
+            y0,
+            rows,
+            x0: 0,
+            cols: info.width,
+        }
+    }
+
+    /// Bytes of the region's pixels (row-major, channels interleaved).
+    #[must_use]
+    pub fn bytes(&self, info: &StackInfo) -> usize {
+        self.rows as usize * self.cols as usize * info.pixel_bytes()
+    }
+
+    /// Whether the region spans whole rows of the plane.
+    #[must_use]
+    pub fn is_whole_rows(&self, info: &StackInfo) -> bool {
+        self.x0 == 0 && self.cols == info.width
+    }
+
+    /// Whether the region ends at the plane's right edge (the last region of its rows).
+    #[must_use]
+    pub fn ends_row(&self, info: &StackInfo) -> bool {
+        u64::from(self.x0) + u64::from(self.cols) == u64::from(info.width)
+    }
+
+    /// Checks that the region is inside the stack, not empty, and that a buffer of `out_len`
+    /// bytes holds it exactly; the error says which of these fails.
+    ///
+    /// # Errors
+    /// A message naming the region and what is wrong.
+    pub fn check(&self, info: &StackInfo, out_len: usize) -> std::result::Result<(), String> {
+        let inside = |a: u32, n: u32, end: u32| a.checked_add(n).is_some_and(|e| e <= end);
+        if self.plane >= info.planes {
+            return Err(format!(
+                "plane {} does not exist (the stack has {})",
+                self.plane, info.planes
+            ));
+        }
+        if self.rows == 0
+            || self.cols == 0
+            || !inside(self.y0, self.rows, info.height)
+            || !inside(self.x0, self.cols, info.width)
+        {
+            return Err(format!(
+                "rows {}+{}, columns {}+{} are outside the {} x {} plane (or empty)",
+                self.y0, self.rows, self.x0, self.cols, info.width, info.height
+            ));
+        }
+        if out_len != self.bytes(info) {
+            return Err(format!(
+                "region buffer holds {out_len} bytes, {} needed",
+                self.bytes(info)
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -84,6 +169,34 @@ pub trait ZStackSource: Send {
     /// # Errors
     /// An error naming the plane's file and what is wrong (truncated, corrupt, ...).
     fn read_band(&mut self, plane: u32, y0: u32, rows: u32, out: &mut [u8]) -> Result<()>;
+
+    /// Reads `region` into `out`, which holds exactly [`Region::bytes`]: row-major, channels
+    /// interleaved, samples in native byte order.
+    ///
+    /// The default reads whole rows only (through [`ZStackSource::read_band`]); sources that
+    /// can read narrower regions cheaply override it and [`ZStackSource::region_tile`].
+    ///
+    /// # Errors
+    /// As [`ZStackSource::read_band`]; [`crate::Error::Config`] for a region narrower than
+    /// the plane from a source that reads whole rows only.
+    fn read_region(&mut self, region: Region, out: &mut [u8]) -> Result<()> {
+        if region.is_whole_rows(self.info()) {
+            return self.read_band(region.plane, region.y0, region.rows, out);
+        }
+        Err(crate::Error::Config(format!(
+            "this z-stack source reads whole rows only, not columns {}..{}",
+            region.x0,
+            u64::from(region.x0) + u64::from(region.cols)
+        )))
+    }
+
+    /// The tile `(width, height)` in pixels on whose grid [`ZStackSource::read_region`] is
+    /// cheap (each stored tile decoded once), or `None` if the source reads whole rows only.
+    /// The converter reads regions (column segments) only from sources that name a tile, which
+    /// keeps its memory independent of the plane width.
+    fn region_tile(&self) -> Option<(u32, u32)> {
+        None
+    }
 }
 
 /// A z-stack held in memory (tests, examples, and data already decoded elsewhere).
@@ -145,5 +258,26 @@ impl ZStackSource for MemorySource {
         }
         out.copy_from_slice(src);
         Ok(())
+    }
+
+    fn read_region(&mut self, region: Region, out: &mut [u8]) -> Result<()> {
+        region
+            .check(&self.info, out.len())
+            .map_err(|message| crate::Error::Input {
+                source_name: format!("plane {}", region.plane),
+                message,
+            })?;
+        let (rb, px) = (self.info.row_bytes(), self.info.pixel_bytes());
+        let (x, w) = (region.x0 as usize * px, region.cols as usize * px);
+        let plane = &self.planes[region.plane as usize];
+        for (i, dst) in out.chunks_exact_mut(w).enumerate() {
+            let at = (region.y0 as usize + i) * rb + x;
+            dst.copy_from_slice(&plane[at..at + w]);
+        }
+        Ok(())
+    }
+
+    fn region_tile(&self) -> Option<(u32, u32)> {
+        Some((1, 1))
     }
 }

@@ -94,6 +94,7 @@ fn converted(
             chunk: 64,
             compression: Compression::Zstd(3),
             planes_per_shard,
+            ..ImageOptions::default()
         },
         ..ConvertOptions::default()
     };

@@ -79,6 +79,7 @@ fn check(w: u32, h: u32, planes: u32, channels: u32, st: SampleType) {
             chunk: 128,
             compression: Compression::Zstd(3),
             planes_per_shard: None,
+            ..ImageOptions::default()
         },
         spacing: Some(Spacing {
             x: 0.5,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use strata_bids::name::{Label, Suffix};
 use strata_zstack::{
     Compression, ConvertOptions, ImageOptions, MemorySource, NoHook, SampleType, Section, Spacing,
-    StackInfo, convert,
+    StackInfo, ZStackSource, convert,
 };
 use zarrs::array::{Array, ArraySubset};
 use zarrs::filesystem::FilesystemStore;
@@ -55,11 +55,17 @@ fn section(root: &Path) -> Section {
 }
 
 fn options(chunk: u32) -> ConvertOptions {
+    segmented(chunk, None)
+}
+
+/// Options with column segments of `segment_chunks` inner chunks (`None`: the default).
+fn segmented(chunk: u32, segment_chunks: Option<u32>) -> ConvertOptions {
     ConvertOptions {
         image: ImageOptions {
             chunk,
             compression: Compression::Zstd(3),
             planes_per_shard: None,
+            segment_chunks,
         },
         spacing: Some(Spacing {
             x: 0.25,
@@ -128,14 +134,22 @@ fn read_level(image: &Path, level: usize, st: SampleType) -> (Vec<u64>, Vec<u64>
     (shape, values)
 }
 
-fn check_roundtrip(w: u32, h: u32, planes: u32, channels: u32, st: SampleType, chunk: u32) {
+/// Converts a random stack read in column segments of `seg` chunks and checks every pixel of
+/// level 0 and level 1 read back by zarrs.
+fn check_roundtrip(
+    (w, h, planes): (u32, u32, u32),
+    channels: u32,
+    st: SampleType,
+    chunk: u32,
+    seg: Option<u32>,
+) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (info, data) = stack(w, h, planes, channels, st);
     let mut source = MemorySource::new(info.clone(), data.clone()).expect("source");
     let summary = convert(
         &mut source,
         &section(dir.path()),
-        &options(chunk),
+        &segmented(chunk, seg),
         &mut NoHook,
     )
     .expect("convert");
@@ -190,22 +204,96 @@ fn check_roundtrip(w: u32, h: u32, planes: u32, channels: u32, st: SampleType, c
 
 #[test]
 fn gray8_with_odd_edges() {
-    check_roundtrip(700, 530, 3, 1, SampleType::U8, 128);
+    // Column segments of one chunk: 128 x 5 + 60.
+    check_roundtrip((700, 530, 3), 1, SampleType::U8, 128, Some(1));
+    check_roundtrip((700, 530, 3), 1, SampleType::U8, 128, None);
 }
 
 #[test]
 fn rgb8() {
-    check_roundtrip(300, 260, 2, 3, SampleType::U8, 128);
+    check_roundtrip((300, 260, 2), 3, SampleType::U8, 128, Some(1));
 }
 
 #[test]
 fn gray16() {
-    check_roundtrip(257, 300, 2, 1, SampleType::U16, 64);
+    // Segments of 192 and an odd 65.
+    check_roundtrip((257, 300, 2), 1, SampleType::U16, 64, Some(3));
 }
 
 #[test]
 fn single_chunk_image_has_one_level() {
-    check_roundtrip(100, 90, 4, 1, SampleType::U8, 512);
+    check_roundtrip((100, 90, 4), 1, SampleType::U8, 512, None);
+}
+
+/// A source that reads whole rows only (no regions), as a stripped TIFF does.
+struct RowsOnly(MemorySource);
+
+impl ZStackSource for RowsOnly {
+    fn info(&self) -> &StackInfo {
+        self.0.info()
+    }
+
+    fn read_band(
+        &mut self,
+        plane: u32,
+        y0: u32,
+        rows: u32,
+        out: &mut [u8],
+    ) -> strata_zstack::Result<()> {
+        self.0.read_band(plane, y0, rows, out)
+    }
+}
+
+/// Every file of a published image, by relative path.
+fn files(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for l in std::fs::read_dir(root).expect("image") {
+        let l = l.expect("entry").path();
+        if l.is_dir() {
+            for f in std::fs::read_dir(&l).expect("level") {
+                let f = f.expect("entry").path();
+                let name = f.strip_prefix(root).expect("prefix").display().to_string();
+                out.push((name, std::fs::read(&f).expect("read")));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn column_segments_write_the_same_bytes_as_whole_rows() {
+    for (w, h, channels, st, chunk) in [
+        (1000, 700, 1, SampleType::U8, 64),
+        (333, 260, 3, SampleType::U16, 32),
+    ] {
+        let (info, data) = stack(w, h, 3, channels, st);
+        let convert_with = |seg: Option<u32>, rows_only: bool| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let memory = MemorySource::new(info.clone(), data.clone()).expect("source");
+            let mut source: Box<dyn ZStackSource> = if rows_only {
+                Box::new(RowsOnly(memory))
+            } else {
+                Box::new(memory)
+            };
+            let s = convert(
+                &mut *source,
+                &section(dir.path()),
+                &segmented(chunk, seg),
+                &mut NoHook,
+            )
+            .expect("convert");
+            files(&s.output)
+        };
+        let whole = convert_with(None, true);
+        assert!(whole.len() >= 6, "levels: {whole:?}");
+        for seg in [Some(1), Some(2), Some(5), None] {
+            assert!(
+                convert_with(seg, false) == whole,
+                "{w} x {h}, {channels} channels: segments of {seg:?} chunks differ from whole rows"
+            );
+        }
+    }
 }
 
 #[test]
