@@ -13,7 +13,7 @@
 //! [`Error::Input`] naming the file, never a panic or an unbounded allocation.
 
 use crate::error::{Error, Result};
-use crate::source::{PixelSize, SampleType, StackInfo, ZStackSource};
+use crate::source::{PixelSize, Region, SampleType, StackInfo, ZStackSource};
 use std::cmp::Ordering;
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
@@ -197,6 +197,8 @@ pub struct TiffStack {
     /// Extra decoders of the open plane for parallel tile decoding, opened when first needed.
     helpers: Vec<Mutex<Option<OpenPlane>>>,
     chunks_decoded: u64,
+    /// The tile shape of every plane, if all planes are tiled alike.
+    region_tile: Option<(u32, u32)>,
 }
 
 impl std::fmt::Debug for TiffStack {
@@ -262,8 +264,12 @@ impl TiffStack {
             ));
         };
         let mut first: Option<PlaneMeta> = None;
-        for path in paths {
+        // The tile grid shared by every plane, if all are tiled alike (regions are cheap).
+        let mut tile = None;
+        for (i, path) in paths.iter().enumerate() {
             let (meta, _) = open_plane(path, &options, false)?;
+            let this = meta.tiled.then_some((meta.chunk_w, meta.chunk_h));
+            tile = if i == 0 || tile == this { this } else { None };
             match &first {
                 None => first = Some(meta),
                 Some(f) => {
@@ -331,6 +337,7 @@ impl TiffStack {
             scratch: Vec::new(),
             helpers: Vec::new(),
             chunks_decoded: 0,
+            region_tile: tile,
         })
     }
 
@@ -838,17 +845,36 @@ impl TiffStack {
         Ok(())
     }
 
-    /// Decodes chunk row `r` of the open plane into `dst` with up to `threads` decoders, each
-    /// tile into its own buffer, then copied into place.
+    /// Decodes chunk row `r` of the open plane into `dst` with up to `threads` decoders.
     fn decode_row_parallel(&mut self, r: u32, dst: &mut [u8], threads: usize) -> Result<()> {
+        let Some(open) = self.open.as_ref() else {
+            return Err(Error::Codec("internal: no plane open".into()));
+        };
+        let m = &open.meta;
+        let rows = (m.chunk_h * r, (m.chunk_h * r + m.chunk_h).min(m.height));
+        let cols = (0, m.width);
+        self.copy_window(r, rows, cols, dst, threads)
+    }
+
+    /// Copies rows `rows.0 .. rows.1` (inside chunk row `r`) and columns `cols.0 .. cols.1` of
+    /// the open plane into `dst` (rows `cols.1 - cols.0` pixels apart), decoding the tiles
+    /// that meet the window with up to `threads` decoders, each tile into its own buffer.
+    fn copy_window(
+        &mut self,
+        r: u32,
+        rows: (u32, u32),
+        cols: (u32, u32),
+        dst: &mut [u8],
+        threads: usize,
+    ) -> Result<()> {
         use rayon::prelude::*;
-        let rb = self.info.row_bytes();
         let max_c = self.options.max_compressed_tile_bytes;
         let Some(open) = self.open.as_ref() else {
             return Err(Error::Codec("internal: no plane open".into()));
         };
         let (plane, meta) = (open.plane, open.meta.clone());
         let path = self.path(plane)?.to_owned();
+        let threads = threads.max(1);
         if self.helpers.len() < threads {
             self.helpers.resize_with(threads, || Mutex::new(None));
         }
@@ -857,10 +883,11 @@ impl TiffStack {
         let info = &self.info;
         let across = meta.chunks_across();
         let px = meta.pixel_bytes();
+        let ry0 = r * meta.chunk_h;
+        let dh = (meta.height - ry0).min(meta.chunk_h) as usize;
         let decode_tile = |cx: u32| -> Result<Vec<u8>> {
             let x0 = (cx * meta.chunk_w) as usize;
             let dw = (meta.width as usize - x0).min(meta.chunk_w as usize);
-            let dh = (meta.height - r * meta.chunk_h).min(meta.chunk_h) as usize;
             let mut buf = vec![0u8; dw * px * dh];
             // A free decoder: tasks never outnumber the pool's threads, so one is free;
             // otherwise wait for the tile's own slot.
@@ -882,24 +909,35 @@ impl TiffStack {
             h.decode_chunk(&path, r * across + cx, &mut buf, dw * px, max_c)?;
             Ok(buf)
         };
+        let stride = (cols.1 - cols.0) as usize * px;
+        let (first_tile, end_tile) = (cols.0 / meta.chunk_w, (cols.1 - 1) / meta.chunk_w + 1);
         // Tiles are decoded a few per thread at a time and copied into place before the
         // next group, so the scratch memory is a few tiles, not a second band.
-        let group = (2 * threads).max(1) as u32;
+        let group = (2 * threads) as u32;
         let mut decoded = 0;
-        for first in (0..across).step_by(group as usize) {
-            let last = (first + group).min(across);
+        for first in (first_tile..end_tile).step_by(group as usize) {
+            let last = (first + group).min(end_tile);
             let tiles: Vec<Result<Vec<u8>>> =
                 (first..last).into_par_iter().map(decode_tile).collect();
-            for (cx, tile) in (first as usize..).zip(tiles) {
+            for (cx, tile) in (first..).zip(tiles) {
                 let tile = tile?;
-                let x0 = cx * meta.chunk_w as usize * px;
-                let wb = (meta.width as usize * px - x0).min(meta.chunk_w as usize * px);
-                for (y, src) in tile.chunks_exact(wb).enumerate() {
-                    let at = y * rb + x0;
-                    let Some(d) = dst.get_mut(at..at + wb) else {
-                        return Err(Error::Codec("internal: row buffer too small".into()));
-                    };
-                    d.copy_from_slice(src);
+                let tx0 = cx * meta.chunk_w;
+                let tw = (meta.width - tx0).min(meta.chunk_w) as usize * px;
+                // The part of the tile inside the window, in bytes from the tile's left edge
+                // and from the window's.
+                let (a, b) = (tx0.max(cols.0), (tx0 + meta.chunk_w).min(cols.1));
+                let (from, len) = ((a - tx0) as usize * px, (b - a) as usize * px);
+                let to = (a - cols.0) as usize * px;
+                for y in rows.0..rows.1 {
+                    let src_at = (y - ry0) as usize * tw + from;
+                    let dst_at = (y - rows.0) as usize * stride + to;
+                    match (
+                        tile.get(src_at..src_at + len),
+                        dst.get_mut(dst_at..dst_at + len),
+                    ) {
+                        (Some(s), Some(d)) => d.copy_from_slice(s),
+                        _ => return Err(Error::Codec("internal: tile copy out of range".into())),
+                    }
                 }
                 decoded += 1;
             }
@@ -1024,6 +1062,43 @@ impl ZStackSource for TiffStack {
             }
         }
         Ok(())
+    }
+
+    fn read_region(&mut self, region: Region, out: &mut [u8]) -> Result<()> {
+        if region.is_whole_rows(&self.info) {
+            return self.read_band(region.plane, region.y0, region.rows, out);
+        }
+        let path = self.path(region.plane)?.to_owned();
+        region
+            .check(&self.info, out.len())
+            .map_err(|m| input(&path, m))?;
+        self.ensure_open(region.plane)?;
+        let Some(open) = self.open.as_ref() else {
+            return Err(Error::Codec("internal: no plane open".into()));
+        };
+        let (ch, height) = (open.meta.chunk_h, open.meta.height);
+        let threads = match self.options.decode_threads {
+            0 => rayon::current_num_threads(),
+            n => n,
+        };
+        let (y0, y1) = (region.y0, region.y0 + region.rows);
+        let cols = (region.x0, region.x0 + region.cols);
+        let stride = region.cols as usize * self.info.pixel_bytes();
+        for r in y0 / ch..=(y1 - 1) / ch {
+            let ry0 = r * ch;
+            let (s0, s1) = (ry0.max(y0), ry0.saturating_add(ch).min(height).min(y1));
+            let at = (s0 - y0) as usize * stride..(s1 - y0) as usize * stride;
+            let Some(dst) = out.get_mut(at) else {
+                return Err(Error::Codec("internal: region slice out of range".into()));
+            };
+            self.copy_window(r, (s0, s1), cols, dst, threads)?;
+        }
+        Ok(())
+    }
+
+    /// Tiled planes read regions on their tile grid; stripped planes read whole rows.
+    fn region_tile(&self) -> Option<(u32, u32)> {
+        self.region_tile
     }
 }
 

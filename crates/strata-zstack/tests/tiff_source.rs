@@ -6,8 +6,8 @@
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
 use strata_zstack::{
-    Error, SampleOptions, SampleType, SyntheticStack, TiffOptions, TiffStack, TileCompression,
-    TiledTiffSpec, TiledTiffWriter, ZStackSource, write_sample,
+    Error, Region, SampleOptions, SampleType, SyntheticStack, TiffOptions, TiffStack,
+    TileCompression, TiledTiffSpec, TiledTiffWriter, ZStackSource, write_sample,
 };
 use tiff::encoder::{Compression as TC, DeflateLevel, Rational, TiffEncoder, colortype};
 use tiff::tags::ResolutionUnit;
@@ -23,6 +23,34 @@ fn read_plane(s: &mut dyn ZStackSource, plane: u32, band: u32) -> Vec<u8> {
         s.read_band(plane, y, rows, &mut buf).expect("read band");
         out.extend_from_slice(&buf);
         y += rows;
+    }
+    out
+}
+
+/// Reads a whole plane region by region: bands of `band` rows, segments of `seg` columns.
+fn read_plane_by_regions(s: &mut dyn ZStackSource, plane: u32, band: u32, seg: u32) -> Vec<u8> {
+    let info = s.info().clone();
+    let (rb, px) = (info.row_bytes(), info.pixel_bytes());
+    let mut out = vec![0u8; info.height as usize * rb];
+    for y0 in (0..info.height).step_by(band as usize) {
+        let rows = band.min(info.height - y0);
+        for x0 in (0..info.width).step_by(seg as usize) {
+            let cols = seg.min(info.width - x0);
+            let region = Region {
+                plane,
+                y0,
+                rows,
+                x0,
+                cols,
+            };
+            let mut buf = vec![0u8; region.bytes(&info)];
+            s.read_region(region, &mut buf).expect("read region");
+            let w = cols as usize * px;
+            for (i, row) in buf.chunks_exact(w).enumerate() {
+                let at = (y0 as usize + i) * rb + x0 as usize * px;
+                out[at..at + w].copy_from_slice(row);
+            }
+        }
     }
     out
 }
@@ -63,10 +91,16 @@ fn check_sample(o: &SampleOptions, band: u32) -> TiffStack {
         (px.x - 0.25).abs() < 1e-9 && (px.y - 0.25).abs() < 1e-9,
         "{px:?}"
     );
+    assert_eq!(stack.region_tile(), Some((o.tile, o.tile.min(o.height))));
     for z in 0..o.planes {
         let got = read_plane(&mut stack, z, band);
         let want = read_plane(&mut truth, z, o.height);
         assert!(got == want, "plane {z} differs for {o:?}");
+        // Regions on the tile grid, across it, and one column wide.
+        for (rows, cols) in [(o.tile, o.tile), (band, 45), (o.tile, 2 * o.tile), (7, 1)] {
+            let got = read_plane_by_regions(&mut stack, z, rows, cols);
+            assert!(got == want, "plane {z}, regions {rows} x {cols}, {o:?}");
+        }
     }
     stack
 }
@@ -201,6 +235,11 @@ fn stripped_every_encoder_compression_type_and_kind() {
                 assert_eq!((info.width, info.height, info.channels), (97, 61, ch));
                 let px = info.pixel_size.expect("pixel size");
                 assert!((px.x - 10.0).abs() < 1e-9, "2540 dpi is 10 um: {px:?}");
+                assert_eq!(s.region_tile(), None, "strips are read in whole rows");
+                assert!(
+                    read_plane_by_regions(&mut s, 1, 7, 30) == b,
+                    "regions of strips"
+                );
                 for band in [5, 7, 16, 61] {
                     assert!(
                         read_plane(&mut s, 0, band) == a,
@@ -332,6 +371,10 @@ fn jpeg_tiles_gray_and_rgb_within_jpeg_error() {
         jpeg_tiff(&dir.path().join("z0.tif"), 200, 150, ch, 64, &src, shared);
         let mut s = TiffStack::open(dir.path()).expect("open");
         let got = read_plane(&mut s, 0, 50);
+        assert!(
+            read_plane_by_regions(&mut s, 0, 64, 128) == got,
+            "JPEG regions"
+        );
         assert_eq!(got.len(), src.len());
         let err: Vec<u32> = got
             .iter()
@@ -460,7 +503,45 @@ fn each_tile_decoded_once_per_stack() {
         assert!(p0 == read_plane(&mut truth, 0, 2048));
         let per_tile = u64::from(tile.div_ceil(512));
         assert_eq!(s.chunks_decoded(), tiles * per_tile, "tile {tile} no cache");
+        // Regions on the tile grid (the converter's column segments) decode each tile once.
+        let mut s = TiffStack::open(dir.path()).expect("open");
+        let p1 = read_plane_by_regions(&mut s, 1, tile, 2 * tile);
+        assert!(p1 == read_plane(&mut truth, 1, 2048));
+        assert_eq!(s.chunks_decoded(), tiles, "tile {tile} regions");
     }
+}
+
+#[test]
+fn regions_outside_the_plane_are_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_sample(
+        dir.path(),
+        &opts(150, 100, 1, SampleType::U8, TileCompression::Lzw),
+    )
+    .expect("write");
+    let mut s = TiffStack::open(dir.path()).expect("open");
+    let region = |x0, cols, y0, rows| Region {
+        plane: 0,
+        y0,
+        rows,
+        x0,
+        cols,
+    };
+    for r in [
+        region(140, 20, 0, 10),
+        region(0, 0, 0, 10),
+        region(10, 10, 95, 10),
+        region(u32::MAX, 2, 0, 1),
+    ] {
+        let mut buf = vec![0u8; 400];
+        let err = s.read_region(r, &mut buf).expect_err("outside");
+        assert!(err.to_string().contains("outside"), "{r:?}: {err}");
+    }
+    let mut small = vec![0u8; 99];
+    let err = s
+        .read_region(region(0, 10, 0, 10), &mut small)
+        .expect_err("buffer too small");
+    assert!(err.to_string().contains("100 needed"), "{err}");
 }
 
 /// Offset of the first IFD entry with `tag`, and whether the file is BigTIFF (little-endian).
