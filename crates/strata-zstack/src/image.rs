@@ -314,9 +314,9 @@ fn segment_width(
 /// peak memory grow with the number of levels, i.e. with the plane size.
 const SHARD_BUFFER: usize = 1 << 20;
 
-/// Bytes a shard file may hold unsynced before the writer syncs it, so that the final sync
-/// has little left to do and the disk works while the encoders do.
-const SYNC_EVERY: u64 = 64 << 20;
+/// Bytes a shard file may hold unsynced before the writer hands it to the sync thread, so
+/// that the disk works while the encoders do and the final sync has little left to do.
+const SYNC_EVERY: u64 = 8 << 20;
 
 /// The shard files of one level, written by the writer thread.
 struct LevelFiles {
@@ -340,6 +340,9 @@ struct OpenShard {
 struct ShardFiles {
     levels: Vec<LevelFiles>,
     pps: u32,
+    /// The sync thread: syncs the files it is given while the writer goes on writing (a sync
+    /// in the writer thread would stall the pipeline behind it). `None` syncs nothing early.
+    syncer: Option<mpsc::SyncSender<(File, PathBuf)>>,
 }
 
 impl ShardFiles {
@@ -372,9 +375,11 @@ impl ShardFiles {
             if open.unsynced >= SYNC_EVERY {
                 let out = open.writer.get_mut();
                 out.flush().map_err(|e| Error::io(&open.path, e))?;
-                out.get_ref()
-                    .sync_data()
-                    .map_err(|e| Error::io(&open.path, e))?;
+                // If the sync thread is still busy with the last request, this one is
+                // skipped: the next one (or the final sync) covers these bytes.
+                if let (Some(syncer), Ok(file)) = (&self.syncer, out.get_ref().try_clone()) {
+                    let _ = syncer.try_send((file, open.path.clone()));
+                }
                 open.unsynced = 0;
             }
         }
@@ -470,6 +475,7 @@ pub fn write_arrays(
     let mut files = ShardFiles {
         levels: Vec::with_capacity(shapes.len()),
         pps,
+        syncer: None,
     };
     for (i, &(h, w)) in shapes.iter().enumerate() {
         let level_dir = dir.join(i.to_string());
@@ -550,13 +556,26 @@ pub fn write_arrays(
                 }
             }
         });
-        let writer = scope.spawn(move || -> Result<()> {
-            for chunks in out_rx {
-                for c in &chunks {
-                    files_ref.append(c)?;
-                }
+        let (sync_tx, sync_rx) = mpsc::sync_channel::<(File, PathBuf)>(1);
+        files_ref.syncer = Some(sync_tx);
+        let syncer = scope.spawn(move || -> Result<()> {
+            for (file, path) in sync_rx {
+                file.sync_data().map_err(|e| Error::io(&path, e))?;
             }
-            files_ref.finish()
+            Ok(())
+        });
+        let writer = scope.spawn(move || -> Result<()> {
+            let appended = (|| -> Result<()> {
+                for chunks in out_rx {
+                    for c in &chunks {
+                        files_ref.append(c)?;
+                    }
+                }
+                Ok(())
+            })();
+            // Ends the sync thread, whatever happened, before the final syncs.
+            files_ref.syncer = None;
+            appended.and_then(|()| files_ref.finish())
         });
         let read = (|| -> Result<()> {
             for item in band_rx {
@@ -591,7 +610,10 @@ pub fn write_arrays(
         let written = writer
             .join()
             .unwrap_or_else(|_| Err(Error::Codec("the shard writer thread panicked".into())));
-        read.and(written)
+        let synced = syncer
+            .join()
+            .unwrap_or_else(|_| Err(Error::Codec("the sync thread panicked".into())));
+        read.and(written).and(synced)
     });
     result?;
 
