@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::SystemTime;
 use strata_plan::Grouping;
-use strata_zstack::{ConvertSummary, ZStackSource};
+use strata_zstack::ConvertSummary;
 
 use crate::zstack::{self, ConvertArgs};
 
@@ -512,31 +512,6 @@ fn git(repo: &Path, args: &[&str]) -> Result<String, DataladError> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-/// `YYYY-MM-DDThh:mm:ssZ` of a time (UTC).
-fn utc(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 /// The image's base name without extension (`sub-01_sample-1_BF`).
 fn stem(image: &Path) -> Option<String> {
     let name = image.file_name()?.to_str()?;
@@ -564,17 +539,8 @@ fn provenance(
     started: SystemTime,
     finished: SystemTime,
 ) -> Value {
-    let names = strata_zstack::TiffStack::open(&a.zstack)
-        .map(|t| t.info().plane_names.clone())
-        .unwrap_or_default();
-    let files: Vec<Value> = names
-        .iter()
-        .map(|n| {
-            let bytes = std::fs::metadata(a.zstack.join(n)).ok().map(|m| m.len());
-            json!({"name": n, "bytes": bytes})
-        })
-        .collect();
-    let total: u64 = files.iter().filter_map(|f| f["bytes"].as_u64()).sum();
+    let files = json!(s.sources);
+    let total: u64 = s.sources.iter().map(|f| f.bytes).sum();
     let record = std::fs::read(s.output.join("zarr.json"))
         .ok()
         .and_then(|t| serde_json::from_slice::<Value>(&t).ok())
@@ -609,8 +575,8 @@ fn provenance(
         "bytes_out": s.arrays.bytes_out,
         "files": s.files,
         "folders": s.folders,
-        "started": utc(started),
-        "finished": utc(finished),
+        "started": strata_zstack::utc(started),
+        "finished": strata_zstack::utc(finished),
         "seconds": s.seconds,
         "record": record,
     })
@@ -770,13 +736,6 @@ mod tests {
         let rows = strata_plan::plan(&brain, 3_000_000).expect("plan");
         let best = strata_plan::recommend(&rows, 3_000_000).expect("recommendation");
         assert_eq!(parse_group(DEFAULT_GROUP), Ok(best.row.grouping));
-    }
-
-    #[test]
-    fn utc_dates() {
-        assert_eq!(utc(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_709_210_096);
-        assert_eq!(utc(t), "2024-02-29T12:34:56Z");
     }
 
     #[test]

@@ -57,6 +57,7 @@ pub(crate) fn run(o: &Options) -> DynResult<bool> {
             planes_per_shard: None,
             qc_gate: None,
             ozx: false,
+            checksums: true,
         };
         let (summary, peak) = convert(&args, o.json)?;
         if !o.json {

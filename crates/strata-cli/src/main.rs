@@ -157,6 +157,11 @@ enum Command {
         /// QC rules file (TOML or .json) for --qc-gate; default rules without it.
         #[arg(long)]
         qc_rules: Option<PathBuf>,
+        /// Do not record the SHA-256 of the source files in the provenance (names and sizes
+        /// are recorded either way); the checksums read every file once more, on a thread of
+        /// their own while the conversion runs.
+        #[arg(long)]
+        no_checksums: bool,
         /// Save the section into this DataLad superdataset, which is the BIDS root (created
         /// if needed): one recursive `datalad save` per section, provenance in its message,
         /// JSON/TSV in git, arrays annexed. Needs DataLad and git-annex (`datalad` on PATH or
@@ -346,6 +351,7 @@ fn main() -> ExitCode {
             layout,
             qc_gate,
             qc_rules,
+            no_checksums,
             datalad,
             datalad_group,
             datalad_annex,
@@ -384,6 +390,7 @@ fn main() -> ExitCode {
                 planes_per_shard,
                 qc_gate: gate,
                 ozx: layout == "ozx",
+                checksums: !no_checksums,
             };
             let h5 = zstack::Hdf5Args {
                 dataset: h5_dataset,

@@ -140,6 +140,8 @@ pub(crate) struct ConvertArgs {
     pub(crate) qc_gate: Option<strata_qc::Rules>,
     /// Pack the image into one `.ozx` file (OME-Zarr RFC-9) instead of a folder.
     pub(crate) ozx: bool,
+    /// Record the SHA-256 of every source file in the provenance.
+    pub(crate) checksums: bool,
 }
 
 /// Packs a published `.ome.zarr` folder into `<name>.ozx` next to it (ZIP64, stored, root
@@ -423,6 +425,7 @@ pub(crate) fn convert_with(
             ..ImageOptions::default()
         },
         spacing,
+        checksums: a.checksums,
         ..ConvertOptions::default()
     };
     let mut progress = Progress { bar };

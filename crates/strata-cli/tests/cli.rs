@@ -117,7 +117,10 @@ fn demo_writes_a_valid_dataset() {
         serde_json::from_slice(&std::fs::read(image.join("zarr.json")).expect("zarr.json"))
             .expect("group JSON");
     assert_eq!(group["attributes"]["ome"]["version"], "0.5");
-    assert_eq!(group["attributes"]["strata"]["sources"][2], "z02.tif");
+    assert_eq!(
+        group["attributes"]["strata"]["sources"][2]["name"],
+        "z02.tif"
+    );
     assert!(image.join("1/c.0.0.0.0").is_file());
     // The raw z-stack is kept as BIDS source data.
     assert!(
@@ -169,6 +172,44 @@ fn sample_then_convert() {
     )
     .expect("json");
     assert_eq!(sidecar["PixelSize"], serde_json::json!([0.25, 0.25, 1.0]));
+    // Provenance in the image: every source file's name, size and SHA-256 (as coreutils'
+    // sha256sum computes it), and when the conversion ran.
+    let group: Value = serde_json::from_slice(
+        &std::fs::read(bids.join("sub-X1/micr/sub-X1_sample-7_BF.ome.zarr/zarr.json"))
+            .expect("zarr.json"),
+    )
+    .expect("json");
+    let record = &group["attributes"]["strata"];
+    let sources = record["sources"].as_array().expect("sources");
+    assert_eq!(sources.len(), 4);
+    for (z, f) in sources.iter().enumerate() {
+        let path = raw.join(format!("z{z:02}.tif"));
+        assert_eq!(f["name"], format!("z{z:02}.tif"));
+        assert_eq!(f["bytes"], std::fs::metadata(&path).expect("tif").len());
+        let sum = run(Command::new("sha256sum").arg(&path));
+        let want = String::from_utf8_lossy(&sum.stdout);
+        assert_eq!(f["sha256"].as_str(), want.split_whitespace().next());
+    }
+    assert_eq!(v["sources"], record["sources"]);
+    assert!(record["started"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert!(record["finished"].as_str() >= record["started"].as_str());
+    // Without checksums: names and sizes only.
+    let r = run(strata()
+        .arg("convert")
+        .arg(&raw)
+        .arg("--bids-root")
+        .arg(&bids)
+        .args([
+            "--subject",
+            "X1",
+            "--sample",
+            "9",
+            "--no-checksums",
+            "--json",
+        ]));
+    let v: Value = serde_json::from_slice(&r.stdout).expect("JSON");
+    assert!(v["sources"][0]["bytes"].as_u64().is_some_and(|b| b > 0));
+    assert!(v["sources"][0].get("sha256").is_none(), "{}", v["sources"]);
     let r = run(strata().arg("validate").arg(&bids));
     assert_eq!(
         r.status.code(),

@@ -18,7 +18,8 @@ use crate::error::{Error, Result};
 use crate::image::{ArraysSummary, BandHook, ImageOptions, write_arrays, write_synced};
 use crate::source::ZStackSource;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Instant, SystemTime};
 use strata_bids::description::DatasetDescription;
 use strata_bids::name::{Extension, Label, MicrName, Suffix};
 use strata_bids::sidecar::{MicroscopySidecar, PixelSizeUnits};
@@ -85,6 +86,9 @@ pub struct ConvertOptions {
     pub spacing: Option<Spacing>,
     /// Extra sidecar keys (Manufacturer, BodyPart, ...), merged into the written sidecar.
     pub sidecar_extra: serde_json::Map<String, serde_json::Value>,
+    /// Record the SHA-256 of every source file in the provenance (read once more, on a
+    /// thread of its own while the conversion runs, mostly from the page cache).
+    pub checksums: bool,
 }
 
 impl Default for ConvertOptions {
@@ -93,8 +97,82 @@ impl Default for ConvertOptions {
             image: ImageOptions::default(),
             spacing: None,
             sidecar_extra: serde_json::Map::new(),
+            checksums: true,
         }
     }
+}
+
+/// One source file of a conversion, as the provenance records it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SourceFile {
+    /// File name.
+    pub name: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// SHA-256 of the file, lowercase hex (absent when checksums are off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+/// Names, sizes and (with `checksums`) SHA-256 of `files`, read one after the other with a
+/// 1 MiB buffer. Returns `None` if `stop` is set before the end (the conversion failed).
+///
+/// # Errors
+/// An I/O error naming the file.
+pub fn source_files(
+    files: &[PathBuf],
+    checksums: bool,
+    stop: &AtomicBool,
+) -> Result<Option<Vec<SourceFile>>> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut out = Vec::with_capacity(files.len());
+    let mut buf = vec![0u8; 1 << 20];
+    for path in files {
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into(),
+        );
+        let io = |e| Error::io(path, e);
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        let mut bytes = 0u64;
+        let mut hash = Sha256::new();
+        if checksums {
+            loop {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(None);
+                }
+                let n = file.read(&mut buf).map_err(io)?;
+                if n == 0 {
+                    break;
+                }
+                hash.update(&buf[..n]);
+                bytes += n as u64;
+            }
+        } else {
+            bytes = file.metadata().map_err(io)?.len();
+        }
+        out.push(SourceFile {
+            name,
+            bytes,
+            sha256: checksums.then(|| {
+                hash.finalize()
+                    .iter()
+                    .fold(String::with_capacity(64), |mut s, b| {
+                        use std::fmt::Write as _;
+                        let _ = write!(s, "{b:02x}");
+                        s
+                    })
+            }),
+        });
+    }
+    Ok(Some(out))
+}
+
+/// A time as RFC 3339 UTC to the second (`2026-11-30T12:34:56Z`).
+#[must_use]
+pub fn utc(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 /// What a conversion did.
@@ -117,6 +195,9 @@ pub struct ConvertSummary {
     pub folders: u64,
     /// Wall-clock seconds.
     pub seconds: f64,
+    /// The source files (names and sizes, and checksums unless turned off); empty for
+    /// sources that are not files.
+    pub sources: Vec<SourceFile>,
 }
 
 fn spacing(source: &dyn ZStackSource, opts: &ConvertOptions) -> Result<Spacing> {
@@ -163,6 +244,8 @@ pub fn convert(
 #[derive(Debug)]
 pub struct Prepared {
     start: Instant,
+    started: SystemTime,
+    sources: Vec<SourceFile>,
     section: Section,
     opts: ConvertOptions,
     name: MicrName,
@@ -187,6 +270,7 @@ pub fn prepare(
     hook: &mut dyn BandHook,
 ) -> Result<Prepared> {
     let start = Instant::now();
+    let started = SystemTime::now();
     let info = source.info().clone();
     let spacing = spacing(source, opts)?;
     let name = section.name();
@@ -199,7 +283,23 @@ pub fn prepare(
     remove_dir_if_exists(&partial)?;
     std::fs::create_dir_all(&partial).map_err(|e| Error::io(&partial, e))?;
 
-    let arrays = write_arrays(source, &partial, &opts.image, hook)?;
+    // The source files are hashed while the arrays are written: the hash reads each file
+    // once more, mostly from the page cache, in the cores' idle time.
+    let files = source.files();
+    let stop = AtomicBool::new(false);
+    let (arrays, sources) = std::thread::scope(|scope| {
+        let hasher = scope.spawn(|| source_files(&files, opts.checksums, &stop));
+        let arrays = write_arrays(source, &partial, &opts.image, hook);
+        if arrays.is_err() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        let sources = hasher
+            .join()
+            .unwrap_or_else(|_| Err(Error::Codec("the checksum thread panicked".into())));
+        (arrays, sources)
+    });
+    let arrays = arrays?;
+    let sources = sources?.unwrap_or_default();
 
     let levels = arrays.levels.len();
     let builder = MultiscaleBuilder::czyx(
@@ -233,6 +333,8 @@ pub fn prepare(
     let group = builder.group_zarr_json()?;
     Ok(Prepared {
         start,
+        started,
+        sources,
         section: section.clone(),
         opts: opts.clone(),
         name,
@@ -270,14 +372,23 @@ impl Prepared {
         extra: serde_json::Map<String, serde_json::Value>,
     ) -> Result<ConvertSummary> {
         let info = &self.info;
+        let sources = if self.sources.is_empty() {
+            serde_json::json!(info.plane_names)
+        } else {
+            serde_json::json!(self.sources)
+        };
         let mut record = serde_json::json!({
             "version": env!("CARGO_PKG_VERSION"),
-            "sources": info.plane_names,
+            "sources": sources,
             "plane_shape": [info.height, info.width],
             "channels": info.channels,
             "data_type": info.sample_type.zarr_name(),
             "chunk": self.opts.image.chunk,
             "compression": format!("{:?}", self.opts.image.compression),
+            "planes_per_shard": self.opts.image.planes_per_shard,
+            "pixel_size_um": [self.spacing.x, self.spacing.y, self.spacing.z],
+            "started": utc(self.started),
+            "finished": utc(SystemTime::now()),
         });
         if let Some(r) = record.as_object_mut() {
             r.extend(extra);
@@ -325,6 +436,7 @@ impl Prepared {
             files,
             arrays: self.arrays,
             seconds: self.start.elapsed().as_secs_f64(),
+            sources: self.sources,
         })
     }
 }

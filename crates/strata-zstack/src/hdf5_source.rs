@@ -224,6 +224,10 @@ impl ZStackSource for Hdf5Stack {
         &self.info
     }
 
+    fn files(&self) -> Vec<PathBuf> {
+        vec![self.path.clone()]
+    }
+
     fn read_band(&mut self, plane: u32, y0: u32, rows: u32, out: &mut [u8]) -> Result<()> {
         let ok = plane < self.info.planes
             && rows > 0

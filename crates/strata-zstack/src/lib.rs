@@ -28,7 +28,10 @@ pub mod shard;
 pub mod source;
 pub mod tiff_source;
 
-pub use convert::{ConvertOptions, ConvertSummary, Prepared, Section, Spacing, convert, prepare};
+pub use convert::{
+    ConvertOptions, ConvertSummary, Prepared, Section, SourceFile, Spacing, convert, prepare,
+    source_files, utc,
+};
 pub use error::{Error, Result};
 #[cfg(feature = "hdf5")]
 pub use hdf5_export::{Hdf5ExportOptions, Hdf5ExportSummary, Hdf5LevelSummary, export_hdf5};

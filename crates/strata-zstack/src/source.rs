@@ -197,6 +197,12 @@ pub trait ZStackSource: Send {
     fn region_tile(&self) -> Option<(u32, u32)> {
         None
     }
+
+    /// The files the stack is read from, for the provenance record (names, sizes and
+    /// checksums); empty for sources that are not files.
+    fn files(&self) -> Vec<std::path::PathBuf> {
+        Vec::new()
+    }
 }
 
 /// A z-stack held in memory (tests, examples, and data already decoded elsewhere).

@@ -1100,6 +1100,10 @@ impl ZStackSource for TiffStack {
     fn region_tile(&self) -> Option<(u32, u32)> {
         self.region_tile
     }
+
+    fn files(&self) -> Vec<PathBuf> {
+        self.paths.clone()
+    }
 }
 
 #[cfg(test)]
