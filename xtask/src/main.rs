@@ -167,6 +167,7 @@ fn test(root: &Path) -> Result<(), String> {
         }
         run_cmd(
             cmd.env("STRATA_PYTHON", venv_bin.join("python"))
+                .env("STRATA_DATALAD", venv_bin.join("datalad"))
                 .env("STRATA_REQUIRE_PEERS", "1"),
         )?;
     }

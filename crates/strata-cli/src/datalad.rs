@@ -591,6 +591,7 @@ fn save(
     p: &Placement,
     started: SystemTime,
     compact: bool,
+    extra: &[PathBuf],
 ) -> Result<Value, DataladError> {
     let finished = SystemTime::now();
     let root = &p.root;
@@ -644,6 +645,7 @@ fn save(
         paths.push(qc.join(format!("{stem}_qc.json")));
         paths.push(qc.join(format!("{stem}_qc.html")));
     }
+    paths.extend(extra.iter().cloned());
     paths.dedup();
     let levels = s.arrays.levels.len();
     let record = provenance(a, s, p, started, finished);
@@ -690,6 +692,7 @@ fn save(
 /// saved; rerunning the command converts it again and saves it).
 pub(crate) fn convert(
     mut a: ConvertArgs,
+    h5: &zstack::Hdf5Args,
     grouping: Grouping,
     compact: bool,
     json_out: bool,
@@ -704,15 +707,22 @@ pub(crate) fn convert(
     let dl = Datalad::locate()?;
     a.session.clone_from(&placement.session);
     let started = SystemTime::now();
-    let (summary, peak) = zstack::convert(&a, json_out)?;
-    let saved = save(&dl, &a, &summary, &placement, started, compact).map_err(|e| {
+    let (summary, peak, exported) = zstack::convert_with(&a, h5, json_out)?;
+    // An HDF5 copy written inside the superdataset is saved (annexed) with the section.
+    let extra: Vec<PathBuf> = h5
+        .export
+        .iter()
+        .filter_map(|f| std::path::absolute(f).ok())
+        .filter(|f| std::path::absolute(&placement.root).is_ok_and(|r| f.starts_with(r)))
+        .collect();
+    let saved = save(&dl, &a, &summary, &placement, started, compact, &extra).map_err(|e| {
         err(format!(
             "{} was published but not saved in DataLad: {e}; fix the cause and rerun the same \
              command (it converts the section again and saves it)",
             summary.output.display()
         ))
     })?;
-    zstack::print_convert_with(&summary, peak, json_out, Some(&saved))
+    zstack::print_convert_with(&summary, peak, json_out, Some(&saved), exported.as_ref())
 }
 
 #[cfg(test)]

@@ -107,6 +107,8 @@ enum Command {
         h5_dataset: Option<String>,
         /// After publishing, also copy the image into this HDF5 file for legacy tools (build
         /// feature `hdf5`): datasets /0, /1, ... (c, z, y, x), NGFF metadata as attributes.
+        /// With --datalad, a copy inside the superdataset is saved (annexed) with the section
+        /// (put it under derivatives/ to keep the dataset BIDS-valid).
         #[arg(long, value_name = "OUT.h5")]
         hdf5: Option<PathBuf>,
         /// Chunk compression of --hdf5: gzip, gzip:<1-9> or none.
@@ -398,17 +400,13 @@ fn main() -> ExitCode {
                 compression: hdf5_compression,
             };
             if datalad.is_some() {
-                if h5.dataset.is_some() || h5.export.is_some() {
-                    eprintln!(
-                        "strata: error: --h5-dataset and --hdf5 do not combine with --datalad"
-                    );
-                    return ExitCode::from(2);
-                }
-                datalad::convert(args, datalad_group, datalad_annex == "compact", json)
+                datalad::convert(args, &h5, datalad_group, datalad_annex == "compact", json)
                     .map(|()| false)
             } else {
                 zstack::convert_with(&args, &h5, json)
-                    .and_then(|(s, peak, h)| zstack::print_convert_hdf5(&s, peak, json, h.as_ref()))
+                    .and_then(|(s, peak, h)| {
+                        zstack::print_convert_with(&s, peak, json, None, h.as_ref())
+                    })
                     .map(|()| false)
             }
         }

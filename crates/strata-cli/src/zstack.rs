@@ -403,6 +403,14 @@ pub(crate) fn convert_with(
         return Err(format!("--hdf5 {}: HDF5 output {NO_HDF5}", out.display()).into());
     }
     let mut source = open_source(&a.zstack, h5.dataset.as_deref())?;
+    // The HDF5 copy's folder is made before converting, so that a path that cannot be
+    // written fails before hours of work rather than after.
+    if let Some(parent) = h5.export.as_deref().and_then(std::path::Path::parent)
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("--hdf5: {}: {e}", parent.display()))?;
+    }
     let info = source.info().clone();
     let total = u64::from(info.planes) * u64::from(info.height) * info.row_bytes() as u64;
     let bar = if quiet {
@@ -595,41 +603,18 @@ pub(crate) fn print_convert(
     peak: Option<u64>,
     json_out: bool,
 ) -> DynResult<()> {
-    print_convert_with(s, peak, json_out, None)
-}
-
-/// Prints a conversion summary and, with `--hdf5`, the export (`hdf5` in JSON).
-pub(crate) fn print_convert_hdf5(
-    s: &ConvertSummary,
-    peak: Option<u64>,
-    json_out: bool,
-    hdf5: Option<&serde_json::Value>,
-) -> DynResult<()> {
-    let Some(h) = hdf5 else {
-        return print_convert(s, peak, json_out);
-    };
-    if json_out {
-        let mut v = serde_json::to_value(s)?;
-        if let Some(o) = v.as_object_mut() {
-            o.insert("peak_memory_bytes".into(), json!(peak));
-            o.insert("hdf5".into(), h.clone());
-        }
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        Ok(())
-    } else {
-        print_convert(s, peak, false)?;
-        println!("HDF5 copy: {}", hdf5_line(h));
-        Ok(())
-    }
+    print_convert_with(s, peak, json_out, None, None)
 }
 
 /// Prints a conversion summary with, for `--datalad`, where the section was saved (a
-/// `datalad` object in JSON: dataset, grouping, commit).
+/// `datalad` object in JSON: dataset, grouping, commit) and, with `--hdf5`, the export
+/// (`hdf5` in JSON).
 pub(crate) fn print_convert_with(
     s: &ConvertSummary,
     peak: Option<u64>,
     json_out: bool,
     datalad: Option<&serde_json::Value>,
+    hdf5: Option<&serde_json::Value>,
 ) -> DynResult<()> {
     if json_out {
         let mut v = serde_json::to_value(s)?;
@@ -637,6 +622,9 @@ pub(crate) fn print_convert_with(
             o.insert("peak_memory_bytes".into(), json!(peak));
             if let Some(d) = datalad {
                 o.insert("datalad".into(), d.clone());
+            }
+            if let Some(h) = hdf5 {
+                o.insert("hdf5".into(), h.clone());
             }
         }
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -664,6 +652,9 @@ pub(crate) fn print_convert_with(
                 d["grouping"].as_str().unwrap_or("?"),
                 d["commit"].as_str().unwrap_or("?")
             );
+        }
+        if let Some(h) = hdf5 {
+            println!("HDF5 copy: {}", hdf5_line(h));
         }
     }
     Ok(())

@@ -194,6 +194,77 @@ mod with_hdf5 {
         assert!(String::from_utf8_lossy(&o.stdout).contains("planes.h5"));
     }
 
+    /// HDF5 in, into a DataLad dataset, with an HDF5 copy inside it: all saved in one commit,
+    /// the arrays and the copy annexed. Runs when `STRATA_DATALAD` names a datalad executable
+    /// (`cargo xtask test` sets it); a failure without it when `STRATA_REQUIRE_PEERS` is set.
+    #[test]
+    fn h5_input_and_copy_saved_in_datalad() {
+        let required = std::env::var_os("STRATA_REQUIRE_PEERS").is_some();
+        let Some(datalad) = std::env::var_os("STRATA_DATALAD") else {
+            assert!(
+                !required,
+                "STRATA_REQUIRE_PEERS is set but STRATA_DATALAD is not"
+            );
+            eprintln!("skipped: STRATA_DATALAD is not set");
+            return;
+        };
+        let _serial = serial();
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_inputs(dir.path());
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&home).expect("home");
+        let root = dir.path().join("brain");
+        let copy = root.join("derivatives/hdf5/sub-01_sample-05_BF.h5");
+        let o = run(strata()
+            .env("HOME", &home)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("STRATA_DATALAD", &datalad)
+            .arg("convert")
+            .arg(dir.path().join("volume.h5"))
+            .arg("--datalad")
+            .arg(&root)
+            .args([
+                "--datalad-group",
+                "none",
+                "--subject",
+                "01",
+                "--sample",
+                "05",
+            ])
+            .args(["--pixel-size", "0.5,0.5,2", "--chunk", "64", "--json"])
+            .arg("--hdf5")
+            .arg(&copy));
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let v: Value = serde_json::from_slice(&o.stdout).expect("json");
+        assert!(
+            v["datalad"]["commit"]
+                .as_str()
+                .is_some_and(|c| c.len() == 40)
+        );
+        assert!(v["hdf5"]["bytes"].as_u64().is_some_and(|b| b > 0));
+        // The provenance names the HDF5 file with its size and checksum.
+        assert_eq!(v["sources"][0]["name"], "volume.h5");
+        assert_eq!(v["sources"][0]["sha256"].as_str().map(str::len), Some(64));
+        let git = |args: &[&str]| {
+            let o = run(std::process::Command::new("git")
+                .env("HOME", &home)
+                .arg("-C")
+                .arg(&root)
+                .args(args));
+            assert!(o.status.success(), "git {args:?}: {}", stderr(&o));
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        };
+        assert_eq!(git(&["status", "--porcelain"]), "", "everything is saved");
+        let annexed = git(&["annex", "find"]);
+        assert!(
+            annexed.contains("derivatives/hdf5/sub-01_sample-05_BF.h5"),
+            "{annexed}"
+        );
+        assert!(annexed.contains("0/c.0.0.0.0"), "{annexed}");
+        let f = hdf5::File::open(&copy).expect("open the copy");
+        assert!(f.dataset("0").expect("/0").read_raw::<u8>().expect("read") == pixels());
+    }
+
     #[test]
     fn corrupt_h5_is_exit_2_not_a_panic() {
         let _serial = serial();

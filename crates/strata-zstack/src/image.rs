@@ -285,7 +285,7 @@ fn segment_width(
         return info.width;
     };
     let (tw, th) = (tw as usize, th as usize);
-    if tw == 0 || th == 0 || chunk % th != 0 {
+    if tw == 0 || th == 0 || !chunk.is_multiple_of(th) {
         return info.width;
     }
     let gcd = |mut a: usize, mut b: usize| {
@@ -295,7 +295,7 @@ fn segment_width(
         a
     };
     let mut step = chunk / gcd(chunk, tw) * tw;
-    if step % 2 == 1 {
+    if !step.is_multiple_of(2) {
         step *= 2;
     }
     let want = chunks.map_or_else(
