@@ -99,7 +99,8 @@ enum Command {
     /// OME-Zarr 0.5 with a full pyramid, in one read.
     Convert {
         /// Folder of TIFF files, one per focus level (natural sort order), or an `.h5`/`.hdf5`
-        /// file (build feature `hdf5`): one 3-D dataset or one 2-D dataset per plane.
+        /// file (build feature `hdf5`): one 3-D dataset, one 2-D dataset per plane, or a file
+        /// written by `strata export-hdf5` (its level 0).
         zstack: PathBuf,
         /// HDF5 input: the dataset (a 3-D stack or one plane) or group (of 2-D planes, in natural
         /// order of their names) holding the planes; default: auto-detected at the root.

@@ -1,5 +1,7 @@
 //! A z-stack from an HDF5 file (feature `hdf5`): one 3-D dataset `(z, y, x)` (or
-//! `(z, y, x, 3)` for RGB), or one 2-D dataset `(y, x)` (or `(y, x, 3)`) per plane.
+//! `(z, y, x, 3)` for RGB), or one 2-D dataset `(y, x)` (or `(y, x, 3)`) per plane, or a
+//! `(c, z, y, x)` dataset labelled so by an `axes` attribute (as [`crate::export_hdf5`] writes
+//! them: a file of pyramid levels `/0`, `/1`, ... is read from `/0`).
 //!
 //! Bands are read as hyperslabs, so memory stays at one band whatever the dataset size. Every
 //! plane's shape and type are checked when the stack is opened. A file that is not HDF5, is
@@ -26,8 +28,9 @@ pub enum Hdf5Layout {
     Volume(String),
     /// One dataset `(y, x)` or `(y, x, 3)` per plane, at these paths, in plane order.
     Planes(Vec<String>),
-    /// A single 3-D or 4-D dataset at the root if there is exactly one, else every 2-D or
-    /// `(y, x, 3)` dataset at the root, in natural order of their names.
+    /// A single 3-D or 4-D dataset at the root if there is exactly one (or, among several,
+    /// the one named `0`: level 0 of an exported pyramid), else every 2-D or `(y, x, 3)`
+    /// dataset at the root, in natural order of their names.
     Auto,
     /// The object at this path: a group is searched as [`Hdf5Layout::Auto`] searches the
     /// root; a 3-D or 4-D dataset is a volume; a 2-D or `(y, x, 3)` dataset is a single plane.
@@ -50,6 +53,12 @@ fn detect(path: &Path, group: &Group) -> Result<(bool, Vec<String>)> {
     if let [v] = volumes.as_slice() {
         return Ok((true, vec![v.0.clone()]));
     }
+    // Pyramid levels `0`, `1`, ... (an NGFF-style export): the planes are level 0.
+    if volumes.len() > 1
+        && let Some(level0) = volumes.iter().find(|v| v.0.rsplit('/').next() == Some("0"))
+    {
+        return Ok((true, vec![level0.0.clone()]));
+    }
     let planes: Vec<String> = all
         .iter()
         .filter(|d| plane_shape(&d.2).is_some())
@@ -69,6 +78,18 @@ fn element_size(ds: &Dataset) -> Option<PixelSize> {
     (x.is_finite() && y.is_finite() && x > 0.0 && y > 0.0).then_some(PixelSize { x, y })
 }
 
+/// Whether a dataset's `axes` attribute says `(c, z, y, x)`.
+fn axes_czyx(ds: &Dataset) -> bool {
+    use hdf5::types::VarLenUnicode;
+    ds.attr("axes")
+        .and_then(|a| a.read_raw::<VarLenUnicode>())
+        .is_ok_and(|axes| {
+            axes.iter()
+                .map(VarLenUnicode::as_str)
+                .eq(["c", "z", "y", "x"])
+        })
+}
+
 /// A z-stack read from an HDF5 file.
 pub struct Hdf5Stack {
     path: PathBuf,
@@ -76,6 +97,8 @@ pub struct Hdf5Stack {
     /// The planes' datasets; one entry for a volume.
     datasets: Vec<Dataset>,
     volume: bool,
+    /// The volume is `(c, z, y, x)` (channels first) rather than `(z, y, x[, c])`.
+    czyx: bool,
 }
 
 impl std::fmt::Debug for Hdf5Stack {
@@ -144,6 +167,7 @@ impl Hdf5Stack {
             return Err(input(path, "no dataset holds planes (2-D, 3-D or RGB)"));
         }
         let datasets = names.iter().map(|n| get(n)).collect::<Result<Vec<_>>>()?;
+        let czyx = volume && datasets.first().is_some_and(axes_czyx);
         let mut plane_names = Vec::new();
         let mut first: Option<(usize, usize, usize, SampleType)> = None;
         for (name, ds) in names.iter().zip(&datasets) {
@@ -154,7 +178,22 @@ impl Hdf5Stack {
                 )
             })?;
             let shape = ds.shape();
-            let plane = if volume {
+            let plane = if czyx {
+                let [c, z, h, w] = *shape.as_slice() else {
+                    return Err(input(
+                        path,
+                        format!("dataset {name}: shape {shape:?} is not (c, z, y, x)"),
+                    ));
+                };
+                if z > MAX_PLANES {
+                    return Err(input(
+                        path,
+                        format!("dataset {name}: {z} planes, more than {MAX_PLANES}"),
+                    ));
+                }
+                plane_names.extend((0..z).map(|i| format!("{name}[:, {i}]")));
+                plane_shape(&[h, w, c])
+            } else if volume {
                 let split = shape.split_first();
                 let z = split.map_or(0, |(z, _)| *z);
                 if z > MAX_PLANES {
@@ -215,6 +254,7 @@ impl Hdf5Stack {
             info,
             datasets,
             volume,
+            czyx,
         })
     }
 }
@@ -239,7 +279,12 @@ impl ZStackSource for Hdf5Stack {
                 format!("band {y0}+{rows} of plane {plane} is outside the stack"),
             ));
         }
-        let (ds, mut sel) = if self.volume {
+        let (ds, mut sel) = if self.czyx {
+            (
+                self.datasets.first(),
+                vec![SliceOrIndex::from(..), SliceOrIndex::Index(plane as usize)],
+            )
+        } else if self.volume {
             (
                 self.datasets.first(),
                 vec![SliceOrIndex::Index(plane as usize)],
@@ -252,9 +297,21 @@ impl ZStackSource for Hdf5Stack {
         };
         sel.push(SliceOrIndex::from(y0 as usize..(y0 + rows) as usize));
         sel.push(SliceOrIndex::from(..));
-        if self.info.channels > 1 {
+        if self.info.channels > 1 && !self.czyx {
             sel.push(SliceOrIndex::from(..));
         }
+        // Channels first (c, rows, x) are interleaved into (rows, x, c) as they are copied.
+        let (c, px_per_plane) = (
+            self.info.channels as usize,
+            rows as usize * self.info.width as usize,
+        );
+        let at = |i: usize| {
+            if self.czyx && c > 1 {
+                (i % px_per_plane) * c + i / px_per_plane
+            } else {
+                i
+            }
+        };
         let sel = Hyperslab::from(sel);
         let name = self
             .info
@@ -271,7 +328,13 @@ impl ZStackSource for Hdf5Stack {
                     .as_slice()
                     .filter(|s| s.len() == out.len())
                     .ok_or_else(|| input(&self.path, format!("{name}: unexpected band size")))?;
-                out.copy_from_slice(src);
+                if self.czyx && c > 1 {
+                    for (i, v) in src.iter().enumerate() {
+                        out[at(i)] = *v;
+                    }
+                } else {
+                    out.copy_from_slice(src);
+                }
             }
             SampleType::U16 => {
                 let a = ds.read_slice::<u16, _, ndarray::IxDyn>(sel).map_err(err)?;
@@ -280,8 +343,9 @@ impl ZStackSource for Hdf5Stack {
                     .as_slice()
                     .filter(|s| s.len() * 2 == out.len())
                     .ok_or_else(|| input(&self.path, format!("{name}: unexpected band size")))?;
-                for (o, v) in out.chunks_exact_mut(2).zip(src) {
-                    o.copy_from_slice(&v.to_ne_bytes());
+                for (i, v) in src.iter().enumerate() {
+                    let o = 2 * at(i);
+                    out[o..o + 2].copy_from_slice(&v.to_ne_bytes());
                 }
             }
         }

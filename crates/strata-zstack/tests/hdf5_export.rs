@@ -194,6 +194,38 @@ fn roundtrip(
     }
     drop(file);
 
+    // The copy is a z-stack again (level 0, channels interleaved back, pixel size from
+    // `element_size_um`): every plane equals the TIFF it came from.
+    let mut back = Hdf5Stack::open(&out, &Hdf5Layout::Auto).expect("the copy as input");
+    let mut tiffs = TiffStack::open(&dir.path().join("tiffs")).expect("tiffs");
+    let (a, b) = (back.info().clone(), tiffs.info().clone());
+    assert_eq!(
+        (a.planes, a.height, a.width, a.channels, a.sample_type),
+        (b.planes, b.height, b.width, b.channels, b.sample_type)
+    );
+    let px = a.pixel_size.expect("pixel size");
+    assert_eq!((px.x, px.y), (0.25, 0.25));
+    let mut want = vec![0u8; b.row_bytes() * b.height as usize];
+    let mut got = want.clone();
+    for z in 0..a.planes {
+        tiffs
+            .read_band(z, 0, b.height, &mut want)
+            .expect("tiff plane");
+        // Bands that do not follow the HDF5 chunks, to exercise the hyperslabs.
+        let rows = 37;
+        for y0 in (0..a.height).step_by(rows) {
+            let n = (a.height - y0).min(rows as u32);
+            let at = y0 as usize * a.row_bytes();
+            back.read_band(z, y0, n, &mut got[at..at + n as usize * a.row_bytes()])
+                .expect("h5 band");
+        }
+        assert!(
+            got == want,
+            "plane {z} of the HDF5 copy differs from its TIFF"
+        );
+    }
+    drop(back);
+
     // An independent reader: h5py, every level against zarrs.
     let Some(python) = python() else { return };
     let raw = dir.path().join("h5py");
