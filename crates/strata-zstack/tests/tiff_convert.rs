@@ -1,17 +1,25 @@
 //! From tiled TIFFs to OME-Zarr: a synthetic z-stack written as TIFF, read by `TiffStack` and
 //! converted, reads back through zarrs equal to the synthetic source, sample for sample; the
-//! pixel size comes from the TIFF resolution tags.
+//! pixel size comes from the TIFF resolution tags. Read in column segments (tile regions) or
+//! in whole rows, the shards are the same bytes.
 
 use std::sync::Arc;
 use strata_bids::name::{Label, Suffix};
 use strata_zstack::{
-    ConvertOptions, NoHook, SampleOptions, SampleType, Section, SyntheticStack, TiffStack,
-    TileCompression, ZStackSource, convert, write_sample,
+    ConvertOptions, ImageOptions, NoHook, SampleOptions, SampleType, Section, SyntheticStack,
+    TiffStack, TileCompression, ZStackSource, convert, write_sample,
 };
 use zarrs::array::{Array, ArraySubset};
 use zarrs::filesystem::FilesystemStore;
 
-fn check(channels: u32, st: SampleType, compression: TileCompression) {
+/// Converts a synthetic stack of `tile` x `tile` TIFF tiles into `chunk` x `chunk` inner chunks,
+/// reading level 0 in column segments of `segment_chunks` chunks.
+fn check(
+    channels: u32,
+    st: SampleType,
+    compression: TileCompression,
+    (tile, chunk, segment_chunks): (u32, u32, Option<u32>),
+) {
     let dir = tempfile::tempdir().expect("tempdir");
     let o = SampleOptions {
         width: 300,
@@ -20,7 +28,7 @@ fn check(channels: u32, st: SampleType, compression: TileCompression) {
         in_focus_plane: 1,
         channels,
         sample_type: st,
-        tile: 128,
+        tile,
         compression,
         seed: 5,
         pixel_size_um: 0.5,
@@ -36,13 +44,30 @@ fn check(channels: u32, st: SampleType, compression: TileCompression) {
         stain: None,
         suffix: Suffix::BF,
     };
-    let summary = convert(
-        &mut stack,
-        &section,
-        &ConvertOptions::default(),
-        &mut NoHook,
-    )
-    .expect("convert");
+    let options = |segment_chunks| ConvertOptions {
+        image: ImageOptions {
+            chunk,
+            segment_chunks,
+            ..ImageOptions::default()
+        },
+        ..ConvertOptions::default()
+    };
+    let summary =
+        convert(&mut stack, &section, &options(segment_chunks), &mut NoHook).expect("convert");
+    // The same stack in whole rows (one segment: wider than the plane) writes the same shards.
+    let whole = Section {
+        bids_root: dir.path().join("whole"),
+        ..section.clone()
+    };
+    let rows = convert(&mut stack, &whole, &options(Some(1000)), &mut NoHook).expect("convert");
+    for level in 0..summary.arrays.levels.len() {
+        let key = format!("{level}/c.0.0.0.0");
+        assert!(
+            std::fs::read(summary.output.join(&key)).expect("segments")
+                == std::fs::read(rows.output.join(&key)).expect("rows"),
+            "{key}: column segments and whole rows differ"
+        );
+    }
 
     let store = Arc::new(FilesystemStore::new(&summary.output).expect("store"));
     let array = Array::open(store, "/0").expect("level 0");
@@ -97,10 +122,18 @@ fn check(channels: u32, st: SampleType, compression: TileCompression) {
 
 #[test]
 fn gray8_lzw_tiles_to_zarr() {
-    check(1, SampleType::U8, TileCompression::Lzw);
+    // Segments of one 128-pixel chunk of 64-pixel tiles: 128 + 128 + 44 columns.
+    check(1, SampleType::U8, TileCompression::Lzw, (64, 128, Some(1)));
+    check(1, SampleType::U8, TileCompression::Lzw, (128, 512, None));
 }
 
 #[test]
 fn rgb16_zstd_tiles_to_zarr() {
-    check(3, SampleType::U16, TileCompression::Zstd(3));
+    // Segments of two 64-pixel chunks of 32-pixel tiles: 128 + 128 + 44 columns.
+    check(
+        3,
+        SampleType::U16,
+        TileCompression::Zstd(3),
+        (32, 64, Some(2)),
+    );
 }
