@@ -437,71 +437,91 @@ pub(crate) fn convert_with(
         ..ConvertOptions::default()
     };
     let mut progress = Progress { bar };
-    let Some(rules) = &a.qc_gate else {
-        let mut summary = strata_zstack::convert(&mut *source, &section, &opts, &mut progress)?;
-        progress.bar.finish_and_clear();
-        let exported = match &h5.export {
-            Some(out) => Some(export_hdf5(&summary.output, out, h5.compression, quiet)?),
-            None => None,
-        };
-        if a.ozx {
-            summary.output = pack_ozx(&summary.output)?;
-            summary.files = 2;
-            summary.folders = 0;
-        }
-        return Ok((summary, peak_rss(), exported));
+    // `--layout ozx` streams level 0 into the archive while converting; with an HDF5 copy,
+    // which reads the image folder, the folder is written and then packed instead.
+    let stream_ozx = a.ozx && h5.export.is_none();
+    let archive = if stream_ozx {
+        Some(crate::ozx_out::OzxOut::start(&section.image_path())?)
+    } else {
+        None
     };
-    let mut qc = strata_zstack::QcHook::new(&info, strata_qc::QcConfig::default())?;
-    let prepared = strata_zstack::prepare(
-        &mut *source,
-        &section,
-        &opts,
-        &mut strata_zstack::Hooks(vec![&mut progress, &mut qc]),
-    )?;
+    let mut qc = match &a.qc_gate {
+        Some(_) => Some(strata_zstack::QcHook::new(
+            &info,
+            strata_qc::QcConfig::default(),
+        )?),
+        None => None,
+    };
+    let prepared = {
+        let mut hooks: Vec<&mut dyn BandHook> = vec![&mut progress];
+        if let Some(q) = qc.as_mut() {
+            hooks.push(q);
+        }
+        let mut hooks = strata_zstack::Hooks(hooks);
+        match &archive {
+            Some(out) => strata_zstack::prepare_to(
+                &mut *source,
+                &section,
+                &opts,
+                &mut hooks,
+                &mut out.sink(),
+            )?,
+            None => strata_zstack::prepare(&mut *source, &section, &opts, &mut hooks)?,
+        }
+    };
     progress.bar.finish_and_clear();
-    let summary = qc.finish()?;
-    let report = summary.evaluate(rules);
-    // The QC result is kept with the section either way, as a derivative of the dataset.
-    let stem = section.name().to_string();
-    let stem = stem.trim_end_matches(".ome.zarr");
-    let qc_dir = a
-        .bids_root
-        .join("derivatives/qc")
-        .join(format!("sub-{}", section.subject));
-    std::fs::create_dir_all(&qc_dir)?;
-    std::fs::write(qc_dir.join(format!("{stem}_qc.json")), report.to_json()?)?;
-    std::fs::write(
-        qc_dir.join(format!("{stem}_qc.html")),
-        strata_qc::render_html(&report, stem, &summary.thumbnails())?,
-    )?;
-    if !report.passed {
-        prepared.discard()?;
-        let reasons: Vec<String> = report
-            .reasons
-            .iter()
-            .filter(|r| !r.passed)
-            .map(|r| {
-                format!(
-                    "{} = {} (limit {}): {}",
-                    r.rule, r.value, r.threshold, r.message
-                )
-            })
-            .collect();
-        return Err(Box::new(QcFailed(format!(
-            "the z-stack failed quality control, nothing was published (report: {}): {}",
-            qc_dir.join(format!("{stem}_qc.html")).display(),
-            reasons.join("; ")
-        ))));
-    }
-    let brief: serde_json::Value = serde_json::from_str(&report.to_json_brief()?)?;
     let mut extra = serde_json::Map::new();
-    extra.insert("qc".into(), brief);
-    let mut summary = prepared.publish(extra)?;
+    if let (Some(qc), Some(rules)) = (qc, &a.qc_gate) {
+        let summary = qc.finish()?;
+        let report = summary.evaluate(rules);
+        // The QC result is kept with the section either way, as a derivative of the dataset.
+        let stem = section.name().to_string();
+        let stem = stem.trim_end_matches(".ome.zarr");
+        let qc_dir = a
+            .bids_root
+            .join("derivatives/qc")
+            .join(format!("sub-{}", section.subject));
+        std::fs::create_dir_all(&qc_dir)?;
+        std::fs::write(qc_dir.join(format!("{stem}_qc.json")), report.to_json()?)?;
+        std::fs::write(
+            qc_dir.join(format!("{stem}_qc.html")),
+            strata_qc::render_html(&report, stem, &summary.thumbnails())?,
+        )?;
+        if !report.passed {
+            // Nothing is published: the partial folder goes, and the unfinished archive is
+            // removed when it is dropped.
+            prepared.discard()?;
+            let reasons: Vec<String> = report
+                .reasons
+                .iter()
+                .filter(|r| !r.passed)
+                .map(|r| {
+                    format!(
+                        "{} = {} (limit {}): {}",
+                        r.rule, r.value, r.threshold, r.message
+                    )
+                })
+                .collect();
+            return Err(Box::new(QcFailed(format!(
+                "the z-stack failed quality control, nothing was published (report: {}): {}",
+                qc_dir.join(format!("{stem}_qc.html")).display(),
+                reasons.join("; ")
+            ))));
+        }
+        let brief: serde_json::Value = serde_json::from_str(&report.to_json_brief()?)?;
+        extra.insert("qc".into(), brief);
+    }
+    let mut summary = match archive {
+        Some(out) => prepared.publish_with(extra, |partial, _| -> DynResult<_> {
+            out.finish(partial).map(Some)
+        })?,
+        None => prepared.publish(extra)?,
+    };
     let exported = match &h5.export {
         Some(out) => Some(export_hdf5(&summary.output, out, h5.compression, quiet)?),
         None => None,
     };
-    if a.ozx {
+    if a.ozx && !stream_ozx {
         summary.output = pack_ozx(&summary.output)?;
         summary.files = 2;
         summary.folders = 0;

@@ -453,6 +453,30 @@ fn qc_gate_publishes_nothing_for_a_failing_stack() {
         .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "published despite failing QC: {left:?}");
+    // The same as one archive: its level 0 was being streamed into the archive, which is
+    // never published, and no temporary file stays behind.
+    let r = run(strata()
+        .arg("convert")
+        .arg(&raw)
+        .arg("--bids-root")
+        .arg(&bids)
+        .args([
+            "--subject",
+            "A",
+            "--sample",
+            "1",
+            "--qc-gate",
+            "--layout",
+            "ozx",
+        ]));
+    assert_eq!(r.status.code(), Some(1));
+    let left: Vec<_> = std::fs::read_dir(&micr)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.is_empty(),
+        "ozx published despite failing QC: {left:?}"
+    );
     assert!(
         bids.join("derivatives/qc/sub-A/sub-A_sample-1_BF_qc.json")
             .is_file()
@@ -641,6 +665,95 @@ fn killed_conversion_is_never_published_and_rerun_is_byte_identical() {
             .filter(|n| n.starts_with('.'))
             .collect();
         assert!(left.is_empty(), "temporary files left: {left:?}");
+    }
+    assert!(killed_mid_way, "the conversion finished before any kill");
+}
+
+#[test]
+fn killed_ozx_conversion_is_never_published_and_rerun_cleans_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let raw = dir.path().join("raw");
+    let r = run(strata()
+        .args([
+            "sample",
+            "--size",
+            "2048x2048",
+            "--planes",
+            "8",
+            "--compression",
+            "none",
+        ])
+        .arg(&raw));
+    assert_eq!(r.status.code(), Some(0));
+    let convert = |bids: &Path, layout: &str| {
+        let mut c = strata();
+        c.arg("convert")
+            .arg(&raw)
+            .arg("--bids-root")
+            .arg(bids)
+            .args(["--subject", "A", "--sample", "1", "--layout", layout])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        c
+    };
+    let reference = dir.path().join("reference");
+    assert!(
+        convert(&reference, "zarr")
+            .status()
+            .expect("convert")
+            .success()
+    );
+    let folder = reference.join("sub-A/micr/sub-A_sample-1_BF.ome.zarr");
+    let bids = dir.path().join("bids");
+    let micr = bids.join("sub-A/micr");
+    let archive = micr.join("sub-A_sample-1_BF.ozx");
+    let mut killed_mid_way = false;
+    for delay_ms in [50u64, 150, 300, 600] {
+        let _ = std::fs::remove_dir_all(&bids);
+        let mut child = convert(&bids, "ozx").spawn().expect("spawn");
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let finished = child.try_wait().expect("try_wait").is_some();
+        let _ = child.kill();
+        let _ = child.wait();
+        if finished {
+            break;
+        }
+        killed_mid_way = true;
+        assert!(
+            !archive.exists(),
+            "killed after {delay_ms} ms but published"
+        );
+        assert!(!micr.join("sub-A_sample-1_BF.json").exists());
+        assert!(convert(&bids, "ozx").status().expect("rerun").success());
+        // Only the archive and its sidecar: no temporary archive, no partial folder.
+        let mut names: Vec<String> = std::fs::read_dir(&micr)
+            .expect("micr")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["sub-A_sample-1_BF.json", "sub-A_sample-1_BF.ozx"]);
+        // The archive holds the same shards as the folder layout.
+        let back = dir.path().join(format!("back-{delay_ms}"));
+        let r = run(strata()
+            .arg("stage")
+            .arg(format!("zip://{}", archive.display()))
+            .arg(format!("file://{}", back.display()))
+            .arg("--journal")
+            .arg(dir.path().join(format!("journal-{delay_ms}"))));
+        assert_eq!(
+            r.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        for key in ["0/c.0.0.0.0", "1/c.0.0.0.0", "2/zarr.json"] {
+            assert!(
+                std::fs::read(back.join(key)).expect("unpacked")
+                    == std::fs::read(folder.join(key)).expect("reference"),
+                "{key} differs after a kill at {delay_ms} ms and a rerun"
+            );
+        }
     }
     assert!(killed_mid_way, "the conversion finished before any kill");
 }

@@ -472,6 +472,21 @@ pub async fn pack<S>(
 where
     S: ReadableStore + ListableStore + ?Sized,
 {
+    let writer = OzxWriter::create(dst, key, options).await?;
+    add_all(&writer, src, prefix).await?;
+    writer.finish().await
+}
+
+/// Adds every object under `prefix` of `src` to an archive being written (keys relative to
+/// `prefix`), `zarr.json` documents first, streaming objects of more than 8 MiB in ranges;
+/// [`pack`] is this plus [`OzxWriter::create`] and [`OzxWriter::finish`].
+///
+/// # Errors
+/// The first read or write error.
+pub async fn add_all<S>(writer: &OzxWriter, src: &S, prefix: Option<&StoreKey>) -> Result<()>
+where
+    S: ReadableStore + ListableStore + ?Sized,
+{
     const PIECE: u64 = 8 << 20;
     let list = src.list(prefix).await?;
     let mut list: Vec<(&str, &crate::traits::ObjectMeta)> = list
@@ -479,7 +494,6 @@ where
         .filter_map(|m| m.key.strip(prefix).map(|rel| (rel, m)))
         .collect();
     list.sort_by(|a, b| cd_order(a.0, b.0));
-    let writer = OzxWriter::create(dst, key, options).await?;
     for (rel, m) in list {
         let inner = StoreKey::new(rel)?;
         if m.size <= PIECE {
@@ -496,7 +510,7 @@ where
             s.complete().await?;
         }
     }
-    writer.finish().await
+    Ok(())
 }
 
 #[derive(Clone, Debug)]

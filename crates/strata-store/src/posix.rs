@@ -113,6 +113,35 @@ fn is_temp_name(name: &str) -> bool {
 }
 
 impl PosixStore {
+    /// Removes the temporary files that interrupted writes of `key` left beside it (a write
+    /// is published by renaming its temporary file; a killed process leaves that file).
+    /// Returns how many were removed. Call it only while no other process writes `key`.
+    ///
+    /// # Errors
+    /// An I/O error naming the folder or file.
+    pub fn remove_stale_temps(&self, key: &StoreKey) -> Result<u64> {
+        let target = self.inner.check_inside(key.as_str())?;
+        let (Some(parent), Some(name)) = (target.parent(), target.file_name()) else {
+            return Ok(0);
+        };
+        let prefix = format!(".{}{TEMP_MARKER}", name.to_string_lossy());
+        let entries = match fs::read_dir(parent) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(io_err("remove_stale_temps", key.as_str(), parent, e)),
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let path = entry.path();
+                fs::remove_file(&path)
+                    .map_err(|e| io_err("remove_stale_temps", key.as_str(), &path, e))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Opens a store at an existing directory with default options.
     ///
     /// # Errors

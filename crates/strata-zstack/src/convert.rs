@@ -15,7 +15,9 @@
 //! the section again; encoding is deterministic, so the arrays are byte-identical.
 
 use crate::error::{Error, Result};
-use crate::image::{ArraysSummary, BandHook, ImageOptions, write_arrays, write_synced};
+use crate::image::{
+    ArraysSummary, BandHook, FileShards, ImageOptions, ShardSink, write_arrays_to, write_synced,
+};
 use crate::source::ZStackSource;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -269,6 +271,21 @@ pub fn prepare(
     opts: &ConvertOptions,
     hook: &mut dyn BandHook,
 ) -> Result<Prepared> {
+    prepare_to(source, section, opts, hook, &mut FileShards)
+}
+
+/// [`prepare`] with the shards that `sink` takes written to its streams (see
+/// [`write_arrays_to`]); publish such a conversion with [`Prepared::publish_with`].
+///
+/// # Errors
+/// As [`convert`], and the sink's errors.
+pub fn prepare_to(
+    source: &mut dyn ZStackSource,
+    section: &Section,
+    opts: &ConvertOptions,
+    hook: &mut dyn BandHook,
+    sink: &mut dyn ShardSink,
+) -> Result<Prepared> {
     let start = Instant::now();
     let started = SystemTime::now();
     let info = source.info().clone();
@@ -289,7 +306,7 @@ pub fn prepare(
     let stop = AtomicBool::new(false);
     let (arrays, sources) = std::thread::scope(|scope| {
         let hasher = scope.spawn(|| source_files(&files, opts.checksums, &stop));
-        let arrays = write_arrays(source, &partial, &opts.image, hook);
+        let arrays = write_arrays_to(source, &partial, &opts.image, hook, sink);
         if arrays.is_err() {
             stop.store(true, Ordering::Relaxed);
         }
@@ -368,9 +385,44 @@ impl Prepared {
     /// # Errors
     /// I/O errors naming the path.
     pub fn publish(
-        mut self,
+        self,
         extra: serde_json::Map<String, serde_json::Value>,
     ) -> Result<ConvertSummary> {
+        self.publish_with(extra, |partial, image| {
+            // Replace an earlier conversion only now that this one is whole.
+            let parent = image
+                .parent()
+                .ok_or_else(|| Error::Config("the image path has no parent folder".into()))?;
+            let name = image
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default();
+            let replaced = parent.join(format!(".{name}.replaced"));
+            remove_dir_if_exists(&replaced)?;
+            if image.exists() {
+                std::fs::rename(image, &replaced).map_err(|e| Error::io(image, e))?;
+            }
+            std::fs::rename(partial, image).map_err(|e| Error::io(image, e))?;
+            remove_dir_if_exists(&replaced)?;
+            Ok(None)
+        })
+    }
+
+    /// Writes the group metadata into the partial folder (with `extra` merged into the
+    /// provenance record), then lets `finalize(partial, image)` publish the image: `Ok(None)`
+    /// when it has moved the folder to the image path, `Ok(Some(file))` when it has published
+    /// the image as that single file (e.g. an `.ozx` archive made of the folder and of the
+    /// shards a [`ShardSink`] took; the folder is then removed). Then writes the sidecar and
+    /// the table rows.
+    ///
+    /// # Errors
+    /// I/O errors naming the path, and `finalize`'s errors; nothing is published before
+    /// `finalize` succeeds.
+    pub fn publish_with<E: From<Error>>(
+        mut self,
+        extra: serde_json::Map<String, serde_json::Value>,
+        finalize: impl FnOnce(&Path, &Path) -> std::result::Result<Option<PathBuf>, E>,
+    ) -> std::result::Result<ConvertSummary, E> {
         let info = &self.info;
         let sources = if self.sources.is_empty() {
             serde_json::json!(info.plane_names)
@@ -404,35 +456,39 @@ impl Prepared {
             serde_json::to_vec_pretty(&self.group).map_err(|e| Error::Codec(e.to_string()))?;
         write_synced(&self.partial.join("zarr.json"), &text)?;
 
-        // Publish: replace an earlier conversion only now that this one is whole.
         let parent = self
             .image
             .parent()
             .ok_or_else(|| Error::Config("the image path has no parent folder".into()))?
             .to_owned();
-        let name = &self.name;
-        let replaced = parent.join(format!(".{name}.replaced"));
-        remove_dir_if_exists(&replaced)?;
-        if self.image.exists() {
-            std::fs::rename(&self.image, &replaced).map_err(|e| Error::io(&self.image, e))?;
+        let single = finalize(&self.partial, &self.image)?;
+        if single.is_some() {
+            // The image is one file now: neither the folder nor an earlier conversion of the
+            // section in the folder layout stays beside it.
+            remove_dir_if_exists(&self.partial)?;
+            remove_dir_if_exists(&self.image)?;
         }
-        std::fs::rename(&self.partial, &self.image).map_err(|e| Error::io(&self.image, e))?;
-        remove_dir_if_exists(&replaced)?;
         sync_dir(&parent)?;
 
-        write_bids_metadata(&self.section, name, self.spacing, &self.opts)?;
+        write_bids_metadata(&self.section, &self.name, self.spacing, &self.opts)?;
 
         let levels = self.arrays.levels.len();
-        let mut files = 1 + 1; // group zarr.json + sidecar
-        for l in &self.arrays.levels {
-            files += 1 + u64::from(l.shards);
-        }
+        let (output, files, folders) = match single {
+            Some(file) => (file, 2, 0), // the file + the sidecar
+            None => {
+                let mut files = 1 + 1; // group zarr.json + sidecar
+                for l in &self.arrays.levels {
+                    files += 1 + u64::from(l.shards);
+                }
+                (self.image, files, 1 + levels as u64)
+            }
+        };
         Ok(ConvertSummary {
-            output: self.image,
+            output,
             planes: info.planes,
             width: info.width,
             height: info.height,
-            folders: 1 + levels as u64,
+            folders,
             files,
             arrays: self.arrays,
             seconds: self.start.elapsed().as_secs_f64(),

@@ -15,7 +15,7 @@ use crate::shard::{ChunkEncoder, Compression, ShardWriter, sharding_codec_json};
 use crate::source::{Region, StackInfo, ZStackSource};
 use rayon::prelude::*;
 use std::fs::File;
-use std::io::{BufWriter, Write as _};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
@@ -61,6 +61,61 @@ pub struct NoHook;
 
 impl BandHook for NoHook {
     fn band(&mut self, _: &StackInfo, _: Region, _: &[u8]) {}
+}
+
+/// Where the shards go: a file in the level's folder unless the sink takes them (e.g. into an
+/// archive being written, so that the bytes are written once).
+///
+/// The writer thread opens a shard when its first chunk arrives and finishes it before the
+/// next shard of the same level; shards of different levels are open at the same time.
+pub trait ShardSink: Send {
+    /// A stream for shard `key` (its file name, e.g. `c.0.0.0.0`) of level `level`, or `None`
+    /// to write it as the file `<dir>/<level>/<key>`.
+    ///
+    /// # Errors
+    /// When the stream cannot be opened; the conversion stops with this error.
+    fn open(&mut self, level: usize, key: &str) -> Result<Option<Box<dyn ShardStream>>>;
+}
+
+/// A shard written to a stream: its bytes in order, then [`ShardStream::finish`].
+pub trait ShardStream: Write + Send {
+    /// Called after the last byte: completes the shard (e.g. the archive entry).
+    ///
+    /// # Errors
+    /// When completing fails; the conversion stops with this error.
+    fn finish(self: Box<Self>) -> Result<()>;
+}
+
+/// Every shard to a file (what [`write_arrays`] does).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FileShards;
+
+impl ShardSink for FileShards {
+    fn open(&mut self, _: usize, _: &str) -> Result<Option<Box<dyn ShardStream>>> {
+        Ok(None)
+    }
+}
+
+/// An open shard's destination.
+enum ShardOut {
+    File(BufWriter<File>),
+    Stream(Box<dyn ShardStream>),
+}
+
+impl Write for ShardOut {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Self::File(f) => f.write(buf),
+            Self::Stream(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Self::File(f) => f.flush(),
+            Self::Stream(s) => s.flush(),
+        }
+    }
 }
 
 /// What was written for one level.
@@ -330,34 +385,39 @@ struct LevelFiles {
 
 struct OpenShard {
     zs: u32,
-    writer: ShardWriter<BufWriter<File>>,
+    writer: ShardWriter<ShardOut>,
     path: PathBuf,
     unsynced: u64,
 }
 
 /// Appends encoded bands to the levels' shards, in the order received (so the bytes are the
 /// same on every run), syncing as it goes; finishes every shard at the end.
-struct ShardFiles {
+struct ShardFiles<'s> {
     levels: Vec<LevelFiles>,
     pps: u32,
+    sink: &'s mut dyn ShardSink,
     /// The sync thread: syncs the files it is given while the writer goes on writing (a sync
     /// in the writer thread would stall the pipeline behind it). `None` syncs nothing early.
     syncer: Option<mpsc::SyncSender<(File, PathBuf)>>,
 }
 
-impl ShardFiles {
+impl ShardFiles<'_> {
     fn append(&mut self, chunk: &EncodedChunk) -> Result<()> {
         let zs = chunk.z / self.pps;
         let chunks = self.pps as usize;
         let level = &mut self.levels[chunk.level];
         if level.shard.as_ref().is_none_or(|s| s.zs != zs) {
             finish_shard(level)?;
-            let path = level.dir.join(shard_key(zs));
-            let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
-            let writer = ShardWriter::new(
-                BufWriter::with_capacity(SHARD_BUFFER, file),
-                chunks * level.gy * level.gx,
-            );
+            let key = shard_key(zs);
+            let path = level.dir.join(&key);
+            let out = match self.sink.open(chunk.level, &key)? {
+                Some(stream) => ShardOut::Stream(stream),
+                None => ShardOut::File(BufWriter::with_capacity(
+                    SHARD_BUFFER,
+                    File::create(&path).map_err(|e| Error::io(&path, e))?,
+                )),
+            };
+            let writer = ShardWriter::new(out, chunks * level.gy * level.gx);
             level.shard = Some(OpenShard {
                 zs,
                 writer,
@@ -373,12 +433,13 @@ impl ShardFiles {
                 .map_err(|e| with_path(e, &open.path))?;
             open.unsynced += chunk.bytes.len() as u64;
             if open.unsynced >= SYNC_EVERY {
-                let out = open.writer.get_mut();
-                out.flush().map_err(|e| Error::io(&open.path, e))?;
                 // If the sync thread is still busy with the last request, this one is
                 // skipped: the next one (or the final sync) covers these bytes.
-                if let (Some(syncer), Ok(file)) = (&self.syncer, out.get_ref().try_clone()) {
-                    let _ = syncer.try_send((file, open.path.clone()));
+                if let ShardOut::File(out) = open.writer.get_mut() {
+                    out.flush().map_err(|e| Error::io(&open.path, e))?;
+                    if let (Some(syncer), Ok(file)) = (&self.syncer, out.get_ref().try_clone()) {
+                        let _ = syncer.try_send((file, open.path.clone()));
+                    }
                 }
                 open.unsynced = 0;
             }
@@ -401,11 +462,16 @@ fn with_path(e: Error, path: &Path) -> Error {
 fn finish_shard(level: &mut LevelFiles) -> Result<()> {
     if let Some(open) = level.shard.take() {
         let path = open.path;
-        let (buf, size) = open.writer.finish().map_err(|e| with_path(e, &path))?;
-        let file = buf
-            .into_inner()
-            .map_err(|e| Error::io(&path, e.into_error()))?;
-        file.sync_all().map_err(|e| Error::io(&path, e))?;
+        let (out, size) = open.writer.finish().map_err(|e| with_path(e, &path))?;
+        match out {
+            ShardOut::File(buf) => {
+                let file = buf
+                    .into_inner()
+                    .map_err(|e| Error::io(&path, e.into_error()))?;
+                file.sync_all().map_err(|e| Error::io(&path, e))?;
+            }
+            ShardOut::Stream(stream) => stream.finish()?,
+        }
         level.shards += 1;
         level.bytes += size;
     }
@@ -451,6 +517,21 @@ pub fn write_arrays(
     opts: &ImageOptions,
     hook: &mut dyn BandHook,
 ) -> Result<ArraysSummary> {
+    write_arrays_to(source, dir, opts, hook, &mut FileShards)
+}
+
+/// [`write_arrays`] with the shards that `sink` takes written to its streams instead of files
+/// (the levels' `zarr.json` are files in `dir` either way).
+///
+/// # Errors
+/// As [`write_arrays`], and the sink's errors.
+pub fn write_arrays_to(
+    source: &mut dyn ZStackSource,
+    dir: &Path,
+    opts: &ImageOptions,
+    hook: &mut dyn BandHook,
+    sink: &mut dyn ShardSink,
+) -> Result<ArraysSummary> {
     let info = source.info().clone();
     if info.planes == 0 || info.width == 0 || info.height == 0 {
         return Err(Error::Config(
@@ -475,6 +556,7 @@ pub fn write_arrays(
     let mut files = ShardFiles {
         levels: Vec::with_capacity(shapes.len()),
         pps,
+        sink,
         syncer: None,
     };
     for (i, &(h, w)) in shapes.iter().enumerate() {

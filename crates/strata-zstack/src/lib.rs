@@ -30,14 +30,17 @@ pub mod tiff_source;
 
 pub use convert::{
     ConvertOptions, ConvertSummary, Prepared, Section, SourceFile, Spacing, convert, prepare,
-    source_files, utc,
+    prepare_to, source_files, utc,
 };
 pub use error::{Error, Result};
 #[cfg(feature = "hdf5")]
 pub use hdf5_export::{Hdf5ExportOptions, Hdf5ExportSummary, Hdf5LevelSummary, export_hdf5};
 #[cfg(feature = "hdf5")]
 pub use hdf5_source::{Hdf5Layout, Hdf5Stack};
-pub use image::{BandHook, ImageOptions, NoHook, write_arrays};
+pub use image::{
+    BandHook, FileShards, ImageOptions, NoHook, ShardSink, ShardStream, write_arrays,
+    write_arrays_to,
+};
 pub use qc::{Hooks, QcHook, run_qc};
 pub use sample::{
     SampleOptions, SampleSummary, SyntheticStack, TileCompression, TiledTiffSpec, TiledTiffWriter,
