@@ -8,14 +8,29 @@ use serde_json::json;
 use std::path::PathBuf;
 use strata_zstack::{Compression, SampleOptions};
 
-/// What to build.
+/// What to build (the flags of `strata demo`).
+#[derive(Debug, clap::Args)]
 pub(crate) struct Options {
+    /// Where to write the dataset (created if missing; re-running updates it).
+    #[arg(long, default_value = "strata-demo")]
     pub(crate) out: PathBuf,
+    /// Number of sections (samples) to write.
+    #[arg(long, default_value_t = 2)]
     pub(crate) sections: u32,
+    /// Number of the first section (to add sections to an existing dataset).
+    #[arg(long, default_value_t = 1)]
     pub(crate) first: u32,
+    /// Subject label.
+    #[arg(long, default_value = "BB01")]
     pub(crate) subject: String,
+    /// Plane size, WIDTHxHEIGHT.
+    #[arg(long, default_value = "1024x1024", value_parser = crate::zstack::parse_size)]
     pub(crate) size: (u32, u32),
+    /// Focus levels per section.
+    #[arg(long, default_value_t = 8)]
     pub(crate) planes: u32,
+    /// Print a JSON summary instead of text.
+    #[arg(long)]
     pub(crate) json: bool,
 }
 

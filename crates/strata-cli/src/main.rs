@@ -40,58 +40,12 @@ enum Command {
     },
     /// The whole job on built-in data: write synthetic z-stacks, convert them into a BIDS
     /// dataset (sharded OME-Zarr), and validate it.
-    Demo {
-        /// Where to write the dataset (created if missing; re-running updates it).
-        #[arg(long, default_value = "strata-demo")]
-        out: PathBuf,
-        /// Number of sections (samples) to write.
-        #[arg(long, default_value_t = 2)]
-        sections: u32,
-        /// Number of the first section (to add sections to an existing dataset).
-        #[arg(long, default_value_t = 1)]
-        first: u32,
-        /// Subject label.
-        #[arg(long, default_value = "BB01")]
-        subject: String,
-        /// Plane size, WIDTHxHEIGHT.
-        #[arg(long, default_value = "1024x1024", value_parser = zstack::parse_size)]
-        size: (u32, u32),
-        /// Focus levels per section.
-        #[arg(long, default_value_t = 8)]
-        planes: u32,
-        /// Print a JSON summary instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    Demo(demo::Options),
     /// Write a synthetic z-stack (tiled TIFFs, one per focus level, one plane in focus) to try
     /// Strata without data.
     Sample {
-        /// Folder to write `z00.tif`, `z01.tif`, ... into.
-        dir: PathBuf,
-        /// Plane size, WIDTHxHEIGHT.
-        #[arg(long, default_value = "4096x4096", value_parser = zstack::parse_size)]
-        size: (u32, u32),
-        /// Number of focus levels.
-        #[arg(long, default_value_t = 30)]
-        planes: u32,
-        /// The sharp focus level (default: the middle one).
-        #[arg(long)]
-        in_focus: Option<u32>,
-        /// RGB instead of gray.
-        #[arg(long)]
-        rgb: bool,
-        /// Bits per sample: 8 or 16.
-        #[arg(long, default_value_t = 8)]
-        bits: u8,
-        /// TIFF tile compression: none, lzw, deflate, packbits, zstd.
-        #[arg(long, default_value = "deflate", value_parser = zstack::parse_tile_compression)]
-        compression: strata_zstack::TileCompression,
-        /// Seed of the synthetic tissue.
-        #[arg(long, default_value_t = 7)]
-        seed: u64,
-        /// Pixel size in micrometres (written as TIFF resolution).
-        #[arg(long, default_value_t = 0.25)]
-        pixel_size: f64,
+        #[command(flatten)]
+        args: zstack::SampleArgs,
         /// Print a JSON summary.
         #[arg(long)]
         json: bool,
@@ -293,49 +247,8 @@ fn main() -> ExitCode {
                 r.has_errors()
             })
             .map_err(Into::into),
-        Command::Demo {
-            out,
-            sections,
-            first,
-            subject,
-            size,
-            planes,
-            json,
-        } => demo::run(&demo::Options {
-            out,
-            sections,
-            first,
-            subject,
-            size,
-            planes,
-            json,
-        }),
-        Command::Sample {
-            dir,
-            size,
-            planes,
-            in_focus,
-            rgb,
-            bits,
-            compression,
-            seed,
-            pixel_size,
-            json,
-        } => zstack::sample(
-            &zstack::SampleArgs {
-                dir,
-                size,
-                planes,
-                in_focus,
-                rgb,
-                bits,
-                compression,
-                seed,
-                pixel_size,
-            },
-            json,
-        )
-        .map(|()| false),
+        Command::Demo(options) => demo::run(&options),
+        Command::Sample { args, json } => zstack::sample(&args, json).map(|()| false),
         Command::Convert {
             zstack: dir,
             h5_dataset,

@@ -57,16 +57,34 @@ pub(crate) fn parse_compression(s: &str) -> Result<Compression, String> {
     }
 }
 
-/// What `strata sample` writes.
+/// What `strata sample` writes (its flags).
+#[derive(Debug, clap::Args)]
 pub(crate) struct SampleArgs {
+    /// Folder to write `z00.tif`, `z01.tif`, ... into.
     pub(crate) dir: PathBuf,
+    /// Plane size, WIDTHxHEIGHT.
+    #[arg(long, default_value = "4096x4096", value_parser = parse_size)]
     pub(crate) size: (u32, u32),
+    /// Number of focus levels.
+    #[arg(long, default_value_t = 30)]
     pub(crate) planes: u32,
+    /// The sharp focus level (default: the middle one).
+    #[arg(long)]
     pub(crate) in_focus: Option<u32>,
+    /// RGB instead of gray.
+    #[arg(long)]
     pub(crate) rgb: bool,
+    /// Bits per sample: 8 or 16.
+    #[arg(long, default_value_t = 8)]
     pub(crate) bits: u8,
-    pub(crate) compression: TileCompression,
+    /// TIFF tile compression: none, lzw, deflate, packbits, zstd.
+    #[arg(long, default_value = "deflate", value_parser = parse_tile_compression)]
+    pub(crate) compression: strata_zstack::TileCompression,
+    /// Seed of the synthetic tissue.
+    #[arg(long, default_value_t = 7)]
     pub(crate) seed: u64,
+    /// Pixel size in micrometres (written as TIFF resolution).
+    #[arg(long, default_value_t = 0.25)]
     pub(crate) pixel_size: f64,
 }
 
