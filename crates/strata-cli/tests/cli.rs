@@ -3,20 +3,15 @@
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn strata() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_strata"))
-}
+mod common;
+use common::{run, strata};
 
 fn examples() -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/bids-examples");
     assert!(p.is_dir(), "conformance data missing at {}", p.display());
     p
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().expect("run strata")
 }
 
 fn official_errors(root: &Path) -> Option<usize> {

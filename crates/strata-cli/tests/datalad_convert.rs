@@ -13,30 +13,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use strata_plan::{Grouping, Layout, PlanInput, measure, predict, section_counts};
 
-/// The datalad executable, or `None` (skip) when `STRATA_DATALAD` is unset; fails when
-/// `STRATA_REQUIRE_PEERS` is set and datalad or git-annex is missing.
+mod common;
+use common::run;
+
+/// The datalad executable, or `None` (skip); see [`common::datalad`].
 fn peers() -> Option<PathBuf> {
-    let required = std::env::var_os("STRATA_REQUIRE_PEERS").is_some();
-    let Some(exe) = std::env::var_os("STRATA_DATALAD").map(PathBuf::from) else {
-        assert!(
-            !required,
-            "STRATA_REQUIRE_PEERS is set but STRATA_DATALAD is not"
-        );
-        eprintln!("skipped: STRATA_DATALAD is not set (point it at a datalad executable)");
-        return None;
-    };
-    let annex = Command::new("git").args(["annex", "version"]).output();
-    let ok = exe.exists() && annex.is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            !required,
-            "datalad ({}) or git-annex missing",
-            exe.display()
-        );
-        eprintln!("skipped: datalad ({}) or git-annex missing", exe.display());
-        return None;
-    }
-    Some(exe)
+    common::datalad()
 }
 
 /// A scratch folder with an empty home (no git identity).
@@ -100,10 +82,6 @@ impl Scratch {
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
         raw
     }
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
 }
 
 fn text(out: &Output) -> String {

@@ -3,19 +3,8 @@
 //! corrupt input as a clear error with exit code 2. Without the `hdf5` feature, HDF5 input
 //! and output are a clear error naming the feature.
 
-use std::process::{Command, Output};
-
-fn strata() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_strata"))
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().expect("run strata")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+mod common;
+use common::{run, stderr, strata};
 
 #[cfg(not(feature = "hdf5"))]
 #[test]
@@ -199,16 +188,11 @@ mod with_hdf5 {
     /// (`cargo xtask test` sets it); a failure without it when `STRATA_REQUIRE_PEERS` is set.
     #[test]
     fn h5_input_and_copy_saved_in_datalad() {
-        let required = std::env::var_os("STRATA_REQUIRE_PEERS").is_some();
-        let Some(datalad) = std::env::var_os("STRATA_DATALAD") else {
-            assert!(
-                !required,
-                "STRATA_REQUIRE_PEERS is set but STRATA_DATALAD is not"
-            );
-            eprintln!("skipped: STRATA_DATALAD is not set");
+        // Serialised before `datalad()` starts git: see `serial`.
+        let _serial = serial();
+        let Some(datalad) = super::common::datalad() else {
             return;
         };
-        let _serial = serial();
         let dir = tempfile::tempdir().expect("tempdir");
         write_inputs(dir.path());
         let home = dir.path().join("home");
