@@ -36,13 +36,7 @@ fn copy_tree(from: &Path, to: &Path) {
 
 /// Errors the official validator reports as (code, location), or `None` when not configured.
 fn official_errors(root: &Path) -> Option<Vec<(String, String)>> {
-    let Some(bin) = std::env::var_os("STRATA_BIDS_VALIDATOR") else {
-        assert!(
-            std::env::var_os("STRATA_REQUIRE_PEERS").is_none(),
-            "STRATA_REQUIRE_PEERS is set but STRATA_BIDS_VALIDATOR is not"
-        );
-        return None;
-    };
+    let bin = strata_testkit::peer("STRATA_BIDS_VALIDATOR")?;
     let out = Command::new(&bin)
         .arg("--json")
         .arg(root)

@@ -15,7 +15,7 @@ fn examples() -> PathBuf {
 }
 
 fn official_errors(root: &Path) -> Option<usize> {
-    let bin = std::env::var_os("STRATA_BIDS_VALIDATOR")?;
+    let bin = strata_testkit::peer("STRATA_BIDS_VALIDATOR")?;
     let out = Command::new(bin)
         .arg("--json")
         .arg(root)

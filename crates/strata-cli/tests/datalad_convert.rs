@@ -16,9 +16,9 @@ use strata_plan::{Grouping, Layout, PlanInput, measure, predict, section_counts}
 mod common;
 use common::run;
 
-/// The datalad executable, or `None` (skip); see [`common::datalad`].
+/// The datalad executable, or `None` (skip); see [`strata_testkit::datalad`].
 fn peers() -> Option<PathBuf> {
-    common::datalad()
+    strata_testkit::datalad()
 }
 
 /// A scratch folder with an empty home (no git identity).

@@ -190,7 +190,7 @@ mod with_hdf5 {
     fn h5_input_and_copy_saved_in_datalad() {
         // Serialised before `datalad()` starts git: see `serial`.
         let _serial = serial();
-        let Some(datalad) = super::common::datalad() else {
+        let Some(datalad) = strata_testkit::datalad() else {
             return;
         };
         let dir = tempfile::tempdir().expect("tempdir");

@@ -10,12 +10,7 @@ use std::process::Command;
 
 #[test]
 fn demo_images_open_in_zarr_python_and_ome_zarr_models() {
-    let Some(python) = std::env::var_os("STRATA_PYTHON") else {
-        assert!(
-            std::env::var_os("STRATA_REQUIRE_PEERS").is_none(),
-            "STRATA_REQUIRE_PEERS is set but STRATA_PYTHON is not"
-        );
-        eprintln!("skipped: STRATA_PYTHON is not set");
+    let Some(python) = strata_testkit::python() else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");

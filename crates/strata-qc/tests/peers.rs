@@ -15,19 +15,7 @@ use strata_qc::{PixelFormat, PlaneGeometry, PlaneQc, QcConfig, luminance, otsu_t
 
 const TOLERANCE: f64 = 1e-6;
 
-fn python() -> Option<PathBuf> {
-    match std::env::var_os("STRATA_PYTHON") {
-        Some(p) => Some(PathBuf::from(p)),
-        None => {
-            assert!(
-                std::env::var_os("STRATA_REQUIRE_PEERS").is_none(),
-                "STRATA_REQUIRE_PEERS is set but STRATA_PYTHON is not"
-            );
-            eprintln!("note: STRATA_PYTHON unset; skipping the OpenCV/scikit-image agreement test");
-            None
-        }
-    }
-}
+use strata_testkit::python;
 
 fn skimage_png(py: &Path, file: &str) -> PathBuf {
     let out = Command::new(py)

@@ -29,17 +29,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn python() -> Option<std::ffi::OsString> {
-    let p = std::env::var_os("STRATA_PYTHON");
-    if p.is_none() {
-        assert!(
-            std::env::var_os("STRATA_REQUIRE_PEERS").is_none(),
-            "STRATA_REQUIRE_PEERS is set but STRATA_PYTHON is not"
-        );
-        eprintln!("skipped: STRATA_PYTHON is not set");
-    }
-    p
-}
+use strata_testkit::python;
 
 /// A level as zarrs reads it: C-order samples widened to u16.
 fn zarrs_level(image: &Path, level: usize, st: SampleType) -> (Vec<u64>, Vec<u16>) {

@@ -16,17 +16,7 @@ use strata_zstack::{
 use zarrs::array::{Array, ArraySubset};
 use zarrs::filesystem::FilesystemStore;
 
-fn python() -> Option<std::ffi::OsString> {
-    let p = std::env::var_os("STRATA_PYTHON");
-    if p.is_none() {
-        assert!(
-            std::env::var_os("STRATA_REQUIRE_PEERS").is_none(),
-            "STRATA_REQUIRE_PEERS is set but STRATA_PYTHON is not"
-        );
-        eprintln!("skipped: STRATA_PYTHON is not set");
-    }
-    p
-}
+use strata_testkit::python;
 
 /// Level bytes in C order, little-endian, as zarrs reads them.
 fn zarrs_level(image: &Path, level: usize, st: SampleType) -> Vec<u8> {

@@ -17,31 +17,7 @@ README annex.largefiles=nothing\n\
 .zattrs annex.largefiles=nothing\n\
 .zarray annex.largefiles=nothing\n";
 
-/// The datalad executable from `STRATA_DATALAD`, or `None` (skip) when it is unset; fails when
-/// `STRATA_REQUIRE_PEERS` is set and the tools are missing.
-pub fn datalad() -> Option<PathBuf> {
-    let required = std::env::var_os("STRATA_REQUIRE_PEERS").is_some();
-    let Some(exe) = std::env::var_os("STRATA_DATALAD").map(PathBuf::from) else {
-        assert!(
-            !required,
-            "STRATA_REQUIRE_PEERS is set but STRATA_DATALAD is not"
-        );
-        eprintln!("skipped: STRATA_DATALAD is not set");
-        return None;
-    };
-    let annex = Command::new("git-annex").arg("version").output();
-    let ok = exe.exists() && annex.is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            !required,
-            "datalad ({}) or git-annex missing",
-            exe.display()
-        );
-        eprintln!("skipped: datalad or git-annex missing");
-        return None;
-    }
-    Some(exe)
-}
+pub use strata_testkit::datalad;
 
 fn run(cmd: &mut Command) {
     let out = cmd

@@ -7,17 +7,7 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 /// The S3 endpoint, `None` to skip; panics when peers are required but missing.
 pub fn s3_endpoint() -> Option<String> {
-    match std::env::var("STRATA_S3_ENDPOINT") {
-        Ok(e) if !e.is_empty() => Some(e),
-        _ => {
-            assert!(
-                std::env::var_os("STRATA_REQUIRE_PEERS").is_none(),
-                "STRATA_REQUIRE_PEERS is set but STRATA_S3_ENDPOINT is not: start the S3 server (cargo xtask test does)"
-            );
-            eprintln!("note: STRATA_S3_ENDPOINT unset, S3 test skipped");
-            None
-        }
-    }
+    strata_testkit::peer("STRATA_S3_ENDPOINT").map(|e| e.to_string_lossy().into_owned())
 }
 
 /// Creates a bucket with a plain HTTP `PUT /<bucket>` (moto accepts unsigned requests;
