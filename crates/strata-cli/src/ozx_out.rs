@@ -56,10 +56,11 @@ impl OzxOut {
         Level0Sink { out: self }
     }
 
-    /// Adds everything in `partial` (lower levels, every `zarr.json`) and completes the
-    /// archive; returns its path.
-    pub(crate) fn finish(self, partial: &Path) -> DynResult<PathBuf> {
-        let src = PosixStore::open(partial)?;
+    /// Adds everything in `folder` (for a streamed conversion, its partial folder: the lower
+    /// levels and every `zarr.json`; for packing, the whole image) and completes the archive;
+    /// returns its path.
+    pub(crate) fn finish(self, folder: &Path) -> DynResult<PathBuf> {
+        let src = PosixStore::open(folder)?;
         self.runtime.block_on(async {
             strata_store::ozx::add_all(&self.writer, &src, None).await?;
             self.writer.finish().await

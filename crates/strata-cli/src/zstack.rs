@@ -165,31 +165,9 @@ pub(crate) struct ConvertArgs {
 /// Packs a published `.ome.zarr` folder into `<name>.ozx` next to it (ZIP64, stored, root
 /// `zarr.json` first), then removes the folder. Returns the archive's path.
 fn pack_ozx(image: &std::path::Path) -> DynResult<PathBuf> {
-    use strata_store::{PosixStore, StoreKey};
-    let parent = image.parent().ok_or("the image has no parent folder")?;
-    let stem = image
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.strip_suffix(".ome.zarr"))
-        .ok_or("the image is not an .ome.zarr folder")?;
-    let name = format!("{stem}.ozx");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let src = PosixStore::open(image)?;
-        let dst = PosixStore::open(parent)?;
-        strata_store::ozx::pack(
-            &src,
-            None,
-            &dst,
-            &StoreKey::new(name.clone())?,
-            strata_store::ozx::OzxOptions::default(),
-        )
-        .await
-    })?;
+    let archive = crate::ozx_out::OzxOut::start(image)?.finish(image)?;
     std::fs::remove_dir_all(image).map_err(|e| format!("{}: {e}", image.display()))?;
-    Ok(parent.join(name))
+    Ok(archive)
 }
 
 /// Drives a progress bar from the converter's band hook.

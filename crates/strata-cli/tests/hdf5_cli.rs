@@ -177,6 +177,33 @@ mod with_hdf5 {
         assert!(f.dataset("0").expect("/0").read_raw::<u8>().expect("read") == pixels());
         assert!(f.attr("multiscales").is_ok());
 
+        // One archive and an HDF5 copy: the copy reads the folder, which is then packed.
+        let out3 = dir.path().join("packed.h5");
+        let o = convert(
+            dir.path(),
+            "volume.h5",
+            "03",
+            &[
+                "--pixel-size",
+                "0.5,0.5,2",
+                "--layout",
+                "ozx",
+                "--hdf5",
+                out3.to_str().expect("utf-8"),
+            ],
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let v: Value = serde_json::from_slice(&o.stdout).expect("json");
+        let archive = std::path::PathBuf::from(v["output"].as_str().expect("output"));
+        assert!(archive.is_file() && archive.extension().is_some_and(|e| e == "ozx"));
+        assert!(
+            !archive.with_extension("ome.zarr").exists(),
+            "the folder is packed"
+        );
+        let f = hdf5::File::open(&out3).expect("open");
+        assert!(f.dataset("0").expect("/0").read_raw::<u8>().expect("read") == pixels());
+        drop(f);
+
         // Text output names the file.
         let o = run(strata().arg("export-hdf5").arg(&image).arg(&out2));
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
