@@ -589,83 +589,11 @@ fn group_without_times(image: &Path) -> Value {
     v
 }
 
-#[test]
-fn killed_conversion_is_never_published_and_rerun_is_byte_identical() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let raw = dir.path().join("raw");
-    let r = run(strata()
-        .args([
-            "sample",
-            "--size",
-            "2048x2048",
-            "--planes",
-            "8",
-            "--compression",
-            "none",
-        ])
-        .arg(&raw));
-    assert_eq!(r.status.code(), Some(0));
-    let convert = |bids: &Path| {
-        let mut c = strata();
-        c.arg("convert")
-            .arg(&raw)
-            .arg("--bids-root")
-            .arg(bids)
-            .args(["--subject", "A", "--sample", "1", "--json"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        c
-    };
-    let reference = dir.path().join("reference");
-    assert!(convert(&reference).status().expect("convert").success());
-    let image = "sub-A/micr/sub-A_sample-1_BF.ome.zarr";
-
-    let bids = dir.path().join("bids");
-    let mut killed_mid_way = false;
-    for delay_ms in [50u64, 150, 300, 600] {
-        let _ = std::fs::remove_dir_all(&bids);
-        let mut child = convert(&bids).spawn().expect("spawn");
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        let finished = child.try_wait().expect("try_wait").is_some();
-        let _ = child.kill();
-        let _ = child.wait();
-        if finished {
-            break;
-        }
-        killed_mid_way = true;
-        // Nothing that looks like a converted section: no image, no sidecar, no table row.
-        assert!(
-            !bids.join(image).exists(),
-            "killed after {delay_ms} ms but published"
-        );
-        assert!(!bids.join("sub-A/micr/sub-A_sample-1_BF.json").exists());
-        // The rerun resumes by converting again and gives the same bytes: the same arrays,
-        // and the same group metadata but for the provenance's times.
-        assert!(convert(&bids).status().expect("rerun").success());
-        assert_eq!(
-            group_without_times(&bids.join(image)),
-            group_without_times(&reference.join(image))
-        );
-        for key in ["0/zarr.json", "0/c.0.0.0.0", "1/c.0.0.0.0", "2/c.0.0.0.0"] {
-            assert!(
-                std::fs::read(bids.join(image).join(key)).expect("rerun output")
-                    == std::fs::read(reference.join(image).join(key)).expect("reference"),
-                "{key} differs after a kill at {delay_ms} ms and a rerun"
-            );
-        }
-        let left: Vec<_> = std::fs::read_dir(bids.join("sub-A/micr"))
-            .expect("micr")
-            .filter_map(Result::ok)
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with('.'))
-            .collect();
-        assert!(left.is_empty(), "temporary files left: {left:?}");
-    }
-    assert!(killed_mid_way, "the conversion finished before any kill");
-}
-
-#[test]
-fn killed_ozx_conversion_is_never_published_and_rerun_cleans_up() {
+/// Kills `strata convert --layout <layout>` of a 2048 x 2048 x 8 stack after 50, 150, 300
+/// and 600 ms: each time nothing that looks like a converted section may exist (no image
+/// `published`, no sidecar); then the same command runs again and `check(delay, bids,
+/// reference)` inspects its output against a folder-layout conversion of the same stack.
+fn killed_then_rerun(layout: &str, published: &str, mut check: impl FnMut(u64, &Path, &Path)) {
     let dir = tempfile::tempdir().expect("tempdir");
     let raw = dir.path().join("raw");
     let r = run(strata()
@@ -698,14 +626,11 @@ fn killed_ozx_conversion_is_never_published_and_rerun_cleans_up() {
             .expect("convert")
             .success()
     );
-    let folder = reference.join("sub-A/micr/sub-A_sample-1_BF.ome.zarr");
     let bids = dir.path().join("bids");
-    let micr = bids.join("sub-A/micr");
-    let archive = micr.join("sub-A_sample-1_BF.ozx");
     let mut killed_mid_way = false;
     for delay_ms in [50u64, 150, 300, 600] {
         let _ = std::fs::remove_dir_all(&bids);
-        let mut child = convert(&bids, "ozx").spawn().expect("spawn");
+        let mut child = convert(&bids, layout).spawn().expect("spawn");
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));
         let finished = child.try_wait().expect("try_wait").is_some();
         let _ = child.kill();
@@ -714,34 +639,79 @@ fn killed_ozx_conversion_is_never_published_and_rerun_cleans_up() {
             break;
         }
         killed_mid_way = true;
+        // Nothing that looks like a converted section: no image, no sidecar, no table row.
         assert!(
-            !archive.exists(),
+            !bids.join(published).exists(),
             "killed after {delay_ms} ms but published"
         );
-        assert!(!micr.join("sub-A_sample-1_BF.json").exists());
-        assert!(convert(&bids, "ozx").status().expect("rerun").success());
-        // Only the archive and its sidecar: no temporary archive, no partial folder.
-        let mut names: Vec<String> = std::fs::read_dir(&micr)
-            .expect("micr")
-            .filter_map(Result::ok)
-            .map(|e| e.file_name().to_string_lossy().into_owned())
+        assert!(!bids.join("sub-A/micr/sub-A_sample-1_BF.json").exists());
+        assert!(convert(&bids, layout).status().expect("rerun").success());
+        check(delay_ms, &bids, &reference);
+    }
+    assert!(killed_mid_way, "the conversion finished before any kill");
+}
+
+/// The names in a folder, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("folder")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn killed_conversion_is_never_published_and_rerun_is_byte_identical() {
+    let image = "sub-A/micr/sub-A_sample-1_BF.ome.zarr";
+    killed_then_rerun("zarr", image, |delay_ms, bids, reference| {
+        // The rerun resumes by converting again and gives the same bytes: the same arrays,
+        // and the same group metadata but for the provenance's times.
+        assert_eq!(
+            group_without_times(&bids.join(image)),
+            group_without_times(&reference.join(image))
+        );
+        for key in ["0/zarr.json", "0/c.0.0.0.0", "1/c.0.0.0.0", "2/c.0.0.0.0"] {
+            assert!(
+                std::fs::read(bids.join(image).join(key)).expect("rerun output")
+                    == std::fs::read(reference.join(image).join(key)).expect("reference"),
+                "{key} differs after a kill at {delay_ms} ms and a rerun"
+            );
+        }
+        let left: Vec<_> = names(&bids.join("sub-A/micr"))
+            .into_iter()
+            .filter(|n| n.starts_with('.'))
             .collect();
-        names.sort();
-        assert_eq!(names, ["sub-A_sample-1_BF.json", "sub-A_sample-1_BF.ozx"]);
+        assert!(left.is_empty(), "temporary files left: {left:?}");
+    });
+}
+
+#[test]
+fn killed_ozx_conversion_is_never_published_and_rerun_cleans_up() {
+    let archive = "sub-A/micr/sub-A_sample-1_BF.ozx";
+    let scratch = tempfile::tempdir().expect("tempdir");
+    killed_then_rerun("ozx", archive, |delay_ms, bids, reference| {
+        // Only the archive and its sidecar: no temporary archive, no partial folder.
+        assert_eq!(
+            names(&bids.join("sub-A/micr")),
+            ["sub-A_sample-1_BF.json", "sub-A_sample-1_BF.ozx"]
+        );
         // The archive holds the same shards as the folder layout.
-        let back = dir.path().join(format!("back-{delay_ms}"));
+        let back = scratch.path().join(format!("back-{delay_ms}"));
         let r = run(strata()
             .arg("stage")
-            .arg(format!("zip://{}", archive.display()))
+            .arg(format!("zip://{}", bids.join(archive).display()))
             .arg(format!("file://{}", back.display()))
             .arg("--journal")
-            .arg(dir.path().join(format!("journal-{delay_ms}"))));
+            .arg(scratch.path().join(format!("journal-{delay_ms}"))));
         assert_eq!(
             r.status.code(),
             Some(0),
             "{}",
             String::from_utf8_lossy(&r.stderr)
         );
+        let folder = reference.join("sub-A/micr/sub-A_sample-1_BF.ome.zarr");
         for key in ["0/c.0.0.0.0", "1/c.0.0.0.0", "2/zarr.json"] {
             assert!(
                 std::fs::read(back.join(key)).expect("unpacked")
@@ -749,8 +719,7 @@ fn killed_ozx_conversion_is_never_published_and_rerun_cleans_up() {
                 "{key} differs after a kill at {delay_ms} ms and a rerun"
             );
         }
-    }
-    assert!(killed_mid_way, "the conversion finished before any kill");
+    });
 }
 
 #[test]
