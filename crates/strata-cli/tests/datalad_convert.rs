@@ -58,6 +58,18 @@ impl Scratch {
         self.command(env!("CARGO_BIN_EXE_strata"))
     }
 
+    /// `strata convert <raw> --datalad <root>` with `datalad` as DataLad; the caller adds the
+    /// section's flags.
+    fn convert_into(&self, datalad: &Path, raw: &Path, root: &Path) -> Command {
+        let mut c = self.strata();
+        c.env("STRATA_DATALAD", datalad)
+            .arg("convert")
+            .arg(raw)
+            .arg("--datalad")
+            .arg(root);
+        c
+    }
+
     fn git(&self, repo: &Path, args: &[&str]) -> String {
         let out = run(self.command("git").arg("-C").arg(repo).args(args));
         assert!(
@@ -140,12 +152,7 @@ fn three_sections_into_two_subdatasets() {
             &["--size", "1024x768", "--planes", "3"],
         );
         let out = run(s
-            .strata()
-            .env("STRATA_DATALAD", &datalad)
-            .arg("convert")
-            .arg(&raw)
-            .arg("--datalad")
-            .arg(&root)
+            .convert_into(&datalad, &raw, &root)
             .args(["--datalad-group", "2", "--subject", "01", "--json"])
             .args(["--sample", &format!("{i:04}")]));
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -359,13 +366,8 @@ fn qc_failure_saves_nothing() {
     let root = s.path().join("bids");
     let convert = |raw: &Path, sample: &str| {
         run(s
-            .strata()
-            .env("STRATA_DATALAD", &datalad)
-            .arg("convert")
-            .arg(raw)
+            .convert_into(&datalad, raw, &root)
             .arg("--bids-root")
-            .arg(&root)
-            .arg("--datalad")
             .arg(&root)
             .args(["--subject", "A", "--sample", sample, "--qc-gate", "--json"]))
     };
@@ -469,12 +471,7 @@ fn compact_annex_costs_one_inode_per_shard() {
     let root = s.path().join("bids");
     let raw = s.sample("raw", 7, &["--size", "1024x768", "--planes", "3"]);
     let out = run(s
-        .strata()
-        .env("STRATA_DATALAD", &datalad)
-        .arg("convert")
-        .arg(&raw)
-        .arg("--datalad")
-        .arg(&root)
+        .convert_into(&datalad, &raw, &root)
         .args(["--datalad-group", "section", "--datalad-annex", "compact"])
         .args(["--subject", "01", "--sample", "0001", "--json"]));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
