@@ -10,15 +10,11 @@
 use hdf5_metno as hdf5;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
-use strata_bids::name::{Label, Suffix};
 use strata_zstack::{
     Compression, ConvertOptions, Error, Hdf5ExportOptions, Hdf5Layout, Hdf5Stack, ImageOptions,
-    NoHook, SampleOptions, SampleType, Section, TiffStack, TileCompression, ZStackSource, convert,
+    NoHook, SampleOptions, SampleType, TiffStack, TileCompression, ZStackSource, convert,
     export_hdf5, write_sample,
 };
-use zarrs::array::{Array, ArraySubset};
-use zarrs::filesystem::FilesystemStore;
 
 /// Serialises the tests of this file. HDF5 opens files without close-on-exec and locks
 /// them, so a child process started by one test (h5py, strata) would inherit another test's
@@ -31,24 +27,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 use strata_testkit::python;
 
-/// A level as zarrs reads it: C-order samples widened to u16.
-fn zarrs_level(image: &Path, level: usize, st: SampleType) -> (Vec<u64>, Vec<u16>) {
-    let store = Arc::new(FilesystemStore::new(image).expect("store"));
-    let array = Array::open(store, &format!("/{level}")).expect("open");
-    let subset = ArraySubset::new_with_shape(array.shape().to_vec());
-    let data = match st {
-        SampleType::U8 => array
-            .retrieve_array_subset::<Vec<u8>>(&subset)
-            .expect("read")
-            .into_iter()
-            .map(u16::from)
-            .collect(),
-        SampleType::U16 => array
-            .retrieve_array_subset::<Vec<u16>>(&subset)
-            .expect("read"),
-    };
-    (array.shape().to_vec(), data)
-}
+mod common;
 
 /// Writes a synthetic TIFF z-stack and converts it; returns the image path.
 fn converted(
@@ -71,14 +50,7 @@ fn converted(
     };
     write_sample(&tiffs, &opts).expect("sample");
     let mut source = TiffStack::open(&tiffs).expect("tiffs");
-    let section = Section {
-        bids_root: dir.join("bids"),
-        subject: Label::new("sub", "01").expect("label"),
-        session: None,
-        sample: Label::new("sample", "01").expect("label"),
-        stain: None,
-        suffix: Suffix::BF,
-    };
+    let section = common::section(&dir.join("bids"));
     let copts = ConvertOptions {
         image: ImageOptions {
             chunk: 64,
@@ -150,19 +122,24 @@ fn roundtrip(
     assert_eq!(root_size, vec![1.0, 1.0, 0.25, 0.25]);
 
     for level in 0..levels {
-        let (shape, want) = zarrs_level(&image, level, st);
+        let (shape, want) = common::read_level(&image, level, st);
         let ds = file.dataset(&level.to_string()).expect("dataset");
         let h5_shape: Vec<u64> = ds.shape().iter().map(|&v| v as u64).collect();
         assert_eq!(h5_shape, shape, "level {level} shape");
         assert_eq!(shape[0], u64::from(channels));
-        let got: Vec<u16> = match st {
+        let got: Vec<u64> = match st {
             SampleType::U8 => ds
                 .read_raw::<u8>()
                 .expect("read")
                 .into_iter()
-                .map(u16::from)
+                .map(u64::from)
                 .collect(),
-            SampleType::U16 => ds.read_raw::<u16>().expect("read"),
+            SampleType::U16 => ds
+                .read_raw::<u16>()
+                .expect("read")
+                .into_iter()
+                .map(u64::from)
+                .collect(),
         };
         assert!(got == want, "level {level}: the HDF5 samples differ");
         let chunk = ds.chunk().expect("chunked");
@@ -258,13 +235,13 @@ with h5py.File(path, "r") as f:
     };
     assert_eq!(report["compression"], compression);
     for level in 0..levels {
-        let (_, want) = zarrs_level(&image, level, st);
+        let (_, want) = common::read_level(&image, level, st);
         let bytes = std::fs::read(raw.join(format!("{level}.raw"))).expect("raw");
-        let got: Vec<u16> = match st {
-            SampleType::U8 => bytes.into_iter().map(u16::from).collect(),
+        let got: Vec<u64> = match st {
+            SampleType::U8 => bytes.into_iter().map(u64::from).collect(),
             SampleType::U16 => bytes
                 .chunks_exact(2)
-                .map(|b| u16::from_le_bytes([b[0], b[1]]))
+                .map(|b| u64::from(u16::from_le_bytes([b[0], b[1]])))
                 .collect(),
         };
         assert!(got == want, "h5py reads level {level} differently");

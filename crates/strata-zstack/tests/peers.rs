@@ -7,31 +7,23 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
-use strata_bids::name::{Label, Suffix};
 use strata_zstack::{
-    Compression, ConvertOptions, ImageOptions, MemorySource, NoHook, SampleType, Section, Spacing,
+    Compression, ConvertOptions, ImageOptions, MemorySource, NoHook, SampleType, Spacing,
     StackInfo, convert,
 };
-use zarrs::array::{Array, ArraySubset};
-use zarrs::filesystem::FilesystemStore;
 
 use strata_testkit::python;
 
+mod common;
+
 /// Level bytes in C order, little-endian, as zarrs reads them.
 fn zarrs_level(image: &Path, level: usize, st: SampleType) -> Vec<u8> {
-    let store = Arc::new(FilesystemStore::new(image).expect("store"));
-    let array = Array::open(store, &format!("/{level}")).expect("open");
-    let subset = ArraySubset::new_with_shape(array.shape().to_vec());
+    let (_, values) = common::read_level(image, level, st);
     match st {
-        SampleType::U8 => array
-            .retrieve_array_subset::<Vec<u8>>(&subset)
-            .expect("read"),
-        SampleType::U16 => array
-            .retrieve_array_subset::<Vec<u16>>(&subset)
-            .expect("read")
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
+        SampleType::U8 => values.into_iter().map(|v| v as u8).collect(),
+        SampleType::U16 => values
+            .into_iter()
+            .flat_map(|v| (v as u16).to_le_bytes())
             .collect(),
     }
 }
@@ -56,14 +48,7 @@ fn check(w: u32, h: u32, planes: u32, channels: u32, st: SampleType) {
         })
         .collect();
     let dir = tempfile::tempdir().expect("tempdir");
-    let section = Section {
-        bids_root: dir.path().join("bids"),
-        subject: Label::new("sub", "01").expect("label"),
-        session: None,
-        sample: Label::new("sample", "01").expect("label"),
-        stain: None,
-        suffix: Suffix::BF,
-    };
+    let section = common::section(&dir.path().join("bids"));
     let opts = ConvertOptions {
         image: ImageOptions {
             chunk: 128,

@@ -3,14 +3,14 @@
 //! BIDS, and conversions are deterministic.
 
 use std::path::Path;
-use std::sync::Arc;
 use strata_bids::name::{Label, Suffix};
 use strata_zstack::{
     Compression, ConvertOptions, ImageOptions, MemorySource, NoHook, SampleType, Section, Spacing,
     StackInfo, ZStackSource, convert,
 };
-use zarrs::array::{Array, ArraySubset};
-use zarrs::filesystem::FilesystemStore;
+
+mod common;
+use common::read_level;
 
 fn stack(w: u32, h: u32, planes: u32, channels: u32, st: SampleType) -> (StackInfo, Vec<Vec<u8>>) {
     let info = StackInfo {
@@ -110,28 +110,6 @@ fn mean2(plane: &[u8], info: &StackInfo, w: usize, h: usize) -> Vec<Vec<Vec<u64>
                 .collect()
         })
         .collect()
-}
-
-fn read_level(image: &Path, level: usize, st: SampleType) -> (Vec<u64>, Vec<u64>) {
-    let store = Arc::new(FilesystemStore::new(image).expect("store"));
-    let array = Array::open(store, &format!("/{level}")).expect("open array");
-    let shape = array.shape().to_vec();
-    let subset = ArraySubset::new_with_shape(shape.clone());
-    let values: Vec<u64> = match st {
-        SampleType::U8 => array
-            .retrieve_array_subset::<Vec<u8>>(&subset)
-            .expect("read u8")
-            .into_iter()
-            .map(u64::from)
-            .collect(),
-        _ => array
-            .retrieve_array_subset::<Vec<u16>>(&subset)
-            .expect("read u16")
-            .into_iter()
-            .map(u64::from)
-            .collect(),
-    };
-    (shape, values)
 }
 
 /// Converts a random stack read in column segments of `seg` chunks and checks every pixel of

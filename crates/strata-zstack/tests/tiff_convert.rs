@@ -3,14 +3,12 @@
 //! pixel size comes from the TIFF resolution tags. Read in column segments (tile regions) or
 //! in whole rows, the shards are the same bytes.
 
-use std::sync::Arc;
-use strata_bids::name::{Label, Suffix};
 use strata_zstack::{
     ConvertOptions, ImageOptions, NoHook, SampleOptions, SampleType, Section, SyntheticStack,
     TiffStack, TileCompression, ZStackSource, convert, write_sample,
 };
-use zarrs::array::{Array, ArraySubset};
-use zarrs::filesystem::FilesystemStore;
+
+mod common;
 
 /// Converts a synthetic stack of `tile` x `tile` TIFF tiles into `chunk` x `chunk` inner chunks,
 /// reading level 0 in column segments of `segment_chunks` chunks.
@@ -36,14 +34,7 @@ fn check(
     };
     write_sample(&dir.path().join("zstack"), &o).expect("sample");
     let mut stack = TiffStack::open(&dir.path().join("zstack")).expect("open");
-    let section = Section {
-        bids_root: dir.path().join("bids"),
-        subject: Label::new("sub", "01").expect("label"),
-        session: None,
-        sample: Label::new("sample", "01").expect("label"),
-        stain: None,
-        suffix: Suffix::BF,
-    };
+    let section = common::section(&dir.path().join("bids"));
     let options = |segment_chunks| ConvertOptions {
         image: ImageOptions {
             chunk,
@@ -69,24 +60,8 @@ fn check(
         );
     }
 
-    let store = Arc::new(FilesystemStore::new(&summary.output).expect("store"));
-    let array = Array::open(store, "/0").expect("level 0");
-    assert_eq!(array.shape(), [u64::from(channels), 3, 200, 300]);
-    let subset = ArraySubset::new_with_shape(array.shape().to_vec());
-    let got: Vec<u64> = match st {
-        SampleType::U8 => array
-            .retrieve_array_subset::<Vec<u8>>(&subset)
-            .expect("read")
-            .into_iter()
-            .map(u64::from)
-            .collect(),
-        SampleType::U16 => array
-            .retrieve_array_subset::<Vec<u16>>(&subset)
-            .expect("read")
-            .into_iter()
-            .map(u64::from)
-            .collect(),
-    };
+    let (shape, got) = common::read_level(&summary.output, 0, st);
+    assert_eq!(shape, [u64::from(channels), 3, 200, 300]);
     let mut truth = SyntheticStack::new(o).expect("synthetic");
     let (w, h, c) = (300usize, 200usize, channels as usize);
     let planes: Vec<Vec<u8>> = (0..3)
