@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod common;
-use common::{run, strata};
+use common::{convert, run, strata};
 
 fn examples() -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/bids-examples");
@@ -143,12 +143,7 @@ fn sample_then_convert() {
         String::from_utf8_lossy(&r.stderr)
     );
     let bids = dir.path().join("bids");
-    let r = run(strata()
-        .arg("convert")
-        .arg(&raw)
-        .arg("--bids-root")
-        .arg(&bids)
-        .args(["--subject", "X1", "--sample", "7", "--json"]));
+    let r = run(convert(&raw, &bids).args(["--subject", "X1", "--sample", "7", "--json"]));
     assert_eq!(
         r.status.code(),
         Some(0),
@@ -189,19 +184,14 @@ fn sample_then_convert() {
     assert!(record["started"].as_str().is_some_and(|t| t.ends_with('Z')));
     assert!(record["finished"].as_str() >= record["started"].as_str());
     // Without checksums: names and sizes only.
-    let r = run(strata()
-        .arg("convert")
-        .arg(&raw)
-        .arg("--bids-root")
-        .arg(&bids)
-        .args([
-            "--subject",
-            "X1",
-            "--sample",
-            "9",
-            "--no-checksums",
-            "--json",
-        ]));
+    let r = run(convert(&raw, &bids).args([
+        "--subject",
+        "X1",
+        "--sample",
+        "9",
+        "--no-checksums",
+        "--json",
+    ]));
     let v: Value = serde_json::from_slice(&r.stdout).expect("JSON");
     assert!(v["sources"][0]["bytes"].as_u64().is_some_and(|b| b > 0));
     assert!(v["sources"][0].get("sha256").is_none(), "{}", v["sources"]);
@@ -215,19 +205,9 @@ fn sample_then_convert() {
     // Bad input: a folder without TIFFs, a bad label.
     let empty = dir.path().join("empty");
     std::fs::create_dir_all(&empty).expect("mkdir");
-    let r = run(strata()
-        .arg("convert")
-        .arg(&empty)
-        .arg("--bids-root")
-        .arg(&bids)
-        .args(["--subject", "X1", "--sample", "8"]));
+    let r = run(convert(&empty, &bids).args(["--subject", "X1", "--sample", "8"]));
     assert_eq!(r.status.code(), Some(2));
-    let r = run(strata()
-        .arg("convert")
-        .arg(&raw)
-        .arg("--bids-root")
-        .arg(&bids)
-        .args(["--subject", "X_1", "--sample", "8"]));
+    let r = run(convert(&raw, &bids).args(["--subject", "X_1", "--sample", "8"]));
     assert_eq!(r.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&r.stderr).contains("X_1"));
 }
@@ -430,12 +410,7 @@ fn qc_gate_publishes_nothing_for_a_failing_stack() {
     let qc = run(strata().args(["qc", "--json"]).arg(&raw));
     assert_eq!(qc.status.code(), Some(1));
     let bids = dir.path().join("bids");
-    let r = run(strata()
-        .arg("convert")
-        .arg(&raw)
-        .arg("--bids-root")
-        .arg(&bids)
-        .args(["--subject", "A", "--sample", "1", "--qc-gate"]));
+    let r = run(convert(&raw, &bids).args(["--subject", "A", "--sample", "1", "--qc-gate"]));
     assert_eq!(
         r.status.code(),
         Some(1),
@@ -450,20 +425,15 @@ fn qc_gate_publishes_nothing_for_a_failing_stack() {
     assert!(left.is_empty(), "published despite failing QC: {left:?}");
     // The same as one archive: its level 0 was being streamed into the archive, which is
     // never published, and no temporary file stays behind.
-    let r = run(strata()
-        .arg("convert")
-        .arg(&raw)
-        .arg("--bids-root")
-        .arg(&bids)
-        .args([
-            "--subject",
-            "A",
-            "--sample",
-            "1",
-            "--qc-gate",
-            "--layout",
-            "ozx",
-        ]));
+    let r = run(convert(&raw, &bids).args([
+        "--subject",
+        "A",
+        "--sample",
+        "1",
+        "--qc-gate",
+        "--layout",
+        "ozx",
+    ]));
     assert_eq!(r.status.code(), Some(1));
     let left: Vec<_> = std::fs::read_dir(&micr)
         .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
@@ -731,20 +701,15 @@ fn ozx_layout_is_one_file_with_the_same_content() {
         .arg(&raw));
     assert_eq!(r.status.code(), Some(0));
     let convert = |bids: &Path, layout: &str| {
-        run(strata()
-            .arg("convert")
-            .arg(&raw)
-            .arg("--bids-root")
-            .arg(bids)
-            .args([
-                "--subject",
-                "A",
-                "--sample",
-                "1",
-                "--layout",
-                layout,
-                "--json",
-            ]))
+        run(convert(&raw, bids).args([
+            "--subject",
+            "A",
+            "--sample",
+            "1",
+            "--layout",
+            layout,
+            "--json",
+        ]))
     };
     let folder = dir.path().join("folder");
     assert_eq!(convert(&folder, "zarr").status.code(), Some(0));

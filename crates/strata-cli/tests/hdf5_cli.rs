@@ -87,11 +87,7 @@ mod with_hdf5 {
     }
 
     fn convert(dir: &Path, input: &str, sample: &str, extra: &[&str]) -> Output {
-        run(strata()
-            .arg("convert")
-            .arg(dir.join(input))
-            .arg("--bids-root")
-            .arg(dir.join("bids"))
+        run(super::common::convert(&dir.join(input), &dir.join("bids"))
             .args([
                 "--subject",
                 "01",
