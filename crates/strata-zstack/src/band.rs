@@ -75,26 +75,13 @@ pub fn downsample(src: &[u8], rows: usize, shape: BandShape) -> Vec<u8> {
     out
 }
 
-/// Appends the 2 x 2 mean of a band of `rows` rows to `dst`, computed on all cores in strips
-/// of 32 input rows (the same bytes as [`downsample_into`]).
+/// Appends the 2 x 2 mean of a band of `rows` rows to `dst`, computed on all cores (the same
+/// bytes as [`downsample_into`]).
 pub fn downsample_append(src: &[u8], rows: usize, shape: BandShape, dst: &mut Vec<u8>) {
-    use rayon::prelude::*;
-    const STRIP: usize = 32;
-    let out_row = shape.width.div_ceil(2) * shape.channels * shape.sample_type.bytes();
+    let out_row = out_row_bytes(shape);
     let start = dst.len();
     dst.resize(start + rows.div_ceil(2) * out_row, 0);
-    if out_row == 0 || rows == 0 {
-        return;
-    }
-    let rb = shape.row_bytes();
-    dst[start..]
-        .par_chunks_mut(out_row * STRIP / 2)
-        .enumerate()
-        .for_each(|(i, out)| {
-            let y0 = i * STRIP;
-            let n = STRIP.min(rows - y0);
-            mean_2x2_into(&src[y0 * rb..(y0 + n) * rb], n, shape, out);
-        });
+    downsample_window(src, rows, shape, &mut dst[start..], out_row, 0);
 }
 
 /// Writes the 2 x 2 mean of a column segment (`rows` rows of `shape.width` pixels, starting at
@@ -115,9 +102,8 @@ pub fn downsample_window(
 ) {
     use rayon::prelude::*;
     const STRIP: usize = 32;
-    let out_w = shape.width.div_ceil(2) * shape.channels * shape.sample_type.bytes();
     let out_rows = rows.div_ceil(2);
-    if out_w == 0 || out_rows == 0 || dst_row_bytes == 0 {
+    if out_row_bytes(shape) == 0 || out_rows == 0 || dst_row_bytes == 0 {
         return;
     }
     let rb = shape.row_bytes();
@@ -125,20 +111,10 @@ pub fn downsample_window(
         .par_chunks_mut(dst_row_bytes * STRIP / 2)
         .enumerate()
         .for_each(|(i, out)| {
-            for (k, row) in out.chunks_exact_mut(dst_row_bytes).enumerate() {
-                let y = i * STRIP + 2 * k;
-                let r0 = &src[y * rb..(y + 1) * rb];
-                let r1 = if y + 1 < rows {
-                    &src[(y + 1) * rb..(y + 2) * rb]
-                } else {
-                    r0
-                };
-                let o = &mut row[dst_x..dst_x + out_w];
-                match shape.sample_type {
-                    SampleType::U8 => mean_rows_u8(r0, r1, shape.channels, o),
-                    SampleType::U16 => mean_rows_u16(r0, r1, shape.channels, o),
-                }
-            }
+            let y0 = i * STRIP;
+            let n = STRIP.min(rows - y0);
+            let src = &src[y0 * rb..(y0 + n) * rb];
+            mean_2x2_into(src, n, shape, out, dst_row_bytes, dst_x);
         });
 }
 
@@ -146,20 +122,37 @@ pub fn downsample_window(
 /// `width.div_ceil(2)` pixels. At an odd edge the mean covers the pixels present. Means are
 /// rounded half up: `(sum + n / 2) / n`.
 pub fn downsample_into(src: &[u8], rows: usize, shape: BandShape, dst: &mut Vec<u8>) {
-    let out_row = shape.width.div_ceil(2) * shape.channels * shape.sample_type.bytes();
+    let out_row = out_row_bytes(shape);
     let start = dst.len();
     dst.resize(start + rows.div_ceil(2) * out_row, 0);
-    mean_2x2_into(src, rows, shape, &mut dst[start..]);
+    mean_2x2_into(src, rows, shape, &mut dst[start..], out_row, 0);
 }
 
-/// Writes the 2 x 2 mean of `rows` rows of `src` into `dst` (exactly the output's size).
-fn mean_2x2_into(src: &[u8], rows: usize, shape: BandShape, dst: &mut [u8]) {
+/// Bytes of one output row of the 2 x 2 mean of rows of `shape`.
+fn out_row_bytes(shape: BandShape) -> usize {
+    shape.width.div_ceil(2) * shape.channels * shape.sample_type.bytes()
+}
+
+/// Writes the 2 x 2 mean of `rows` rows of `src`, one output row per `dst_row_bytes` of
+/// `dst`, starting `dst_x` bytes into each (the serial kernel of every downsample above).
+fn mean_2x2_into(
+    src: &[u8],
+    rows: usize,
+    shape: BandShape,
+    dst: &mut [u8],
+    dst_row_bytes: usize,
+    dst_x: usize,
+) {
     let rb = shape.row_bytes();
-    let out_rb = shape.width.div_ceil(2) * shape.channels * shape.sample_type.bytes();
-    if out_rb == 0 {
+    let out_w = out_row_bytes(shape);
+    if out_w == 0 || dst_row_bytes == 0 {
         return;
     }
-    for (oy, out) in dst.chunks_exact_mut(out_rb).enumerate() {
+    for (oy, row) in dst
+        .chunks_exact_mut(dst_row_bytes)
+        .take(rows.div_ceil(2))
+        .enumerate()
+    {
         let r0 = &src[2 * oy * rb..(2 * oy + 1) * rb];
         // The last row of an odd band pairs with itself: the same mean as over the pixels
         // present, because (2a + 2b + 2) / 4 == (a + b + 1) / 2 for integers.
@@ -168,6 +161,7 @@ fn mean_2x2_into(src: &[u8], rows: usize, shape: BandShape, dst: &mut [u8]) {
         } else {
             r0
         };
+        let out = &mut row[dst_x..dst_x + out_w];
         match shape.sample_type {
             SampleType::U8 => mean_rows_u8(r0, r1, shape.channels, out),
             SampleType::U16 => mean_rows_u16(r0, r1, shape.channels, out),
