@@ -193,7 +193,6 @@ pub struct TiffStack {
     options: TiffOptions,
     open: Option<OpenPlane>,
     cache: RowCache,
-    scratch: Vec<u8>,
     /// Extra decoders of the open plane for parallel tile decoding, opened when first needed.
     helpers: Vec<Mutex<Option<OpenPlane>>>,
     chunks_decoded: u64,
@@ -334,7 +333,6 @@ impl TiffStack {
             options,
             open: None,
             cache: RowCache::default(),
-            scratch: Vec::new(),
             helpers: Vec::new(),
             chunks_decoded: 0,
             region_tile: tile,
@@ -812,12 +810,17 @@ fn decode_jpeg(
 }
 
 impl TiffStack {
-    /// Decodes chunk row `r` of the open plane into `dst` (its full-width rows).
-    fn decode_row(&mut self, r: u32, dst: &mut [u8]) -> Result<()> {
-        let threads = match self.options.decode_threads {
+    /// Decoders to run at once: the option, or one per core.
+    fn decode_threads(&self) -> usize {
+        match self.options.decode_threads {
             0 => rayon::current_num_threads(),
             n => n,
-        };
+        }
+    }
+
+    /// Decodes chunk row `r` of the open plane into `dst` (its full-width rows).
+    fn decode_row(&mut self, r: u32, dst: &mut [u8]) -> Result<()> {
+        let threads = self.decode_threads();
         let across = self.open.as_ref().map_or(1, |o| o.meta.chunks_across());
         if threads > 1 && across > 1 {
             return self.decode_row_parallel(r, dst, threads.min(across as usize));
@@ -945,51 +948,6 @@ impl TiffStack {
         self.chunks_decoded += decoded;
         Ok(())
     }
-
-    /// Copies rows `s0 .. s1` (plane coordinates, inside chunk row `r`) into `dst`, decoding
-    /// tile by tile through a scratch buffer (when a whole chunk row is too large to cache).
-    fn copy_rows_uncached(&mut self, r: u32, s0: u32, s1: u32, dst: &mut [u8]) -> Result<()> {
-        let rb = self.info.row_bytes();
-        let max_c = self.options.max_compressed_tile_bytes;
-        let Some(open) = self.open.as_mut() else {
-            return Err(Error::Codec("internal: no plane open".into()));
-        };
-        let path = self
-            .paths
-            .get(open.plane as usize)
-            .cloned()
-            .unwrap_or_default();
-        let m = open.meta.clone();
-        let px = m.pixel_bytes();
-        let ry0 = r * m.chunk_h;
-        let dh = (m.height - ry0).min(m.chunk_h) as usize;
-        for cx in 0..m.chunks_across() {
-            let x0 = (cx * m.chunk_w) as usize;
-            let dw = (m.width as usize - x0).min(m.chunk_w as usize);
-            let stride = dw * px;
-            self.scratch.resize(stride * dh, 0);
-            open.decode_chunk(
-                &path,
-                r * m.chunks_across() + cx,
-                &mut self.scratch,
-                stride,
-                max_c,
-            )?;
-            self.chunks_decoded += 1;
-            for y in s0..s1 {
-                let src_at = (y - ry0) as usize * stride;
-                let dst_at = (y - s0) as usize * rb + x0 * px;
-                match (
-                    self.scratch.get(src_at..src_at + stride),
-                    dst.get_mut(dst_at..dst_at + stride),
-                ) {
-                    (Some(s), Some(d)) => d.copy_from_slice(s),
-                    _ => return Err(Error::Codec("internal: scratch copy out of range".into())),
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
 impl ZStackSource for TiffStack {
@@ -1058,7 +1016,10 @@ impl ZStackSource for TiffStack {
                 };
                 dst.copy_from_slice(src);
             } else {
-                self.copy_rows_uncached(r, s0, s1, dst)?;
+                // Too large to cache: the tiles are decoded a few at a time and the rows
+                // copied out (tiles spanning two bands are decoded for each).
+                let threads = self.decode_threads();
+                self.copy_window(r, (s0, s1), (0, self.info.width), dst, threads)?;
             }
         }
         Ok(())
@@ -1077,10 +1038,7 @@ impl ZStackSource for TiffStack {
             return Err(Error::Codec("internal: no plane open".into()));
         };
         let (ch, height) = (open.meta.chunk_h, open.meta.height);
-        let threads = match self.options.decode_threads {
-            0 => rayon::current_num_threads(),
-            n => n,
-        };
+        let threads = self.decode_threads();
         let (y0, y1) = (region.y0, region.y0 + region.rows);
         let cols = (region.x0, region.x0 + region.cols);
         let stride = region.cols as usize * self.info.pixel_bytes();
