@@ -621,6 +621,22 @@ fn killed_then_rerun(layout: &str, published: &str, mut check: impl FnMut(u64, &
     assert!(killed_mid_way, "the conversion finished before any kill");
 }
 
+/// Unpacks an `.ozx` archive into the folder `back` with `strata stage`.
+fn unpack(archive: &Path, back: &Path, journal: &Path) {
+    let r = run(strata()
+        .arg("stage")
+        .arg(format!("zip://{}", archive.display()))
+        .arg(format!("file://{}", back.display()))
+        .arg("--journal")
+        .arg(journal));
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+}
+
 /// The names in a folder, sorted.
 fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -669,17 +685,10 @@ fn killed_ozx_conversion_is_never_published_and_rerun_cleans_up() {
         );
         // The archive holds the same shards as the folder layout.
         let back = scratch.path().join(format!("back-{delay_ms}"));
-        let r = run(strata()
-            .arg("stage")
-            .arg(format!("zip://{}", bids.join(archive).display()))
-            .arg(format!("file://{}", back.display()))
-            .arg("--journal")
-            .arg(scratch.path().join(format!("journal-{delay_ms}"))));
-        assert_eq!(
-            r.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&r.stderr)
+        unpack(
+            &bids.join(archive),
+            &back,
+            &scratch.path().join(format!("journal-{delay_ms}")),
         );
         let folder = reference.join("sub-A/micr/sub-A_sample-1_BF.ome.zarr");
         for key in ["0/c.0.0.0.0", "1/c.0.0.0.0", "2/zarr.json"] {
@@ -733,18 +742,7 @@ fn ozx_layout_is_one_file_with_the_same_content() {
     // Unpack it with `strata stage` and compare every object with the folder layout.
     let back = dir.path().join("back");
     let ozx = zipped.join("sub-A/micr/sub-A_sample-1_BF.ozx");
-    let r = run(strata()
-        .args(["stage", "--json"])
-        .arg(format!("zip://{}", ozx.display()))
-        .arg(format!("file://{}", back.display()))
-        .arg("--journal")
-        .arg(dir.path().join("j")));
-    assert_eq!(
-        r.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&r.stderr)
-    );
+    unpack(&ozx, &back, &dir.path().join("j"));
     let image = folder.join("sub-A/micr/sub-A_sample-1_BF.ome.zarr");
     assert_eq!(group_without_times(&image), group_without_times(&back));
     for key in ["0/zarr.json", "0/c.0.0.0.0", "1/zarr.json", "1/c.0.0.0.0"] {

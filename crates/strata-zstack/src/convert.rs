@@ -462,15 +462,17 @@ impl Prepared {
             .ok_or_else(|| Error::Config("the image path has no parent folder".into()))?
             .to_owned();
         let single = finalize(&self.partial, &self.image)?;
+        sync_dir(&parent)?;
+        // The sidecar and table rows follow the image at once, so that the section is whole
+        // within moments of its image appearing.
+        write_bids_metadata(&self.section, &self.name, self.spacing, &self.opts)?;
         if single.is_some() {
-            // The image is one file now: neither the folder nor an earlier conversion of the
-            // section in the folder layout stays beside it.
+            // The image is one file now: neither the folder it was made from nor an earlier
+            // conversion of the section in the folder layout stays beside it (a run killed
+            // here leaves only the hidden folder, which the next run removes).
             remove_dir_if_exists(&self.partial)?;
             remove_dir_if_exists(&self.image)?;
         }
-        sync_dir(&parent)?;
-
-        write_bids_metadata(&self.section, &self.name, self.spacing, &self.opts)?;
 
         let levels = self.arrays.levels.len();
         let (output, files, folders) = match single {
