@@ -4,10 +4,10 @@
 //! each band as column segments when the source reads regions cheaply (tiled TIFF, memory).
 //! Each segment feeds the level-0 shard writer, the pyramid (its 2 x 2 mean goes into level
 //! 1's band buffer; full level bands cascade down) and the band hook (quality control).
-//! Memory is one band per pyramid level plus the segments in flight between the reader
-//! thread, the encoders and the writer thread: bounded by the band, never by the plane or the
-//! shard, and with segments the level-0 part does not grow with the plane width. Inner chunks
-//! are encoded in parallel on all cores while the reader thread decodes the next segment.
+//! Memory is one band per pyramid level plus two segments and two steps of encoded chunks:
+//! bounded by the band, never by the plane or the shard, and with segments the level-0 part
+//! does not grow with the plane width. Inner chunks are encoded in parallel on all cores
+//! while, on the same threads, the next segment is read and the last one written.
 
 use crate::band::{BandShape, chunk_bytes, downsample_append, downsample_window};
 use crate::error::{Error, Result};
@@ -66,7 +66,7 @@ impl BandHook for NoHook {
 /// Where the shards go: a file in the level's folder unless the sink takes them (e.g. into an
 /// archive being written, so that the bytes are written once).
 ///
-/// The writer thread opens a shard when its first chunk arrives and finishes it before the
+/// The writer opens a shard when its first chunk arrives and finishes it before the
 /// next shard of the same level; shards of different levels are open at the same time.
 pub trait ShardSink: Send {
     /// A stream for shard `key` (its file name, e.g. `c.0.0.0.0`) of level `level`, or `None`
@@ -373,7 +373,7 @@ const SHARD_BUFFER: usize = 1 << 20;
 /// that the disk works while the encoders do and the final sync has little left to do.
 const SYNC_EVERY: u64 = 8 << 20;
 
-/// The shard files of one level, written by the writer thread.
+/// The shard files of one level.
 struct LevelFiles {
     dir: PathBuf,
     gx: usize,
@@ -397,7 +397,7 @@ struct ShardFiles<'s> {
     pps: u32,
     sink: &'s mut dyn ShardSink,
     /// The sync thread: syncs the files it is given while the writer goes on writing (a sync
-    /// in the writer thread would stall the pipeline behind it). `None` syncs nothing early.
+    /// in the pipeline would stall it). `None` syncs nothing early.
     syncer: Option<mpsc::SyncSender<(File, PathBuf)>>,
 }
 
@@ -595,49 +595,17 @@ pub fn write_arrays_to(
             .max(2 * rayon::current_num_threads()),
     };
 
-    // Three stages overlap: the reader thread decodes segment n + 1 while the encoders work
-    // on segment n and the writer thread appends segment n - 1 to the shard files. Two read
-    // buffers circulate and encoded chunks are handed to the writer directly (no queue).
-    // Segments narrower than the plane (when the source reads regions) keep this memory
-    // independent of the plane width; only the pyramid's band buffers follow it.
+    // Each step encodes a level-0 segment, or a batch of the pyramid bands it completed, on
+    // all cores; in the same fork-join scope one task appends the previous step's chunks to
+    // the shards and, during a segment step, another reads the next segment. Reading,
+    // encoding and writing overlap on the pool's threads, so no reader or writer thread
+    // competes with the encoders for the cores (on 2 cores such threads preempted encoders
+    // in the middle of a batch, which then waited for the preempted chunk). Only the syncs,
+    // which wait for the disk, have a thread. Two segment buffers alternate: memory is a
+    // segment, the pyramid's band buffers and two steps of encoded chunks.
     let seg_bytes = chunk * seg as usize * info.pixel_bytes();
-    let (band_tx, band_rx) = mpsc::sync_channel::<Result<(Region, Vec<u8>)>>(1);
-    let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>();
-    for _ in 0..2 {
-        let _ = free_tx.send(Vec::with_capacity(seg_bytes));
-    }
-    let (out_tx, out_rx) = mpsc::sync_channel::<Vec<EncodedChunk>>(0);
-    let reader_info = info.clone();
     let files_ref = &mut files;
-    let result = std::thread::scope(|scope| -> Result<()> {
-        // Owned by this closure: dropped when it returns, even early on an error, so a reader
-        // blocked waiting for a free buffer wakes up and ends before the scope joins it.
-        let free_tx = free_tx;
-        scope.spawn(move || {
-            let info = reader_info;
-            for plane in 0..info.planes {
-                for y0 in (0..info.height).step_by(chunk) {
-                    let rows = (info.height - y0).min(chunk as u32);
-                    for x0 in (0..info.width).step_by(seg as usize) {
-                        let cols = (info.width - x0).min(seg);
-                        let region = Region {
-                            plane,
-                            y0,
-                            rows,
-                            x0,
-                            cols,
-                        };
-                        let Ok(mut buf) = free_rx.recv() else { return };
-                        buf.resize(region.bytes(&info), 0);
-                        let item = source.read_region(region, &mut buf).map(|()| (region, buf));
-                        let failed = item.is_err();
-                        if band_tx.send(item).is_err() || failed {
-                            return;
-                        }
-                    }
-                }
-            }
-        });
+    std::thread::scope(|scope| -> Result<()> {
         let (sync_tx, sync_rx) = mpsc::sync_channel::<(File, PathBuf)>(1);
         files_ref.syncer = Some(sync_tx);
         let syncer = scope.spawn(move || -> Result<()> {
@@ -646,39 +614,42 @@ pub fn write_arrays_to(
             }
             Ok(())
         });
-        let writer = scope.spawn(move || -> Result<()> {
-            let appended = (|| -> Result<()> {
-                for chunks in out_rx {
-                    for c in &chunks {
-                        files_ref.append(c)?;
-                    }
-                }
-                Ok(())
-            })();
-            // Ends the sync thread, whatever happened, before the final syncs.
-            files_ref.syncer = None;
-            appended.and_then(|()| files_ref.finish())
-        });
-        let read = (|| -> Result<()> {
-            for item in band_rx {
-                let (region, buf) = item?;
-                hook.band(&info, region, &buf);
-                let level0 = pyramid.segment(region, &buf)?;
-                let _ = free_tx.send(buf);
-                // A send fails only if the writer stopped on an error, which its join reports.
-                if out_tx.send(level0).is_err() {
-                    break;
-                }
+        let steps = (|| -> Result<()> {
+            let mut regions = level0_regions(&info, chunk, seg);
+            let (mut buf, mut next_buf) =
+                (Vec::with_capacity(seg_bytes), Vec::with_capacity(seg_bytes));
+            let mut current = regions.next();
+            if let Some(region) = current {
+                read_into(source, &info, region, &mut buf)?;
+            }
+            let mut pending = Vec::new();
+            while let Some(region) = current {
+                let next = regions.next();
+                pending = {
+                    let (data, levels, band_hook, info) = (&buf, &mut pyramid, &mut *hook, &info);
+                    let (source, into) = (&mut *source, &mut next_buf);
+                    overlap(
+                        files_ref,
+                        pending,
+                        next.map(|r| move || read_into(source, info, r, into)),
+                        move || {
+                            band_hook.band(info, region, data);
+                            levels.segment(region, data)
+                        },
+                    )?
+                };
+                std::mem::swap(&mut buf, &mut next_buf);
+                current = next;
                 if !region.ends_row(&info) {
                     continue;
                 }
                 let filled = pyramid.band_done(region.rows as usize);
                 let (bands, jobs) = pyramid.full_bands(&filled);
                 for batch in jobs.chunks(pyramid.batch) {
-                    let encoded = encode(&encoder, chunk, &bands, batch, region.plane)?;
-                    if out_tx.send(encoded).is_err() {
-                        return Ok(());
-                    }
+                    let (encoder, bands) = (&encoder, &bands);
+                    pending = overlap(files_ref, pending, None::<fn() -> Result<()>>, move || {
+                        encode(encoder, chunk, bands, batch, region.plane)
+                    })?;
                 }
                 drop(bands);
                 pyramid.clear(&filled);
@@ -686,18 +657,15 @@ pub fn write_arrays_to(
                     hook.plane_done(&info, region.plane);
                 }
             }
-            Ok(())
+            pending.iter().try_for_each(|c| files_ref.append(c))
         })();
-        drop(out_tx);
-        let written = writer
-            .join()
-            .unwrap_or_else(|_| Err(Error::Codec("the shard writer thread panicked".into())));
+        // Ends the sync thread, whatever happened, before the final syncs.
+        files_ref.syncer = None;
         let synced = syncer
             .join()
             .unwrap_or_else(|_| Err(Error::Codec("the sync thread panicked".into())));
-        read.and(written).and(synced)
-    });
-    result?;
+        steps.and_then(|()| files_ref.finish()).and(synced)
+    })?;
 
     let mut summary = ArraysSummary {
         levels: Vec::new(),
@@ -722,6 +690,62 @@ pub fn write_arrays_to(
         });
     }
     Ok(summary)
+}
+
+/// The regions level 0 is read in: plane by plane, band by band, segment by segment.
+fn level0_regions(info: &StackInfo, chunk: usize, seg: u32) -> impl Iterator<Item = Region> {
+    let (planes, height, width) = (info.planes, info.height, info.width);
+    (0..planes).flat_map(move |plane| {
+        (0..height).step_by(chunk).flat_map(move |y0| {
+            (0..width).step_by(seg as usize).map(move |x0| Region {
+                plane,
+                y0,
+                rows: (height - y0).min(chunk as u32),
+                x0,
+                cols: (width - x0).min(seg),
+            })
+        })
+    })
+}
+
+/// Reads `region` into `buf` (resized to hold it).
+fn read_into(
+    source: &mut dyn ZStackSource,
+    info: &StackInfo,
+    region: Region,
+    buf: &mut Vec<u8>,
+) -> Result<()> {
+    buf.resize(region.bytes(info), 0);
+    source.read_region(region, buf)
+}
+
+/// One step of the pipeline: runs `work` (encoding, on all cores) while, in the same
+/// fork-join scope, `pending` (the previous step's chunks) is appended to the shards and
+/// `read` fetches the next segment. Returns what `work` encoded; the first error of the three.
+fn overlap<R, W>(
+    files: &mut ShardFiles<'_>,
+    pending: Vec<EncodedChunk>,
+    read: Option<R>,
+    work: W,
+) -> Result<Vec<EncodedChunk>>
+where
+    R: FnOnce() -> Result<()> + Send,
+    W: FnOnce() -> Result<Vec<EncodedChunk>> + Send,
+{
+    let (mut read_result, mut write_result) = (Ok(()), Ok(()));
+    let encoded = rayon::scope(|s| {
+        // Spawned first, so an idle thread takes them before helping with the encoding.
+        if let Some(read) = read {
+            let read_result = &mut read_result;
+            s.spawn(move |_| *read_result = read());
+        }
+        if !pending.is_empty() {
+            let write_result = &mut write_result;
+            s.spawn(move |_| *write_result = pending.iter().try_for_each(|c| files.append(c)));
+        }
+        work()
+    });
+    read_result.and(write_result).and(encoded)
 }
 
 /// Writes a small file and syncs it.
