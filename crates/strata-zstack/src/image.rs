@@ -370,8 +370,9 @@ fn segment_width(
 const SHARD_BUFFER: usize = 1 << 20;
 
 /// Bytes a shard file may hold unsynced before the writer hands it to the sync thread, so
-/// that the disk works while the encoders do and the final sync has little left to do.
-const SYNC_EVERY: u64 = 8 << 20;
+/// that the disk works while the encoders do and the final sync has little left to do
+/// (measured: the final syncs took 9-10 ms of a 4 x 4096^2 write at 8 MiB, 4-5 ms at 2 MiB).
+const SYNC_EVERY: u64 = 2 << 20;
 
 /// The shard files of one level.
 struct LevelFiles {
