@@ -161,7 +161,7 @@ pub fn shard_key(zs: u32) -> String {
 }
 
 /// One pyramid level's band buffer (levels 1 and up; level 0 is encoded straight from the
-/// reader's buffer).
+/// segment read).
 struct Level {
     shape: BandShape,
     height: usize,
@@ -169,6 +169,8 @@ struct Level {
     band: Vec<u8>,
     rows: usize,
     y0: usize,
+    /// A buffer for the next band, kept from a band already encoded.
+    spare: Vec<u8>,
 }
 
 /// One encoded inner chunk: its level, plane, chunk row and column, and bytes.
@@ -183,6 +185,7 @@ struct EncodedChunk {
 /// Rows of one level ready to encode: chunk `i` of `data` is chunk `cx_base + i` of the level.
 struct FullBand<'a> {
     level: usize,
+    z: u32,
     cy: usize,
     rows: usize,
     shape: BandShape,
@@ -190,42 +193,90 @@ struct FullBand<'a> {
     data: &'a [u8],
 }
 
+/// A full pyramid band waiting for its chunks to be encoded. It owns its rows, so its level
+/// fills the next band meanwhile and the chunks go along with the next level-0 segments.
+struct Queued {
+    level: usize,
+    z: u32,
+    cy: usize,
+    rows: usize,
+    shape: BandShape,
+    gx: usize,
+    data: Vec<u8>,
+    /// The first chunk column not yet handed out.
+    next: usize,
+}
+
 /// Builds the pyramid from level-0 segments and encodes chunks on all cores.
 struct Pyramid<'a> {
     levels: Vec<Level>,
+    queue: std::collections::VecDeque<Queued>,
     level0: BandShape,
     chunk: usize,
     encoder: &'a ChunkEncoder,
-    /// Most chunks encoded in one parallel batch of pyramid bands (bounds the encoded bytes
-    /// held at once).
+    /// Most pyramid chunks encoded in one step (bounds the encoded bytes held at once).
     batch: usize,
 }
 
 impl Pyramid<'_> {
-    /// Takes level-0 segment `region`: encodes its chunks while its 2 x 2 mean goes into
-    /// level 1's band buffer. Returns the encoded chunks in column order.
-    fn segment(&mut self, region: Region, data: &[u8]) -> Result<Vec<EncodedChunk>> {
+    /// Whether full pyramid bands wait to be encoded.
+    fn has_queued(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    /// One step of encoding on all cores: the chunks of level-0 segment `segment` of plane
+    /// `z` (if any), while its 2 x 2 mean goes into level 1's band, and up to `batch` chunks
+    /// of the queued pyramid bands, oldest first. Returns the encoded chunks in that order.
+    fn step(&mut self, segment: Option<(Region, &[u8])>) -> Result<Vec<EncodedChunk>> {
         let chunk = self.chunk;
-        let rows = region.rows as usize;
-        let shape = BandShape {
-            width: region.cols as usize,
-            ..self.level0
-        };
-        let band = FullBand {
-            level: 0,
-            cy: region.y0 as usize / chunk,
-            rows,
-            shape,
-            cx_base: region.x0 as usize / chunk,
-            data,
-        };
-        let jobs: Vec<(usize, usize)> =
-            (0..shape.width.div_ceil(chunk)).map(|cx| (0, cx)).collect();
+        // Hand out the queued bands' next chunks.
+        let mut taken = Vec::new();
+        let mut left = self.batch;
+        for (i, q) in self.queue.iter_mut().enumerate() {
+            let n = (q.gx - q.next).min(left);
+            if n > 0 {
+                taken.push((i, q.next, n));
+                q.next += n;
+                left -= n;
+            }
+        }
+        let mut bands = Vec::with_capacity(taken.len() + 1);
+        let mut jobs = Vec::new();
+        if let Some((region, data)) = segment {
+            let width = region.cols as usize;
+            bands.push(FullBand {
+                level: 0,
+                z: region.plane,
+                cy: region.y0 as usize / chunk,
+                rows: region.rows as usize,
+                shape: BandShape {
+                    width,
+                    ..self.level0
+                },
+                cx_base: region.x0 as usize / chunk,
+                data,
+            });
+            jobs.extend((0..width.div_ceil(chunk)).map(|cx| (0, cx)));
+        }
+        for &(i, from, n) in &taken {
+            let q = &self.queue[i];
+            jobs.extend((from..from + n).map(|cx| (bands.len(), cx)));
+            bands.push(FullBand {
+                level: q.level,
+                z: q.z,
+                cy: q.cy,
+                rows: q.rows,
+                shape: q.shape,
+                cx_base: 0,
+                data: &q.data,
+            });
+        }
         let level1 = self.levels.first_mut();
         let (encoded, ()) = rayon::join(
-            || encode(self.encoder, chunk, &[band], &jobs, region.plane),
+            || encode(self.encoder, chunk, &bands, &jobs),
             || {
-                if let Some(l1) = level1 {
+                if let (Some(l1), Some((region, data))) = (level1, segment) {
+                    let (rows, shape) = (region.rows as usize, bands[0].shape);
                     let rb = l1.shape.row_bytes();
                     let need = (l1.rows + rows.div_ceil(2)) * rb;
                     if l1.band.len() < need {
@@ -237,15 +288,23 @@ impl Pyramid<'_> {
                 }
             },
         );
+        drop(bands);
+        // Encoded bands give their buffer back to their level.
+        while self.queue.front().is_some_and(|q| q.next == q.gx) {
+            if let Some(mut q) = self.queue.pop_front() {
+                q.data.clear();
+                self.levels[q.level - 1].spare = q.data;
+            }
+        }
         encoded
     }
 
-    /// Called after the last segment of a level-0 band of `rows` rows: level 1 has its mean
-    /// complete; every level band that is now full adds its mean to the level below. Returns
-    /// the indices (into `levels`, level 1 = index 0) of the full bands, top down.
-    fn band_done(&mut self, rows: usize) -> Vec<usize> {
+    /// Called after the last segment of a level-0 band of plane `z` with `rows` rows: level
+    /// 1 has its mean complete; every level band that is now full adds its mean to the level
+    /// below and joins the queue.
+    fn band_done(&mut self, z: u32, rows: usize) {
         let chunk = self.chunk;
-        let mut filled = Vec::new();
+        let mut filled = 0;
         let mut add = rows.div_ceil(2);
         for l in 0..self.levels.len() {
             let (done, rest) = self.levels.split_at_mut(l);
@@ -257,64 +316,43 @@ impl Pyramid<'_> {
             if level.rows < chunk && level.y0 + level.rows < level.height {
                 break;
             }
-            filled.push(l);
+            filled += 1;
             add = level.rows.div_ceil(2);
         }
-        filled
-    }
-
-    /// The full bands `filled` (from [`Pyramid::band_done`]) as encoding jobs.
-    fn full_bands(&self, filled: &[usize]) -> (Vec<FullBand<'_>>, Vec<(usize, usize)>) {
-        let bands: Vec<FullBand<'_>> = filled
-            .iter()
-            .map(|&l| {
-                let level = &self.levels[l];
-                FullBand {
-                    level: l + 1,
-                    cy: level.y0 / self.chunk,
-                    rows: level.rows,
-                    shape: level.shape,
-                    cx_base: 0,
-                    data: &level.band,
-                }
-            })
-            .collect();
-        let jobs = filled
-            .iter()
-            .enumerate()
-            .flat_map(|(i, &l)| (0..self.levels[l].gx).map(move |cx| (i, cx)))
-            .collect();
-        (bands, jobs)
-    }
-
-    /// Empties the full bands once encoded.
-    fn clear(&mut self, filled: &[usize]) {
-        for &l in filled {
-            let level = &mut self.levels[l];
+        for (l, level) in self.levels.iter_mut().enumerate().take(filled) {
+            let spare = std::mem::take(&mut level.spare);
+            self.queue.push_back(Queued {
+                level: l + 1,
+                z,
+                cy: level.y0 / chunk,
+                rows: level.rows,
+                shape: level.shape,
+                gx: level.gx,
+                data: std::mem::replace(&mut level.band, spare),
+                next: 0,
+            });
             level.y0 += level.rows;
             if level.y0 >= level.height {
                 level.y0 = 0;
             }
             level.rows = 0;
-            level.band.clear();
         }
     }
 }
 
-/// Encodes chunks `jobs` (`(band, chunk column)`) of plane `z` on all cores, in job order.
+/// Encodes chunks `jobs` (`(band, chunk column)`) on all cores, in job order.
 fn encode(
     encoder: &ChunkEncoder,
     chunk: usize,
     bands: &[FullBand<'_>],
     jobs: &[(usize, usize)],
-    z: u32,
 ) -> Result<Vec<EncodedChunk>> {
     jobs.par_iter()
         .map(|&(i, cx)| {
             let b = &bands[i];
             Ok(EncodedChunk {
                 level: b.level,
-                z,
+                z: b.z,
                 cy: b.cy,
                 cx: b.cx_base + cx,
                 bytes: encoder.encode(chunk_bytes(b.data, b.rows, b.shape, cx, chunk, chunk))?,
@@ -585,9 +623,11 @@ pub fn write_arrays_to(
                     band: Vec::with_capacity(chunk * shape.row_bytes()),
                     rows: 0,
                     y0: 0,
+                    spare: Vec::with_capacity(chunk * shape.row_bytes()),
                 }
             })
             .collect(),
+        queue: std::collections::VecDeque::new(),
         level0: band_shape(info.width),
         chunk,
         encoder: &encoder,
@@ -596,14 +636,14 @@ pub fn write_arrays_to(
             .max(2 * rayon::current_num_threads()),
     };
 
-    // Each step encodes a level-0 segment, or a batch of the pyramid bands it completed, on
-    // all cores; in the same fork-join scope one task appends the previous step's chunks to
-    // the shards and, during a segment step, another reads the next segment. Reading,
+    // Each step encodes a level-0 segment and up to a batch of the queued pyramid bands'
+    // chunks on all cores; in the same fork-join scope one task appends the previous step's
+    // chunks to the shards and another reads the next segment. Reading,
     // encoding and writing overlap on the pool's threads, so no reader or writer thread
     // competes with the encoders for the cores (on 2 cores such threads preempted encoders
     // in the middle of a batch, which then waited for the preempted chunk). Only the syncs,
-    // which wait for the disk, have a thread. Two segment buffers alternate: memory is a
-    // segment, the pyramid's band buffers and two steps of encoded chunks.
+    // which wait for the disk, have a thread. Two segment buffers alternate: memory is two
+    // segments, two bands per pyramid level and two steps of encoded chunks.
     let seg_bytes = chunk * seg as usize * info.pixel_bytes();
     let files_ref = &mut files;
     std::thread::scope(|scope| -> Result<()> {
@@ -635,28 +675,25 @@ pub fn write_arrays_to(
                         next.map(|r| move || read_into(source, info, r, into)),
                         move || {
                             band_hook.band(info, region, data);
-                            levels.segment(region, data)
+                            levels.step(Some((region, data)))
                         },
                     )?
                 };
                 std::mem::swap(&mut buf, &mut next_buf);
                 current = next;
-                if !region.ends_row(&info) {
-                    continue;
+                if region.ends_row(&info) {
+                    pyramid.band_done(region.plane, region.rows as usize);
+                    if region.y0 + region.rows == info.height {
+                        hook.plane_done(&info, region.plane);
+                    }
                 }
-                let filled = pyramid.band_done(region.rows as usize);
-                let (bands, jobs) = pyramid.full_bands(&filled);
-                for batch in jobs.chunks(pyramid.batch) {
-                    let (encoder, bands) = (&encoder, &bands);
-                    pending = overlap(files_ref, pending, None::<fn() -> Result<()>>, move || {
-                        encode(encoder, chunk, bands, batch, region.plane)
-                    })?;
-                }
-                drop(bands);
-                pyramid.clear(&filled);
-                if region.y0 + region.rows == info.height {
-                    hook.plane_done(&info, region.plane);
-                }
+            }
+            // The pyramid bands completed by the last segments.
+            while pyramid.has_queued() {
+                let levels = &mut pyramid;
+                pending = overlap(files_ref, pending, None::<fn() -> Result<()>>, move || {
+                    levels.step(None)
+                })?;
             }
             pending.iter().try_for_each(|c| files_ref.append(c))
         })();

@@ -112,8 +112,26 @@ fn mean2(plane: &[u8], info: &StackInfo, w: usize, h: usize) -> Vec<Vec<Vec<u64>
         .collect()
 }
 
-/// Converts a random stack read in column segments of `seg` chunks and checks every pixel of
-/// level 0 and level 1 read back by zarrs.
+/// The 2 x 2 mean (rounded half up) of one channel's grid.
+fn mean_grid(grid: &[Vec<u64>]) -> Vec<Vec<u64>> {
+    let (h, w) = (grid.len(), grid[0].len());
+    (0..h.div_ceil(2))
+        .map(|y| {
+            (0..w.div_ceil(2))
+                .map(|x| {
+                    let cells: Vec<u64> = (2 * y..(2 * y + 2).min(h))
+                        .flat_map(|yy| (2 * x..(2 * x + 2).min(w)).map(move |xx| grid[yy][xx]))
+                        .collect();
+                    let n = cells.len() as u64;
+                    (cells.iter().sum::<u64>() + n / 2) / n
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Converts a random stack read in column segments of `seg` chunks, with `pps` planes per
+/// shard, and checks every pixel of every level read back by zarrs.
 fn check_roundtrip(
     (w, h, planes): (u32, u32, u32),
     channels: u32,
@@ -121,16 +139,28 @@ fn check_roundtrip(
     chunk: u32,
     seg: Option<u32>,
 ) {
+    check_sharded((w, h, planes), channels, st, chunk, seg, None);
+}
+
+fn check_sharded(
+    (w, h, planes): (u32, u32, u32),
+    channels: u32,
+    st: SampleType,
+    chunk: u32,
+    seg: Option<u32>,
+    pps: Option<u32>,
+) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (info, data) = stack(w, h, planes, channels, st);
     let mut source = MemorySource::new(info.clone(), data.clone()).expect("source");
-    let summary = convert(
-        &mut source,
-        &section(dir.path()),
-        &segmented(chunk, seg),
-        &mut NoHook,
-    )
-    .expect("convert");
+    let mut opts = segmented(chunk, seg);
+    opts.image.planes_per_shard = pps;
+    let summary = convert(&mut source, &section(dir.path()), &opts, &mut NoHook).expect("convert");
+    if let Some(pps) = pps {
+        for level in &summary.arrays.levels {
+            assert_eq!(level.shards, planes.div_ceil(pps), "{level:?}");
+        }
+    }
     let image = &summary.output;
     let (wu, hu) = (w as usize, h as usize);
 
@@ -159,20 +189,27 @@ fn check_roundtrip(
             }
         }
     }
-    if summary.arrays.levels.len() > 1 {
-        let (shape1, level1) = read_level(image, 1, st);
-        let (ow, oh) = (wu.div_ceil(2), hu.div_ceil(2));
-        assert_eq!(shape1[2..], [oh as u64, ow as u64]);
-        let means: Vec<_> = data.iter().map(|p| mean2(p, &info, wu, hu)).collect();
+    // Every lower level is the 2 x 2 mean of the level above, as stored.
+    let mut expected: Vec<Vec<Vec<Vec<u64>>>> =
+        data.iter().map(|p| mean2(p, &info, wu, hu)).collect();
+    for level in 1..summary.arrays.levels.len() {
+        let (shape, values) = read_level(image, level, st);
+        let (oh, ow) = (expected[0][0].len(), expected[0][0][0].len());
+        assert_eq!(shape[1..], [u64::from(planes), oh as u64, ow as u64]);
         let mut i = 0;
         for c in 0..channels as usize {
-            for m in &means {
+            for (z, m) in expected.iter().enumerate() {
                 for (y, row) in m[c].iter().enumerate() {
                     for (x, want) in row.iter().enumerate() {
-                        assert_eq!(level1[i], *want, "level 1 c{c} y{y} x{x}");
+                        assert_eq!(values[i], *want, "level {level} c{c} z{z} y{y} x{x}");
                         i += 1;
                     }
                 }
+            }
+        }
+        for m in &mut expected {
+            for grid in m.iter_mut() {
+                *grid = mean_grid(grid);
             }
         }
     }
@@ -185,6 +222,14 @@ fn gray8_with_odd_edges() {
     // Column segments of one chunk: 128 x 5 + 60.
     check_roundtrip((700, 530, 3), 1, SampleType::U8, 128, Some(1));
     check_roundtrip((700, 530, 3), 1, SampleType::U8, 128, None);
+}
+
+#[test]
+fn several_shards_per_level_and_a_deep_pyramid() {
+    // 5 planes in shards of 2 (the last holds one); 4 levels down to one 64 x 64 chunk, so
+    // pyramid bands of one plane are still being encoded when the next plane starts.
+    check_sharded((520, 390, 5), 1, SampleType::U8, 64, Some(2), Some(2));
+    check_sharded((520, 390, 5), 1, SampleType::U8, 64, None, Some(3));
 }
 
 #[test]
