@@ -559,10 +559,12 @@ fn group_without_times(image: &Path) -> Value {
     v
 }
 
-/// Kills `strata convert --layout <layout>` of a 2048 x 2048 x 8 stack after 50, 150, 300
-/// and 600 ms: each time nothing that looks like a converted section may exist (no image
-/// `published`, no sidecar); then the same command runs again and `check(delay, bids,
-/// reference)` inspects its output against a folder-layout conversion of the same stack.
+/// Kills `strata convert --layout <layout>` of a 2048 x 2048 x 8 stack after 10%, 25%, 40%
+/// and 55% of the time a whole conversion takes (measured on the reference conversion, so
+/// that a kill lands mid-way on fast and slow machines alike, well before publication): each
+/// time nothing that looks like a converted section may exist (no image `published`, no
+/// sidecar); then the same command runs again and `check(delay, bids, reference)` inspects
+/// its output against a folder-layout conversion of the same stack.
 fn killed_then_rerun(layout: &str, published: &str, mut check: impl FnMut(u64, &Path, &Path)) {
     let dir = tempfile::tempdir().expect("tempdir");
     let raw = dir.path().join("raw");
@@ -590,15 +592,18 @@ fn killed_then_rerun(layout: &str, published: &str, mut check: impl FnMut(u64, &
         c
     };
     let reference = dir.path().join("reference");
+    let started = std::time::Instant::now();
     assert!(
         convert(&reference, "zarr")
             .status()
             .expect("convert")
             .success()
     );
+    let whole_ms = started.elapsed().as_millis() as u64;
     let bids = dir.path().join("bids");
     let mut killed_mid_way = false;
-    for delay_ms in [50u64, 150, 300, 600] {
+    for percent in [10u64, 25, 40, 55] {
+        let delay_ms = (whole_ms * percent / 100).max(percent);
         let _ = std::fs::remove_dir_all(&bids);
         let mut child = convert(&bids, layout).spawn().expect("spawn");
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));

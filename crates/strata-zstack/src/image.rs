@@ -214,7 +214,8 @@ struct Pyramid<'a> {
     level0: BandShape,
     chunk: usize,
     encoder: &'a ChunkEncoder,
-    /// Most pyramid chunks encoded in one step (bounds the encoded bytes held at once).
+    /// Most pyramid chunks encoded in one step, with a segment's (bounds the encoded bytes
+    /// held at once; 2 per core: the pyramid is a third of the chunks).
     batch: usize,
 }
 
@@ -631,9 +632,7 @@ pub fn write_arrays_to(
         level0: band_shape(info.width),
         chunk,
         encoder: &encoder,
-        batch: (seg as usize)
-            .div_ceil(chunk)
-            .max(2 * rayon::current_num_threads()),
+        batch: 2 * rayon::current_num_threads(),
     };
 
     // Each step encodes a level-0 segment and up to a batch of the queued pyramid bands'

@@ -34,6 +34,10 @@ pub struct QcHook {
     tx: Option<mpsc::SyncSender<Msg>>,
     /// The band being assembled from column segments (QC works on whole rows).
     pending: Vec<u8>,
+    /// Band buffers the worker is done with, for reuse: the hook runs on whichever thread
+    /// encodes, and fresh whole-width buffers allocated on several threads and freed on the
+    /// worker's made the allocator hold on to far more memory than the two bands in use.
+    free: mpsc::Receiver<Vec<u8>>,
     worker: Option<JoinHandle<strata_qc::Result<StackSummary>>>,
 }
 
@@ -56,8 +60,11 @@ impl QcHook {
             pixel_format(info),
         );
         let format = geometry.format;
-        // Two bands in flight at most: memory stays bounded by bands.
-        let (tx, rx) = mpsc::sync_channel::<Msg>(2);
+        // A band is handed over only when the worker is ready for it: at most the band being
+        // assembled and the one being measured are held (two whole-width bands), and a
+        // conversion faster than quality control waits for it rather than queueing bands.
+        let (tx, rx) = mpsc::sync_channel::<Msg>(0);
+        let (free_tx, free) = mpsc::channel();
         let worker = std::thread::spawn(move || {
             for msg in rx {
                 match msg {
@@ -66,6 +73,7 @@ impl QcHook {
                             qc.begin_plane(plane as usize, geometry)?;
                         }
                         qc.band_bytes(plane as usize, y0 as usize, format, &data)?;
+                        let _ = free_tx.send(data);
                     }
                     Msg::PlaneDone(plane) => qc.finish_plane(plane as usize)?,
                 }
@@ -75,6 +83,7 @@ impl QcHook {
         Ok(Self {
             tx: Some(tx),
             pending: Vec::new(),
+            free,
             worker: Some(worker),
         })
     }
@@ -99,8 +108,13 @@ impl QcHook {
 impl BandHook for QcHook {
     fn band(&mut self, info: &StackInfo, region: Region, data: &[u8]) {
         let Some(tx) = &self.tx else { return };
+        if self.pending.capacity() == 0 {
+            self.pending = self.free.try_recv().unwrap_or_default();
+        }
         let band = if region.is_whole_rows(info) {
-            data.to_vec()
+            self.pending.clear();
+            self.pending.extend_from_slice(data);
+            std::mem::take(&mut self.pending)
         } else {
             let (rb, px) = (info.row_bytes(), info.pixel_bytes());
             let (x, w) = (region.x0 as usize * px, region.cols as usize * px);
