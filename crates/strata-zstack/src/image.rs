@@ -225,9 +225,9 @@ impl Pyramid<'_> {
         !self.queue.is_empty()
     }
 
-    /// One step of encoding on all cores: the chunks of level-0 segment `segment` of plane
-    /// `z` (if any), while its 2 x 2 mean goes into level 1's band, and up to `batch` chunks
-    /// of the queued pyramid bands, oldest first. Returns the encoded chunks in that order.
+    /// One step of encoding on all cores: the chunks of level-0 segment `segment` (if any),
+    /// while its 2 x 2 mean goes into level 1's band, and up to `batch` chunks of the queued
+    /// pyramid bands, oldest first. Returns the encoded chunks in that order.
     fn step(&mut self, segment: Option<(Region, &[u8])>) -> Result<Vec<EncodedChunk>> {
         let chunk = self.chunk;
         // Hand out the queued bands' next chunks.
@@ -637,12 +637,12 @@ pub fn write_arrays_to(
 
     // Each step encodes a level-0 segment and up to a batch of the queued pyramid bands'
     // chunks on all cores; in the same fork-join scope one task appends the previous step's
-    // chunks to the shards and another reads the next segment. Reading,
-    // encoding and writing overlap on the pool's threads, so no reader or writer thread
-    // competes with the encoders for the cores (on 2 cores such threads preempted encoders
-    // in the middle of a batch, which then waited for the preempted chunk). Only the syncs,
-    // which wait for the disk, have a thread. Two segment buffers alternate: memory is two
-    // segments, two bands per pyramid level and two steps of encoded chunks.
+    // chunks to the shards and another reads the next segment. Reading, encoding and writing
+    // overlap on the pool's threads, so no reader or writer thread competes with the
+    // encoders for the cores (on 2 cores such threads preempted encoders in the middle of a
+    // batch, which then waited for the preempted chunk). Only the syncs, which wait for the
+    // disk, have a thread. Two segment buffers alternate: memory is two segments, two bands
+    // per pyramid level and two steps of encoded chunks.
     let seg_bytes = chunk * seg as usize * info.pixel_bytes();
     let files_ref = &mut files;
     std::thread::scope(|scope| -> Result<()> {
