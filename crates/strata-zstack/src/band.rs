@@ -118,6 +118,22 @@ pub fn downsample_window(
         });
 }
 
+/// [`downsample_window`] on the calling thread only (for a caller that keeps the pool's
+/// threads for other work).
+///
+/// # Panics
+/// As [`downsample_window`].
+pub fn mean_window(
+    src: &[u8],
+    rows: usize,
+    shape: BandShape,
+    dst: &mut [u8],
+    dst_row_bytes: usize,
+    dst_x: usize,
+) {
+    mean_2x2_into(src, rows, shape, dst, dst_row_bytes, dst_x);
+}
+
 /// Appends the 2 x 2 mean of a band of `rows` rows to `dst`: `rows.div_ceil(2)` rows of
 /// `width.div_ceil(2)` pixels. At an odd edge the mean covers the pixels present. Means are
 /// rounded half up: `(sum + n / 2) / n`.

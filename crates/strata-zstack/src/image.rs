@@ -4,20 +4,22 @@
 //! each band as column segments when the source reads regions cheaply (tiled TIFF, memory).
 //! Each segment feeds the level-0 shard writer, the pyramid (its 2 x 2 mean goes into level
 //! 1's band buffer; full level bands cascade down) and the band hook (quality control).
-//! Memory is one band per pyramid level plus two segments and two steps of encoded chunks:
+//! Memory is three segments, two bands per pyramid level and the encoded chunks in flight:
 //! bounded by the band, never by the plane or the shard, and with segments the level-0 part
-//! does not grow with the plane width. Inner chunks are encoded in parallel on all cores
-//! while, on the same threads, the next segment is read and the last one written.
+//! does not grow with the plane width. The calling thread reads and queues one encoding job
+//! per inner chunk on the rayon pool; a writer thread appends the encoded chunks in the order
+//! they were queued and an I/O thread writes the shard files (see [`write_arrays`]).
 
-use crate::band::{BandShape, chunk_bytes, downsample_append, downsample_window};
+use crate::band::{BandShape, chunk_bytes, downsample_into, mean_window};
+use crate::direct::{BlockFile, BlockIo};
 use crate::error::{Error, Result};
 use crate::shard::{ChunkEncoder, Compression, ShardWriter, sharding_codec_json};
 use crate::source::{Region, StackInfo, ZStackSource};
-use rayon::prelude::*;
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 
 /// How the arrays are laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +100,7 @@ impl ShardSink for FileShards {
 
 /// An open shard's destination.
 enum ShardOut {
-    File(BufWriter<File>),
+    File(BlockFile),
     Stream(Box<dyn ShardStream>),
 }
 
@@ -160,8 +162,68 @@ pub fn shard_key(zs: u32) -> String {
     format!("c.0.{zs}.0.0")
 }
 
-/// One pyramid level's band buffer (levels 1 and up; level 0 is encoded straight from the
-/// segment read).
+/// A buffer lent to encoding jobs: it goes back to its pool when the last job using it ends.
+struct Lent {
+    data: Vec<u8>,
+    home: mpsc::Sender<Vec<u8>>,
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        let mut data = std::mem::take(&mut self.data);
+        data.clear();
+        // The pool is gone only when the writer has stopped: nothing to give back to.
+        let _ = self.home.send(data);
+    }
+}
+
+/// At most `most` buffers, lent out and given back: what bounds the reader's lead over the
+/// encoders.
+struct Buffers {
+    home: mpsc::Sender<Vec<u8>>,
+    back: mpsc::Receiver<Vec<u8>>,
+    made: usize,
+    most: usize,
+    capacity: usize,
+}
+
+impl Buffers {
+    fn new(most: usize, capacity: usize) -> Self {
+        let (home, back) = mpsc::channel();
+        Self {
+            home,
+            back,
+            made: 0,
+            most,
+            capacity,
+        }
+    }
+
+    /// A free buffer (empty): one given back, a new one while under the limit, or else the
+    /// next one the encoders give back.
+    fn take(&mut self) -> Vec<u8> {
+        if let Ok(b) = self.back.try_recv() {
+            return b;
+        }
+        if self.made < self.most {
+            self.made += 1;
+            return Vec::with_capacity(self.capacity);
+        }
+        // `home` is held here, so the channel stays open and this returns a buffer once a
+        // job ends.
+        self.back.recv().unwrap_or_default()
+    }
+
+    fn lend(&self, data: Vec<u8>) -> Arc<Lent> {
+        Arc::new(Lent {
+            data,
+            home: self.home.clone(),
+        })
+    }
+}
+
+/// One pyramid level's band (levels 1 and up; level 0 is encoded straight from the segment
+/// read).
 struct Level {
     shape: BandShape,
     height: usize,
@@ -169,8 +231,8 @@ struct Level {
     band: Vec<u8>,
     rows: usize,
     y0: usize,
-    /// A buffer for the next band, kept from a band already encoded.
-    spare: Vec<u8>,
+    /// The band being filled and the full one being encoded.
+    buffers: Buffers,
 }
 
 /// One encoded inner chunk: its level, plane, chunk row and column, and bytes.
@@ -182,128 +244,94 @@ struct EncodedChunk {
     bytes: Vec<u8>,
 }
 
+/// An encoded chunk's place in the order the chunks are appended to the shards, and the
+/// chunk (or why encoding it failed).
+type Numbered = (u64, Result<EncodedChunk>);
+
 /// Rows of one level ready to encode: chunk `i` of `data` is chunk `cx_base + i` of the level.
-struct FullBand<'a> {
+struct FullBand {
     level: usize,
     z: u32,
     cy: usize,
     rows: usize,
     shape: BandShape,
     cx_base: usize,
-    data: &'a [u8],
+    chunks: usize,
+    data: Arc<Lent>,
 }
 
-/// A full pyramid band waiting for its chunks to be encoded. It owns its rows, so its level
-/// fills the next band meanwhile and the chunks go along with the next level-0 segments.
-struct Queued {
-    level: usize,
-    z: u32,
-    cy: usize,
-    rows: usize,
-    shape: BandShape,
-    gx: usize,
-    data: Vec<u8>,
-    /// The first chunk column not yet handed out.
-    next: usize,
-}
-
-/// Builds the pyramid from level-0 segments and encodes chunks on all cores.
-struct Pyramid<'a> {
-    levels: Vec<Level>,
-    queue: std::collections::VecDeque<Queued>,
-    level0: BandShape,
+/// Hands chunks to the pool for encoding, numbering them in the order they are handed out:
+/// the writer appends them to the shards in that order, so the bytes are the same on every
+/// run whichever encoder finishes first.
+struct Encoders<'e> {
+    encoder: &'e ChunkEncoder,
     chunk: usize,
-    encoder: &'a ChunkEncoder,
-    /// Most pyramid chunks encoded in one step, with a segment's (bounds the encoded bytes
-    /// held at once; 2 per core: the pyramid is a third of the chunks).
-    batch: usize,
+    done: mpsc::SyncSender<Numbered>,
+    next: u64,
 }
 
-impl Pyramid<'_> {
-    /// Whether full pyramid bands wait to be encoded.
-    fn has_queued(&self) -> bool {
-        !self.queue.is_empty()
+impl<'e> Encoders<'e> {
+    /// One job per chunk of `band`, queued on the pool.
+    fn spawn<'s>(&mut self, scope: &rayon::Scope<'s>, band: &FullBand)
+    where
+        'e: 's,
+    {
+        let (encoder, chunk) = (self.encoder, self.chunk);
+        for cx in 0..band.chunks {
+            let (id, done, data) = (self.next, self.done.clone(), Arc::clone(&band.data));
+            self.next += 1;
+            let (level, z, cy, rows, shape) = (band.level, band.z, band.cy, band.rows, band.shape);
+            let cx_level = band.cx_base + cx;
+            scope.spawn(move |_| {
+                let encoded =
+                    encoder.encode(chunk_bytes(&data.data, rows, shape, cx, chunk, chunk));
+                // The band goes back to its pool before the chunk waits for the writer.
+                drop(data);
+                let encoded = encoded.map(|bytes| EncodedChunk {
+                    level,
+                    z,
+                    cy,
+                    cx: cx_level,
+                    bytes,
+                });
+                // A send fails only if the writer stopped on an error, which it reports.
+                let _ = done.send((id, encoded));
+            });
+        }
     }
+}
 
-    /// One step of encoding on all cores: the chunks of level-0 segment `segment` (if any),
-    /// while its 2 x 2 mean goes into level 1's band, and up to `batch` chunks of the queued
-    /// pyramid bands, oldest first. Returns the encoded chunks in that order.
-    fn step(&mut self, segment: Option<(Region, &[u8])>) -> Result<Vec<EncodedChunk>> {
-        let chunk = self.chunk;
-        // Hand out the queued bands' next chunks.
-        let mut taken = Vec::new();
-        let mut left = self.batch;
-        for (i, q) in self.queue.iter_mut().enumerate() {
-            let n = (q.gx - q.next).min(left);
-            if n > 0 {
-                taken.push((i, q.next, n));
-                q.next += n;
-                left -= n;
-            }
+/// The pyramid levels' bands, filled from level-0 segments.
+struct Pyramid {
+    levels: Vec<Level>,
+    chunk: usize,
+}
+
+impl Pyramid {
+    /// Adds the 2 x 2 mean of a level-0 segment to level 1's band.
+    fn add_segment(&mut self, region: Region, data: &[u8], level0: BandShape) {
+        let Some(l1) = self.levels.first_mut() else {
+            return;
+        };
+        let rows = region.rows as usize;
+        let shape = BandShape {
+            width: region.cols as usize,
+            ..level0
+        };
+        let rb = l1.shape.row_bytes();
+        let need = (l1.rows + rows.div_ceil(2)) * rb;
+        if l1.band.len() < need {
+            l1.band.resize(need, 0);
         }
-        let mut bands = Vec::with_capacity(taken.len() + 1);
-        let mut jobs = Vec::new();
-        if let Some((region, data)) = segment {
-            let width = region.cols as usize;
-            bands.push(FullBand {
-                level: 0,
-                z: region.plane,
-                cy: region.y0 as usize / chunk,
-                rows: region.rows as usize,
-                shape: BandShape {
-                    width,
-                    ..self.level0
-                },
-                cx_base: region.x0 as usize / chunk,
-                data,
-            });
-            jobs.extend((0..width.div_ceil(chunk)).map(|cx| (0, cx)));
-        }
-        for &(i, from, n) in &taken {
-            let q = &self.queue[i];
-            jobs.extend((from..from + n).map(|cx| (bands.len(), cx)));
-            bands.push(FullBand {
-                level: q.level,
-                z: q.z,
-                cy: q.cy,
-                rows: q.rows,
-                shape: q.shape,
-                cx_base: 0,
-                data: &q.data,
-            });
-        }
-        let level1 = self.levels.first_mut();
-        let (encoded, ()) = rayon::join(
-            || encode(self.encoder, chunk, &bands, &jobs),
-            || {
-                if let (Some(l1), Some((region, data))) = (level1, segment) {
-                    let (rows, shape) = (region.rows as usize, bands[0].shape);
-                    let rb = l1.shape.row_bytes();
-                    let need = (l1.rows + rows.div_ceil(2)) * rb;
-                    if l1.band.len() < need {
-                        l1.band.resize(need, 0);
-                    }
-                    let px = shape.channels * shape.sample_type.bytes();
-                    let x = region.x0 as usize / 2 * px;
-                    downsample_window(data, rows, shape, &mut l1.band[l1.rows * rb..], rb, x);
-                }
-            },
-        );
-        drop(bands);
-        // Encoded bands give their buffer back to their level.
-        while self.queue.front().is_some_and(|q| q.next == q.gx) {
-            if let Some(mut q) = self.queue.pop_front() {
-                q.data.clear();
-                self.levels[q.level - 1].spare = q.data;
-            }
-        }
-        encoded
+        let px = shape.channels * shape.sample_type.bytes();
+        let x = region.x0 as usize / 2 * px;
+        mean_window(data, rows, shape, &mut l1.band[l1.rows * rb..], rb, x);
     }
 
     /// Called after the last segment of a level-0 band of plane `z` with `rows` rows: level
     /// 1 has its mean complete; every level band that is now full adds its mean to the level
-    /// below and joins the queue.
-    fn band_done(&mut self, z: u32, rows: usize) {
+    /// below and is returned, to be encoded, while its level fills a new band.
+    fn band_done(&mut self, z: u32, rows: usize) -> Vec<FullBand> {
         let chunk = self.chunk;
         let mut filled = 0;
         let mut add = rows.div_ceil(2);
@@ -311,7 +339,7 @@ impl Pyramid<'_> {
             let (done, rest) = self.levels.split_at_mut(l);
             let level = &mut rest[0];
             if let Some(above) = done.last() {
-                downsample_append(&above.band, above.rows, above.shape, &mut level.band);
+                downsample_into(&above.band, above.rows, above.shape, &mut level.band);
             }
             level.rows += add;
             if level.rows < chunk && level.y0 + level.rows < level.height {
@@ -320,17 +348,19 @@ impl Pyramid<'_> {
             filled += 1;
             add = level.rows.div_ceil(2);
         }
+        let mut full = Vec::with_capacity(filled);
         for (l, level) in self.levels.iter_mut().enumerate().take(filled) {
-            let spare = std::mem::take(&mut level.spare);
-            self.queue.push_back(Queued {
+            let next = level.buffers.take();
+            let data = std::mem::replace(&mut level.band, next);
+            full.push(FullBand {
                 level: l + 1,
                 z,
                 cy: level.y0 / chunk,
                 rows: level.rows,
                 shape: level.shape,
-                gx: level.gx,
-                data: std::mem::replace(&mut level.band, spare),
-                next: 0,
+                cx_base: 0,
+                chunks: level.gx,
+                data: level.buffers.lend(data),
             });
             level.y0 += level.rows;
             if level.y0 >= level.height {
@@ -338,33 +368,21 @@ impl Pyramid<'_> {
             }
             level.rows = 0;
         }
+        full
     }
-}
-
-/// Encodes chunks `jobs` (`(band, chunk column)`) on all cores, in job order.
-fn encode(
-    encoder: &ChunkEncoder,
-    chunk: usize,
-    bands: &[FullBand<'_>],
-    jobs: &[(usize, usize)],
-) -> Result<Vec<EncodedChunk>> {
-    jobs.par_iter()
-        .map(|&(i, cx)| {
-            let b = &bands[i];
-            Ok(EncodedChunk {
-                level: b.level,
-                z: b.z,
-                cy: b.cy,
-                cx: b.cx_base + cx,
-                bytes: encoder.encode(chunk_bytes(b.data, b.rows, b.shape, cx, chunk, chunk))?,
-            })
-        })
-        .collect()
 }
 
 /// Inner chunks per column segment when the source reads regions: 8 chunks of 512 are 4096
 /// pixels, so a segment of a 4k plane is the whole band and wider planes cost no more memory.
 const SEGMENT_CHUNKS: usize = 8;
+
+/// Level-0 segments read ahead of (or being) encoded: two kept the encoders fed on 2 cores
+/// except when a pyramid band's chunks came at once; three did always (measured).
+const SEGMENT_BUFFERS: usize = 3;
+
+/// Encoded chunks the encoders may hand the writer before waiting for it: bounds the memory
+/// when the disk is slower than the encoders.
+const ENCODED_IN_FLIGHT: usize = 32;
 
 /// Width of the column segments level 0 is read in: whole rows unless the source reads
 /// regions cheaply on a tile grid the bands follow; then a multiple of the inner chunk and
@@ -403,16 +421,6 @@ fn segment_width(
         .unwrap_or(info.width)
 }
 
-/// Write buffer per open shard file. Encoded chunks are a few hundred KiB, so a small buffer
-/// costs few extra system calls, and every level has a shard open at once: 4 MiB each made
-/// peak memory grow with the number of levels, i.e. with the plane size.
-const SHARD_BUFFER: usize = 1 << 20;
-
-/// Bytes a shard file may hold unsynced before the writer hands it to the sync thread, so
-/// that the disk works while the encoders do and the final sync has little left to do
-/// (measured: the final syncs took 9-10 ms of a 4 x 4096^2 write at 8 MiB, 4-5 ms at 2 MiB).
-const SYNC_EVERY: u64 = 2 << 20;
-
 /// The shard files of one level.
 struct LevelFiles {
     dir: PathBuf,
@@ -427,18 +435,17 @@ struct OpenShard {
     zs: u32,
     writer: ShardWriter<ShardOut>,
     path: PathBuf,
-    unsynced: u64,
 }
 
 /// Appends encoded bands to the levels' shards, in the order received (so the bytes are the
-/// same on every run), syncing as it goes; finishes every shard at the end.
+/// same on every run); finishes every shard at the end.
 struct ShardFiles<'s> {
     levels: Vec<LevelFiles>,
     pps: u32,
     sink: &'s mut dyn ShardSink,
-    /// The sync thread: syncs the files it is given while the writer goes on writing (a sync
-    /// in the pipeline would stall it). `None` syncs nothing early.
-    syncer: Option<mpsc::SyncSender<(File, PathBuf)>>,
+    /// The I/O thread's writer side: shard files go through it in aligned blocks (direct
+    /// I/O where the file system has it), written and synced off the encoders' threads.
+    io: Option<Arc<BlockIo>>,
 }
 
 impl ShardFiles<'_> {
@@ -452,18 +459,15 @@ impl ShardFiles<'_> {
             let path = level.dir.join(&key);
             let out = match self.sink.open(chunk.level, &key)? {
                 Some(stream) => ShardOut::Stream(stream),
-                None => ShardOut::File(BufWriter::with_capacity(
-                    SHARD_BUFFER,
-                    File::create(&path).map_err(|e| Error::io(&path, e))?,
-                )),
+                None => {
+                    let io = self.io.as_ref().ok_or_else(|| {
+                        Error::Codec("the shard I/O thread is not running".into())
+                    })?;
+                    ShardOut::File(BlockFile::create(Arc::clone(io), &path)?)
+                }
             };
             let writer = ShardWriter::new(out, chunks * level.gy * level.gx);
-            level.shard = Some(OpenShard {
-                zs,
-                writer,
-                path,
-                unsynced: 0,
-            });
+            level.shard = Some(OpenShard { zs, writer, path });
         }
         let zi = (chunk.z % self.pps) as usize;
         let (gx, gy) = (level.gx, level.gy);
@@ -471,18 +475,6 @@ impl ShardFiles<'_> {
             open.writer
                 .append((zi * gy + chunk.cy) * gx + chunk.cx, &chunk.bytes)
                 .map_err(|e| with_path(e, &open.path))?;
-            open.unsynced += chunk.bytes.len() as u64;
-            if open.unsynced >= SYNC_EVERY {
-                // If the sync thread is still busy with the last request, this one is
-                // skipped: the next one (or the final sync) covers these bytes.
-                if let ShardOut::File(out) = open.writer.get_mut() {
-                    out.flush().map_err(|e| Error::io(&open.path, e))?;
-                    if let (Some(syncer), Ok(file)) = (&self.syncer, out.get_ref().try_clone()) {
-                        let _ = syncer.try_send((file, open.path.clone()));
-                    }
-                }
-                open.unsynced = 0;
-            }
         }
         Ok(())
     }
@@ -504,12 +496,8 @@ fn finish_shard(level: &mut LevelFiles) -> Result<()> {
         let path = open.path;
         let (out, size) = open.writer.finish().map_err(|e| with_path(e, &path))?;
         match out {
-            ShardOut::File(buf) => {
-                let file = buf
-                    .into_inner()
-                    .map_err(|e| Error::io(&path, e.into_error()))?;
-                file.sync_all().map_err(|e| Error::io(&path, e))?;
-            }
+            // Written and synced by the I/O thread, which reports its errors when it ends.
+            ShardOut::File(file) => file.finish()?,
             ShardOut::Stream(stream) => stream.finish()?,
         }
         level.shards += 1;
@@ -597,7 +585,7 @@ pub fn write_arrays_to(
         levels: Vec::with_capacity(shapes.len()),
         pps,
         sink,
-        syncer: None,
+        io: None,
     };
     for (i, &(h, w)) in shapes.iter().enumerate() {
         let level_dir = dir.join(i.to_string());
@@ -624,84 +612,91 @@ pub fn write_arrays_to(
                     band: Vec::with_capacity(chunk * shape.row_bytes()),
                     rows: 0,
                     y0: 0,
-                    spare: Vec::with_capacity(chunk * shape.row_bytes()),
+                    buffers: Buffers::new(1, chunk * shape.row_bytes()),
                 }
             })
             .collect(),
-        queue: std::collections::VecDeque::new(),
-        level0: band_shape(info.width),
         chunk,
-        encoder: &encoder,
-        batch: 2 * rayon::current_num_threads(),
     };
 
-    // Each step encodes a level-0 segment and up to a batch of the queued pyramid bands'
-    // chunks on all cores; in the same fork-join scope one task appends the previous step's
-    // chunks to the shards and another reads the next segment. Reading, encoding and writing
-    // overlap on the pool's threads, so no reader or writer thread competes with the
-    // encoders for the cores (on 2 cores such threads preempted encoders in the middle of a
-    // batch, which then waited for the preempted chunk). Only the syncs, which wait for the
-    // disk, have a thread. Two segment buffers alternate: memory is two segments, two bands
-    // per pyramid level and two steps of encoded chunks.
+    // The calling thread reads segment after segment (decoding on the pool), adds each one's
+    // 2 x 2 mean to the pyramid and queues one encoding job per chunk on the pool, level-0
+    // chunks and full pyramid bands' alike; a writer thread appends the encoded chunks to the
+    // shards in the order they were queued; an I/O thread writes and syncs the shard files.
+    // Nothing waits for a whole batch to finish: the encoders always have work while the
+    // reader is ahead. The reader's lead is bounded by its segment buffers (a buffer comes
+    // back when its last chunk is encoded) and each level's two bands; the writer's queue
+    // by a bounded channel. Memory is those buffers plus the encoded chunks in flight.
     let seg_bytes = chunk * seg as usize * info.pixel_bytes();
     let files_ref = &mut files;
+    let failed = AtomicBool::new(false);
     std::thread::scope(|scope| -> Result<()> {
-        let (sync_tx, sync_rx) = mpsc::sync_channel::<(File, PathBuf)>(1);
-        files_ref.syncer = Some(sync_tx);
-        let syncer = scope.spawn(move || -> Result<()> {
-            for (file, path) in sync_rx {
-                file.sync_data().map_err(|e| Error::io(&path, e))?;
-            }
-            Ok(())
+        let (io, run_io) = BlockIo::new(files_ref.levels.len());
+        files_ref.io = Some(Arc::clone(&io));
+        let io_thread = scope.spawn(run_io);
+        let (done, encoded) = mpsc::sync_channel::<Numbered>(ENCODED_IN_FLIGHT);
+        let failed = &failed;
+        let writer = scope.spawn(move || {
+            let appended = append_in_order(files_ref, &encoded, failed);
+            (files_ref, appended)
         });
-        let steps = (|| -> Result<()> {
-            let mut regions = level0_regions(&info, chunk, seg);
-            let (mut buf, mut next_buf) =
-                (Vec::with_capacity(seg_bytes), Vec::with_capacity(seg_bytes));
-            let mut current = regions.next();
-            if let Some(region) = current {
+        let mut encoders = Encoders {
+            encoder: &encoder,
+            chunk,
+            done,
+            next: 0,
+        };
+        let level0 = band_shape(info.width);
+        let mut segments = Buffers::new(SEGMENT_BUFFERS, seg_bytes);
+        let read = rayon::in_place_scope(|s| -> Result<()> {
+            for region in level0_regions(&info, chunk, seg) {
+                if failed.load(Ordering::Relaxed) {
+                    // The writer stopped; its error is the one reported.
+                    return Ok(());
+                }
+                let mut buf = segments.take();
                 read_into(source, &info, region, &mut buf)?;
-            }
-            let mut pending = Vec::new();
-            while let Some(region) = current {
-                let next = regions.next();
-                pending = {
-                    let (data, levels, band_hook, info) = (&buf, &mut pyramid, &mut *hook, &info);
-                    let (source, into) = (&mut *source, &mut next_buf);
-                    overlap(
-                        files_ref,
-                        pending,
-                        next.map(|r| move || read_into(source, info, r, into)),
-                        move || {
-                            band_hook.band(info, region, data);
-                            levels.step(Some((region, data)))
-                        },
-                    )?
+                hook.band(&info, region, &buf);
+                pyramid.add_segment(region, &buf, level0);
+                let band = FullBand {
+                    level: 0,
+                    z: region.plane,
+                    cy: region.y0 as usize / chunk,
+                    rows: region.rows as usize,
+                    shape: BandShape {
+                        width: region.cols as usize,
+                        ..level0
+                    },
+                    cx_base: region.x0 as usize / chunk,
+                    chunks: (region.cols as usize).div_ceil(chunk),
+                    data: segments.lend(buf),
                 };
-                std::mem::swap(&mut buf, &mut next_buf);
-                current = next;
+                encoders.spawn(s, &band);
                 if region.ends_row(&info) {
-                    pyramid.band_done(region.plane, region.rows as usize);
+                    for full in pyramid.band_done(region.plane, region.rows as usize) {
+                        encoders.spawn(s, &full);
+                    }
                     if region.y0 + region.rows == info.height {
                         hook.plane_done(&info, region.plane);
                     }
                 }
             }
-            // The pyramid bands completed by the last segments.
-            while pyramid.has_queued() {
-                let levels = &mut pyramid;
-                pending = overlap(files_ref, pending, None::<fn() -> Result<()>>, move || {
-                    levels.step(None)
-                })?;
-            }
-            pending.iter().try_for_each(|c| files_ref.append(c))
-        })();
-        // Ends the sync thread, whatever happened, before the final syncs.
-        files_ref.syncer = None;
-        let synced = syncer
+            Ok(())
+        });
+        // Every job has ended: the writer has all there is and stops when the channel closes.
+        drop(encoders);
+        // Then the last blocks go to the I/O thread, which is stopped after them whatever
+        // happened: it writes and syncs what it was given and reports its first error.
+        let finished = match writer.join() {
+            Ok((files, appended)) => appended.and(read).and_then(|()| files.finish()),
+            Err(_) => Err(Error::Codec("the shard writer thread panicked".into())),
+        };
+        io.stop();
+        let written = io_thread
             .join()
-            .unwrap_or_else(|_| Err(Error::Codec("the sync thread panicked".into())));
-        steps.and_then(|()| files_ref.finish()).and(synced)
+            .unwrap_or_else(|_| Err(Error::Codec("the shard I/O thread panicked".into())));
+        // An error of the I/O thread comes first: the writer's own is then only its echo.
+        written.and(finished)
     })?;
 
     let mut summary = ArraysSummary {
@@ -756,33 +751,27 @@ fn read_into(
     source.read_region(region, buf)
 }
 
-/// One step of the pipeline: runs `work` (encoding, on all cores) while, in the same
-/// fork-join scope, `pending` (the previous step's chunks) is appended to the shards and
-/// `read` fetches the next segment. Returns what `work` encoded; the first error of the three.
-fn overlap<R, W>(
+/// The writer thread: appends the encoded chunks to the shards in their numbered order
+/// (holding those that arrive early), until the channel closes. On an error it sets `failed`,
+/// so the reader stops, and returns the error.
+fn append_in_order(
     files: &mut ShardFiles<'_>,
-    pending: Vec<EncodedChunk>,
-    read: Option<R>,
-    work: W,
-) -> Result<Vec<EncodedChunk>>
-where
-    R: FnOnce() -> Result<()> + Send,
-    W: FnOnce() -> Result<Vec<EncodedChunk>> + Send,
-{
-    let (mut read_result, mut write_result) = (Ok(()), Ok(()));
-    let encoded = rayon::scope(|s| {
-        // Spawned first, so an idle thread takes them before helping with the encoding.
-        if let Some(read) = read {
-            let read_result = &mut read_result;
-            s.spawn(move |_| *read_result = read());
+    encoded: &mpsc::Receiver<Numbered>,
+    failed: &AtomicBool,
+) -> Result<()> {
+    let mut early = std::collections::BTreeMap::new();
+    let mut next = 0u64;
+    for (id, chunk) in encoded {
+        early.insert(id, chunk);
+        while let Some(chunk) = early.remove(&next) {
+            if let Err(e) = chunk.and_then(|c| files.append(&c)) {
+                failed.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+            next += 1;
         }
-        if !pending.is_empty() {
-            let write_result = &mut write_result;
-            s.spawn(move |_| *write_result = pending.iter().try_for_each(|c| files.append(c)));
-        }
-        work()
-    });
-    read_result.and(write_result).and(encoded)
+    }
+    Ok(())
 }
 
 /// Writes a small file and syncs it.

@@ -16,6 +16,7 @@
 
 pub mod band;
 pub mod convert;
+mod direct;
 pub mod error;
 #[cfg(feature = "hdf5")]
 pub mod hdf5_export;
