@@ -15,11 +15,12 @@ use crate::direct::{BlockFile, BlockIo};
 use crate::error::{Error, Result};
 use crate::shard::{ChunkEncoder, Compression, ShardWriter, sharding_codec_json};
 use crate::source::{Region, StackInfo, ZStackSource};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 
 /// How the arrays are laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,10 +171,10 @@ struct Lent {
 
 impl Drop for Lent {
     fn drop(&mut self) {
-        let mut data = std::mem::take(&mut self.data);
-        data.clear();
-        // The pool is gone only when the writer has stopped: nothing to give back to.
-        let _ = self.home.send(data);
+        // Given back as it is (its length kept: a segment read into it again overwrites every
+        // byte, so it need not be zeroed again). The pool is gone only when the conversion
+        // has ended: nothing to give back to.
+        let _ = self.home.send(std::mem::take(&mut self.data));
     }
 }
 
@@ -199,7 +200,7 @@ impl Buffers {
         }
     }
 
-    /// A free buffer (empty): one given back, a new one while under the limit, or else the
+    /// A free buffer (of any length): one given back, a new one while under the limit, or else the
     /// next one the encoders give back.
     fn take(&mut self) -> Vec<u8> {
         if let Ok(b) = self.back.try_recv() {
@@ -244,9 +245,67 @@ struct EncodedChunk {
     bytes: Vec<u8>,
 }
 
-/// An encoded chunk's place in the order the chunks are appended to the shards, and the
-/// chunk (or why encoding it failed).
-type Numbered = (u64, Result<EncodedChunk>);
+/// Appends encoded chunks to the shards in the order they were queued, whichever encoder
+/// finishes first: the job that encodes the next chunk in that order appends it and the
+/// chunks after it that are ready. So the bytes are the same on every run, and no writer
+/// thread has to be woken for every chunk.
+struct InOrder<'f, 's> {
+    state: Mutex<Appending<'f, 's>>,
+    /// Set on the first error, so that the reader stops queueing work.
+    failed: AtomicBool,
+}
+
+struct Appending<'f, 's> {
+    files: &'f mut ShardFiles<'s>,
+    /// Chunks encoded before their turn (at most the chunks queued at once).
+    early: BTreeMap<u64, EncodedChunk>,
+    next: u64,
+    error: Option<Error>,
+}
+
+impl InOrder<'_, '_> {
+    /// Takes encoded chunk `id` (or the error encoding it) and appends what is now in order.
+    fn put(&self, id: u64, chunk: Result<EncodedChunk>) {
+        // Poisoned only by a panic in another job, which the pool passes on to the reader.
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        let state = &mut *state;
+        if state.error.is_some() {
+            return;
+        }
+        let appended = chunk.and_then(|c| {
+            state.early.insert(id, c);
+            while let Some(c) = state.early.remove(&state.next) {
+                state.files.append(&c)?;
+                state.next += 1;
+            }
+            Ok(())
+        });
+        if let Err(e) = appended {
+            state.error = Some(e);
+            state.early.clear();
+            self.failed.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// After the last job: the first error, or the shard files to finish.
+    fn finish(self) -> Result<()> {
+        let state = self
+            .state
+            .into_inner()
+            .map_err(|_| Error::Codec("an encoding job panicked".into()))?;
+        match state.error {
+            Some(e) => Err(e),
+            None if !state.early.is_empty() => Err(Error::Codec(format!(
+                "{} encoded chunks were never appended (chunk {} is missing)",
+                state.early.len(),
+                state.next
+            ))),
+            None => state.files.finish(),
+        }
+    }
+}
 
 /// Rows of one level ready to encode: chunk `i` of `data` is chunk `cx_base + i` of the level.
 struct FullBand {
@@ -263,14 +322,14 @@ struct FullBand {
 /// Hands chunks to the pool for encoding, numbering them in the order they are handed out:
 /// the writer appends them to the shards in that order, so the bytes are the same on every
 /// run whichever encoder finishes first.
-struct Encoders<'e> {
+struct Encoders<'e, 'f, 's> {
     encoder: &'e ChunkEncoder,
     chunk: usize,
-    done: mpsc::SyncSender<Numbered>,
+    appender: &'e InOrder<'f, 's>,
     next: u64,
 }
 
-impl<'e> Encoders<'e> {
+impl<'e> Encoders<'e, '_, '_> {
     /// One job per chunk of `band`, queued on the pool.
     fn spawn<'s>(&mut self, scope: &rayon::Scope<'s>, band: &FullBand)
     where
@@ -278,14 +337,14 @@ impl<'e> Encoders<'e> {
     {
         let (encoder, chunk) = (self.encoder, self.chunk);
         for cx in 0..band.chunks {
-            let (id, done, data) = (self.next, self.done.clone(), Arc::clone(&band.data));
+            let (id, appender, data) = (self.next, self.appender, Arc::clone(&band.data));
             self.next += 1;
             let (level, z, cy, rows, shape) = (band.level, band.z, band.cy, band.rows, band.shape);
             let cx_level = band.cx_base + cx;
             scope.spawn(move |_| {
                 let encoded =
                     encoder.encode(chunk_bytes(&data.data, rows, shape, cx, chunk, chunk));
-                // The band goes back to its pool before the chunk waits for the writer.
+                // The band goes back to its pool before the chunk waits for its turn.
                 drop(data);
                 let encoded = encoded.map(|bytes| EncodedChunk {
                     level,
@@ -294,8 +353,7 @@ impl<'e> Encoders<'e> {
                     cx: cx_level,
                     bytes,
                 });
-                // A send fails only if the writer stopped on an error, which it reports.
-                let _ = done.send((id, encoded));
+                appender.put(id, encoded);
             });
         }
     }
@@ -350,7 +408,8 @@ impl Pyramid {
         }
         let mut full = Vec::with_capacity(filled);
         for (l, level) in self.levels.iter_mut().enumerate().take(filled) {
-            let next = level.buffers.take();
+            let mut next = level.buffers.take();
+            next.clear();
             let data = std::mem::replace(&mut level.band, next);
             full.push(FullBand {
                 level: l + 1,
@@ -379,10 +438,6 @@ const SEGMENT_CHUNKS: usize = 8;
 /// Level-0 segments read ahead of (or being) encoded: two kept the encoders fed on 2 cores
 /// except when a pyramid band's chunks came at once; three did always (measured).
 const SEGMENT_BUFFERS: usize = 3;
-
-/// Encoded chunks the encoders may hand the writer before waiting for it: bounds the memory
-/// when the disk is slower than the encoders.
-const ENCODED_IN_FLIGHT: usize = 32;
 
 /// Width of the column segments level 0 is read in: whole rows unless the source reads
 /// regions cheaply on a tile grid the bands follow; then a multiple of the inner chunk and
@@ -628,30 +683,33 @@ pub fn write_arrays_to(
     // back when its last chunk is encoded) and each level's two bands; the writer's queue
     // by a bounded channel. Memory is those buffers plus the encoded chunks in flight.
     let seg_bytes = chunk * seg as usize * info.pixel_bytes();
-    let files_ref = &mut files;
-    let failed = AtomicBool::new(false);
+    let appender = InOrder {
+        state: Mutex::new(Appending {
+            files: &mut files,
+            early: BTreeMap::new(),
+            next: 0,
+            error: None,
+        }),
+        failed: AtomicBool::new(false),
+    };
     std::thread::scope(|scope| -> Result<()> {
-        let (io, run_io) = BlockIo::new(files_ref.levels.len());
-        files_ref.io = Some(Arc::clone(&io));
+        let (io, run_io) = BlockIo::new(shapes.len());
         let io_thread = scope.spawn(run_io);
-        let (done, encoded) = mpsc::sync_channel::<Numbered>(ENCODED_IN_FLIGHT);
-        let failed = &failed;
-        let writer = scope.spawn(move || {
-            let appended = append_in_order(files_ref, &encoded, failed);
-            (files_ref, appended)
-        });
+        if let Ok(state) = appender.state.lock().as_deref_mut() {
+            state.files.io = Some(Arc::clone(&io));
+        }
         let mut encoders = Encoders {
             encoder: &encoder,
             chunk,
-            done,
+            appender: &appender,
             next: 0,
         };
         let level0 = band_shape(info.width);
         let mut segments = Buffers::new(SEGMENT_BUFFERS, seg_bytes);
         let read = rayon::in_place_scope(|s| -> Result<()> {
             for region in level0_regions(&info, chunk, seg) {
-                if failed.load(Ordering::Relaxed) {
-                    // The writer stopped; its error is the one reported.
+                if appender.failed.load(Ordering::Relaxed) {
+                    // Appending failed; that error is the one reported.
                     return Ok(());
                 }
                 let mut buf = segments.take();
@@ -683,14 +741,12 @@ pub fn write_arrays_to(
             }
             Ok(())
         });
-        // Every job has ended: the writer has all there is and stops when the channel closes.
+        // Every job has ended. The last blocks go to the I/O thread, which is stopped after
+        // them whatever happened: it writes and syncs what it was given and reports its
+        // first error.
         drop(encoders);
-        // Then the last blocks go to the I/O thread, which is stopped after them whatever
-        // happened: it writes and syncs what it was given and reports its first error.
-        let finished = match writer.join() {
-            Ok((files, appended)) => appended.and(read).and_then(|()| files.finish()),
-            Err(_) => Err(Error::Codec("the shard writer thread panicked".into())),
-        };
+        let appended = appender.finish();
+        let finished = appended.and(read);
         io.stop();
         let written = io_thread
             .join()
@@ -749,29 +805,6 @@ fn read_into(
 ) -> Result<()> {
     buf.resize(region.bytes(info), 0);
     source.read_region(region, buf)
-}
-
-/// The writer thread: appends the encoded chunks to the shards in their numbered order
-/// (holding those that arrive early), until the channel closes. On an error it sets `failed`,
-/// so the reader stops, and returns the error.
-fn append_in_order(
-    files: &mut ShardFiles<'_>,
-    encoded: &mpsc::Receiver<Numbered>,
-    failed: &AtomicBool,
-) -> Result<()> {
-    let mut early = std::collections::BTreeMap::new();
-    let mut next = 0u64;
-    for (id, chunk) in encoded {
-        early.insert(id, chunk);
-        while let Some(chunk) = early.remove(&next) {
-            if let Err(e) = chunk.and_then(|c| files.append(&c)) {
-                failed.store(true, Ordering::Relaxed);
-                return Err(e);
-            }
-            next += 1;
-        }
-    }
-    Ok(())
 }
 
 /// Writes a small file and syncs it.
