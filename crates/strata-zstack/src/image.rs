@@ -744,7 +744,6 @@ pub fn write_arrays_to(
         // Every job has ended. The last blocks go to the I/O thread, which is stopped after
         // them whatever happened: it writes and syncs what it was given and reports its
         // first error.
-        drop(encoders);
         let appended = appender.finish();
         let finished = appended.and(read);
         io.stop();
