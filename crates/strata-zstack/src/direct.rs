@@ -249,6 +249,10 @@ fn open_direct(_: &Path) -> Option<File> {
 /// The I/O thread: does the jobs in order and gives the blocks back. Stops at the first
 /// error (the writer's next request then fails) and returns it.
 fn run(jobs: &Receiver<Job>, free: &Sender<Block>) -> Result<()> {
+    // Finished files not yet synced: synced together, each on a thread of its own, so the
+    // file system can commit them at once (the last shards of a conversion all finish at
+    // its end; synced one after the other they took 3-7 ms of a 4 x 4096^2 conversion).
+    let mut unsynced = Vec::new();
     for job in jobs {
         let (target, offset, mut block, last) = match job {
             Job::Write {
@@ -263,6 +267,9 @@ fn run(jobs: &Receiver<Job>, free: &Sender<Block>) -> Result<()> {
             } => (target, offset, block, true),
             Job::Stop => break,
         };
+        if unsynced.len() >= SYNC_TOGETHER {
+            sync_all(&mut unsynced)?;
+        }
         let path = &target.path;
         let io = |e| Error::io(path, e);
         let bytes = block.bytes();
@@ -277,7 +284,7 @@ fn run(jobs: &Receiver<Job>, free: &Sender<Block>) -> Result<()> {
             } else {
                 target.file.write_all_at(bytes, offset).map_err(io)?;
             }
-            target.file.sync_all().map_err(io)?;
+            unsynced.push(Arc::clone(&target));
         } else if target.direct && block.is_aligned() {
             match target.file.write_all_at(bytes, offset) {
                 // A file system that opened the file for direct I/O but refuses this write
@@ -298,7 +305,29 @@ fn run(jobs: &Receiver<Job>, free: &Sender<Block>) -> Result<()> {
         // The writer may have finished and dropped its receiver: nothing to give back to.
         let _ = free.send(block);
     }
-    Ok(())
+    sync_all(&mut unsynced)
+}
+
+/// Most finished files waiting to be synced together.
+const SYNC_TOGETHER: usize = 16;
+
+/// Syncs `files`, each on a thread of its own, and empties the list.
+fn sync_all(files: &mut Vec<Arc<Target>>) -> Result<()> {
+    let synced: Vec<Result<()>> = std::thread::scope(|s| {
+        let threads: Vec<_> = files
+            .iter()
+            .map(|t| s.spawn(move || t.file.sync_all().map_err(|e| Error::io(&t.path, e))))
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| {
+                t.join()
+                    .unwrap_or_else(|_| Err(Error::Codec("a sync thread panicked".into())))
+            })
+            .collect()
+    });
+    files.clear();
+    synced.into_iter().collect()
 }
 
 #[cfg(test)]

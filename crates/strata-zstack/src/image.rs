@@ -7,8 +7,8 @@
 //! Memory is three segments, two bands per pyramid level and the encoded chunks in flight:
 //! bounded by the band, never by the plane or the shard, and with segments the level-0 part
 //! does not grow with the plane width. The calling thread reads and queues one encoding job
-//! per inner chunk on the rayon pool; a writer thread appends the encoded chunks in the order
-//! they were queued and an I/O thread writes the shard files (see [`write_arrays`]).
+//! per inner chunk on the rayon pool; the jobs append the encoded chunks in the order they
+//! were queued and an I/O thread writes the shard files (see [`write_arrays`]).
 
 use crate::band::{BandShape, chunk_bytes, downsample_into, mean_window};
 use crate::direct::{BlockFile, BlockIo};
@@ -676,12 +676,13 @@ pub fn write_arrays_to(
 
     // The calling thread reads segment after segment (decoding on the pool), adds each one's
     // 2 x 2 mean to the pyramid and queues one encoding job per chunk on the pool, level-0
-    // chunks and full pyramid bands' alike; a writer thread appends the encoded chunks to the
-    // shards in the order they were queued; an I/O thread writes and syncs the shard files.
-    // Nothing waits for a whole batch to finish: the encoders always have work while the
+    // chunks and full pyramid bands' alike; the jobs append the encoded chunks to the shards
+    // in the order they were queued ([`InOrder`]); an I/O thread writes and syncs the shard
+    // files. Nothing waits for a whole batch to finish (fork-join steps with one barrier per
+    // segment left about 8% of the cores' time idle): the encoders always have work while the
     // reader is ahead. The reader's lead is bounded by its segment buffers (a buffer comes
-    // back when its last chunk is encoded) and each level's two bands; the writer's queue
-    // by a bounded channel. Memory is those buffers plus the encoded chunks in flight.
+    // back when its last chunk is encoded) and each level's two bands. Memory is those
+    // buffers, the chunks encoded ahead of their turn and the I/O thread's blocks.
     let seg_bytes = chunk * seg as usize * info.pixel_bytes();
     let appender = InOrder {
         state: Mutex::new(Appending {
@@ -759,11 +760,11 @@ pub fn write_arrays_to(
         bytes_in: u64::from(info.planes) * u64::from(info.height) * info.row_bytes() as u64,
         bytes_out: 0,
     };
+    let mut metadata = Vec::with_capacity(shapes.len());
     for (level, &(h, w)) in files.levels.iter().zip(&shapes) {
-        let meta = level.dir.join("zarr.json");
         let text = serde_json::to_vec_pretty(&array_json(&info, h, w, opts, pps))
             .map_err(|e| Error::Codec(e.to_string()))?;
-        write_synced(&meta, &text)?;
+        metadata.push((level.dir.join("zarr.json"), text));
         summary.bytes_out += level.bytes;
         summary.levels.push(LevelSummary {
             shape: [
@@ -776,6 +777,7 @@ pub fn write_arrays_to(
             bytes: level.bytes,
         });
     }
+    write_all_synced(&metadata)?;
     Ok(summary)
 }
 
@@ -804,6 +806,27 @@ fn read_into(
 ) -> Result<()> {
     buf.resize(region.bytes(info), 0);
     source.read_region(region, buf)
+}
+
+/// Writes small files, then syncs them, each on a thread of its own (so the file system can
+/// commit them at once).
+fn write_all_synced(files: &[(PathBuf, Vec<u8>)]) -> Result<()> {
+    let mut written = Vec::with_capacity(files.len());
+    for (path, bytes) in files {
+        let mut f = File::create(path).map_err(|e| Error::io(path, e))?;
+        f.write_all(bytes).map_err(|e| Error::io(path, e))?;
+        written.push((f, path));
+    }
+    std::thread::scope(|s| {
+        let syncs: Vec<_> = written
+            .iter()
+            .map(|(f, path)| s.spawn(move || f.sync_all().map_err(|e| Error::io(path, e))))
+            .collect();
+        syncs.into_iter().try_for_each(|t| {
+            t.join()
+                .unwrap_or_else(|_| Err(Error::Codec("a sync thread panicked".into())))
+        })
+    })
 }
 
 /// Writes a small file and syncs it.
