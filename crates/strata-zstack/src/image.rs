@@ -435,8 +435,9 @@ impl Pyramid {
 /// pixels, so a segment of a 4k plane is the whole band and wider planes cost no more memory.
 const SEGMENT_CHUNKS: usize = 8;
 
-/// Level-0 segments read ahead of (or being) encoded: two kept the encoders fed on 2 cores
-/// except when a pyramid band's chunks came at once; three did always (measured).
+/// Level-0 segments read ahead of (or being) encoded. A pyramid band's chunks come all at
+/// once; with two buffers the reader then waited and the encoders ran dry more often (writer
+/// at 79-83% of the compression bound on 2 cores against 84-85% with three, same runs).
 const SEGMENT_BUFFERS: usize = 3;
 
 /// Width of the column segments level 0 is read in: whole rows unless the source reads
