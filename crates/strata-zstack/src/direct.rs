@@ -17,8 +17,9 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Bytes per block: a multiple of every device's logical block size.
 const BLOCK: usize = 1 << 20;
@@ -63,12 +64,49 @@ impl Block {
     }
 }
 
-/// One file being written: its handle (direct if `direct`) and path.
+/// One file being written.
 struct Target {
+    /// Opened for direct I/O if `opened_direct`.
     file: File,
     path: PathBuf,
-    direct: bool,
+    opened_direct: bool,
+    /// Cleared when the file system refuses a direct write: the rest goes through the page
+    /// cache.
+    direct: AtomicBool,
+    /// The same file without direct I/O (opened when first needed), if `file` is direct.
+    plain: OnceLock<File>,
+    /// Blocks written through the page cache since the last sync.
+    unsynced: AtomicU32,
 }
+
+impl Target {
+    /// The handle for writes through the page cache.
+    fn plain(&self) -> std::io::Result<&File> {
+        if !self.opened_direct {
+            return Ok(&self.file);
+        }
+        if let Some(f) = self.plain.get() {
+            return Ok(f);
+        }
+        let f = OpenOptions::new().write(true).open(&self.path)?;
+        Ok(self.plain.get_or_init(|| f))
+    }
+
+    /// Writes a block through the page cache and syncs every few blocks, so the final sync
+    /// has little left to do.
+    fn write_cached(&self, bytes: &[u8], offset: u64) -> std::io::Result<()> {
+        let file = self.plain()?;
+        file.write_all_at(bytes, offset)?;
+        if self.unsynced.fetch_add(1, Ordering::Relaxed) + 1 >= SYNC_EVERY_BLOCKS {
+            self.unsynced.store(0, Ordering::Relaxed);
+            file.sync_data()?;
+        }
+        Ok(())
+    }
+}
+
+/// Blocks a file written through the page cache may hold unsynced (4 MiB).
+const SYNC_EVERY_BLOCKS: u32 = 4;
 
 /// Work for the I/O thread, done in the order sent.
 enum Job {
@@ -161,8 +199,13 @@ impl BlockFile {
     /// # Errors
     /// When the file cannot be created.
     pub(crate) fn create(io: Arc<BlockIo>, path: &Path) -> Result<Self> {
+        Self::create_with(io, path, true)
+    }
+
+    /// [`BlockFile::create`], with direct I/O only if `try_direct`.
+    fn create_with(io: Arc<BlockIo>, path: &Path, try_direct: bool) -> Result<Self> {
         let plain = || File::create(path).map_err(|e| Error::io(path, e));
-        let (file, direct) = match open_direct(path) {
+        let (file, direct) = match try_direct.then(|| open_direct(path)).flatten() {
             Some(f) => (f, true),
             None => (plain()?, false),
         };
@@ -171,7 +214,10 @@ impl BlockFile {
             target: Arc::new(Target {
                 file,
                 path: path.to_path_buf(),
-                direct,
+                opened_direct: direct,
+                direct: AtomicBool::new(direct),
+                plain: OnceLock::new(),
+                unsynced: AtomicU32::new(0),
             }),
             block: None,
             offset: 0,
@@ -270,36 +316,28 @@ fn run(jobs: &Receiver<Job>, free: &Sender<Block>) -> Result<()> {
         if unsynced.len() >= SYNC_TOGETHER {
             sync_all(&mut unsynced)?;
         }
-        let path = &target.path;
-        let io = |e| Error::io(path, e);
+        let io = |e| Error::io(&target.path, e);
         let bytes = block.bytes();
         if last {
             // The end of the file is not a whole block: through the page cache.
-            if target.direct {
-                OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .and_then(|f| f.write_all_at(bytes, offset))
-                    .map_err(io)?;
-            } else {
-                target.file.write_all_at(bytes, offset).map_err(io)?;
-            }
+            target
+                .plain()
+                .and_then(|f| f.write_all_at(bytes, offset))
+                .map_err(io)?;
             unsynced.push(Arc::clone(&target));
-        } else if target.direct && block.is_aligned() {
+        } else if target.direct.load(Ordering::Relaxed) && block.is_aligned() {
             match target.file.write_all_at(bytes, offset) {
-                // A file system that opened the file for direct I/O but refuses this write
-                // (e.g. a larger alignment): the same bytes through the page cache.
-                Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .and_then(|f| f.write_all_at(bytes, offset))
-                    .map_err(io)?,
+                // A file system that opened the file for direct I/O but refuses the write
+                // (e.g. it needs a larger alignment): this block and the rest of the file
+                // through the page cache.
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+                    target.direct.store(false, Ordering::Relaxed);
+                    target.write_cached(bytes, offset).map_err(io)?;
+                }
                 other => other.map_err(io)?,
             }
         } else {
-            // Through the page cache: sync as it goes, so the final sync has little to do.
-            target.file.write_all_at(bytes, offset).map_err(io)?;
-            target.file.sync_data().map_err(io)?;
+            target.write_cached(bytes, offset).map_err(io)?;
         }
         block.len = 0;
         // The writer may have finished and dropped its receiver: nothing to give back to.
@@ -334,12 +372,12 @@ fn sync_all(files: &mut Vec<Arc<Target>>) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn write_file(path: &Path, parts: &[Vec<u8>]) -> Result<()> {
+    fn write_file(path: &Path, parts: &[Vec<u8>], direct: bool) -> Result<()> {
         let (io, run) = BlockIo::new(1);
         std::thread::scope(|s| {
             let thread = s.spawn(run);
             let written = (|| {
-                let mut f = BlockFile::create(Arc::clone(&io), path)?;
+                let mut f = BlockFile::create_with(Arc::clone(&io), path, direct)?;
                 for p in parts {
                     f.write_all(p).map_err(|e| Error::io(path, e))?;
                 }
@@ -363,12 +401,15 @@ mod tests {
                     .collect()
             })
             .collect();
-        let path = dir.path().join("shard");
-        write_file(&path, &parts).expect("write");
-        assert_eq!(std::fs::read(&path).expect("read"), parts.concat());
-        let empty = dir.path().join("empty");
-        write_file(&empty, &[]).expect("write");
-        assert_eq!(std::fs::read(&empty).expect("read").len(), 0);
+        // Direct I/O where the file system has it, and through the page cache.
+        for direct in [true, false] {
+            let path = dir.path().join(format!("shard-{direct}"));
+            write_file(&path, &parts, direct).expect("write");
+            assert_eq!(std::fs::read(&path).expect("read"), parts.concat());
+            let empty = dir.path().join(format!("empty-{direct}"));
+            write_file(&empty, &[], direct).expect("write");
+            assert_eq!(std::fs::read(&empty).expect("read").len(), 0);
+        }
     }
 
     #[test]

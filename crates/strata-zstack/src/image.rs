@@ -210,9 +210,26 @@ impl Buffers {
             self.made += 1;
             return Vec::with_capacity(self.capacity);
         }
-        // `home` is held here, so the channel stays open and this returns a buffer once a
-        // job ends.
-        self.back.recv().unwrap_or_default()
+        // `home` is held here, so the channel stays open and a buffer comes once a job ends.
+        loop {
+            match rayon::yield_now() {
+                // Called on a thread of the pool (a caller converting inside `install` or a
+                // parallel iterator): the jobs may be queued on this very thread, so it runs
+                // them while it waits rather than block (with one thread, or every thread
+                // converting, blocking would never end).
+                Some(rayon::Yield::Executed) => {
+                    if let Ok(b) = self.back.try_recv() {
+                        return b;
+                    }
+                }
+                Some(rayon::Yield::Idle) => {
+                    if let Ok(b) = self.back.recv_timeout(std::time::Duration::from_millis(1)) {
+                        return b;
+                    }
+                }
+                None => return self.back.recv().unwrap_or_default(),
+            }
+        }
     }
 
     fn lend(&self, data: Vec<u8>) -> Arc<Lent> {
@@ -840,6 +857,7 @@ pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::MemorySource;
 
     #[test]
     fn pyramid_goes_down_to_one_chunk() {
@@ -850,5 +868,62 @@ mod tests {
         assert_eq!(level_shapes(1000, 300, 512), [(1000, 300), (500, 150)]);
         assert_eq!(level_shapes(100, 100, 512), [(100, 100)]);
         assert_eq!(level_shapes(5000, 1, 512), [(5000, 1)]);
+    }
+
+    fn stack(planes: u32, side: u32) -> MemorySource {
+        let info = StackInfo {
+            width: side,
+            height: side,
+            planes,
+            channels: 1,
+            sample_type: crate::SampleType::U8,
+            pixel_size: None,
+            plane_names: (0..planes).map(|z| z.to_string()).collect(),
+        };
+        let n = (side * side) as usize;
+        let data = (0..planes)
+            .map(|z| (0..n).map(|i| (i * 7 + z as usize * 13) as u8).collect())
+            .collect();
+        MemorySource::new(info, data).expect("stack")
+    }
+
+    fn shard_bytes(dir: &Path) -> Vec<Vec<u8>> {
+        (0..3)
+            .map(|l| std::fs::read(dir.join(format!("{l}/c.0.0.0.0"))).expect("shard"))
+            .collect()
+    }
+
+    /// Called on the pool's own threads (one thread; two conversions on two threads), the
+    /// reader must not wait for jobs queued behind it: the conversions end, with the bytes
+    /// of a conversion called from outside the pool.
+    #[test]
+    fn converts_on_the_pools_own_threads() {
+        let opts = ImageOptions {
+            chunk: 64,
+            ..ImageOptions::default()
+        };
+        let convert = |dir: &Path| {
+            write_arrays(&mut stack(3, 256), dir, &opts, &mut NoHook).expect("write");
+            shard_bytes(dir)
+        };
+        let outside = tempfile::tempdir().expect("tempdir");
+        let expected = convert(outside.path());
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .expect("pool");
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert_eq!(one.install(|| convert(dir.path())), expected);
+        let two = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .expect("pool");
+        let (a, b) = (
+            tempfile::tempdir().expect("tempdir"),
+            tempfile::tempdir().expect("tempdir"),
+        );
+        let (ra, rb) = two.install(|| rayon::join(|| convert(a.path()), || convert(b.path())));
+        assert_eq!(ra, expected);
+        assert_eq!(rb, expected);
     }
 }
