@@ -262,6 +262,15 @@ struct EncodedChunk {
     bytes: Vec<u8>,
 }
 
+/// Stops the shard I/O thread when dropped.
+struct StopIo(Arc<BlockIo>);
+
+impl Drop for StopIo {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
 /// Appends encoded chunks to the shards in the order they were queued, whichever encoder
 /// finishes first: the job that encodes the next chunk in that order appends it and the
 /// chunks after it that are ready. So the bytes are the same on every run, and no writer
@@ -717,6 +726,9 @@ pub fn write_arrays_to(
         if let Ok(state) = appender.state.lock().as_deref_mut() {
             state.files.io = Some(Arc::clone(&io));
         }
+        // Stops the I/O thread when this scope ends, even by a panic (the scope would
+        // otherwise wait for it forever).
+        let io = StopIo(io);
         let mut encoders = Encoders {
             encoder: &encoder,
             chunk,
@@ -760,12 +772,11 @@ pub fn write_arrays_to(
             }
             Ok(())
         });
-        // Every job has ended. The last blocks go to the I/O thread, which is stopped after
-        // them whatever happened: it writes and syncs what it was given and reports its
-        // first error.
-        let appended = appender.finish();
-        let finished = appended.and(read);
-        io.stop();
+        // Every job has ended. Unless reading failed, the last blocks go to the I/O thread;
+        // it is stopped after them whatever happened: it writes and syncs what it was given
+        // and reports its first error.
+        let finished = read.and_then(|()| appender.finish());
+        drop(io);
         let written = io_thread
             .join()
             .unwrap_or_else(|_| Err(Error::Codec("the shard I/O thread panicked".into())));
@@ -925,5 +936,60 @@ mod tests {
         let (ra, rb) = two.install(|| rayon::join(|| convert(a.path()), || convert(b.path())));
         assert_eq!(ra, expected);
         assert_eq!(rb, expected);
+    }
+    /// A stack whose read of band `fail_at` (counted from 0) fails.
+    struct Failing {
+        inner: MemorySource,
+        reads: u32,
+        fail_at: u32,
+    }
+
+    impl ZStackSource for Failing {
+        fn info(&self) -> &StackInfo {
+            self.inner.info()
+        }
+
+        fn read_band(&mut self, plane: u32, y0: u32, rows: u32, out: &mut [u8]) -> Result<()> {
+            self.reads += 1;
+            if self.reads > self.fail_at {
+                return Err(Error::Input {
+                    source_name: format!("plane {plane}"),
+                    message: "truncated on purpose".into(),
+                });
+            }
+            self.inner.read_band(plane, y0, rows, out)
+        }
+    }
+
+    /// A read that fails part way, with encoding jobs queued and shards open, is the error
+    /// returned (on a thread outside the pool and on the pool's only thread), not a hang.
+    #[test]
+    fn a_failed_read_part_way_is_the_error() {
+        let opts = ImageOptions {
+            chunk: 64,
+            ..ImageOptions::default()
+        };
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .expect("pool");
+        for fail_at in [0, 5, 11] {
+            for on_pool in [false, true] {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let mut source = Failing {
+                    inner: stack(3, 256),
+                    reads: 0,
+                    fail_at,
+                };
+                let mut run = || write_arrays(&mut source, dir.path(), &opts, &mut NoHook);
+                let result = if on_pool { one.install(run) } else { run() };
+                let err = result.expect_err("the read fails");
+                assert!(err.to_string().contains("truncated on purpose"), "{err}");
+                assert!(
+                    !dir.path().join("0/zarr.json").exists(),
+                    "no metadata written"
+                );
+            }
+        }
     }
 }
