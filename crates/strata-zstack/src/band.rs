@@ -67,63 +67,16 @@ pub fn chunk_bytes(
     out
 }
 
-/// The 2 x 2 mean of a band of `rows` rows, computed on all cores (see [`downsample_into`]).
-#[must_use]
-pub fn downsample(src: &[u8], rows: usize, shape: BandShape) -> Vec<u8> {
-    let mut out = Vec::new();
-    downsample_append(src, rows, shape, &mut out);
-    out
-}
-
-/// Appends the 2 x 2 mean of a band of `rows` rows to `dst`, computed on all cores (the same
-/// bytes as [`downsample_into`]).
-pub fn downsample_append(src: &[u8], rows: usize, shape: BandShape, dst: &mut Vec<u8>) {
-    let out_row = out_row_bytes(shape);
-    let start = dst.len();
-    dst.resize(start + rows.div_ceil(2) * out_row, 0);
-    downsample_window(src, rows, shape, &mut dst[start..], out_row, 0);
-}
-
 /// Writes the 2 x 2 mean of a column segment (`rows` rows of `shape.width` pixels, starting at
 /// an even column of its plane) into the rows of a wider band: output row `i` goes to
-/// `dst[i * dst_row_bytes + dst_x ..]`. Computed on all cores in strips of 32 input rows; the
-/// bytes are those [`downsample_into`] gives for the whole rows.
+/// `dst[i * dst_row_bytes + dst_x ..]`. The bytes are those [`downsample_into`] gives for the
+/// whole rows. It runs on the calling thread: the converter calls it on its reading thread
+/// while the pool's threads encode.
 ///
 /// # Panics
 /// If `dst` holds fewer than `rows.div_ceil(2)` rows of `dst_row_bytes` bytes, or the
 /// segment's output (`shape.width.div_ceil(2)` pixels) does not fit in a row after `dst_x`.
 pub fn downsample_window(
-    src: &[u8],
-    rows: usize,
-    shape: BandShape,
-    dst: &mut [u8],
-    dst_row_bytes: usize,
-    dst_x: usize,
-) {
-    use rayon::prelude::*;
-    const STRIP: usize = 32;
-    let out_rows = rows.div_ceil(2);
-    if out_row_bytes(shape) == 0 || out_rows == 0 || dst_row_bytes == 0 {
-        return;
-    }
-    let rb = shape.row_bytes();
-    dst[..out_rows * dst_row_bytes]
-        .par_chunks_mut(dst_row_bytes * STRIP / 2)
-        .enumerate()
-        .for_each(|(i, out)| {
-            let y0 = i * STRIP;
-            let n = STRIP.min(rows - y0);
-            let src = &src[y0 * rb..(y0 + n) * rb];
-            mean_2x2_into(src, n, shape, out, dst_row_bytes, dst_x);
-        });
-}
-
-/// [`downsample_window`] on the calling thread only (for a caller that keeps the pool's
-/// threads for other work).
-///
-/// # Panics
-/// As [`downsample_window`].
-pub fn mean_window(
     src: &[u8],
     rows: usize,
     shape: BandShape,
@@ -355,23 +308,6 @@ mod tests {
     }
 
     #[test]
-    fn parallel_downsample_equals_serial() {
-        let shape = BandShape {
-            width: 301,
-            channels: 3,
-            sample_type: SampleType::U16,
-        };
-        for rows in [1, 2, 63, 64, 65, 200] {
-            let src: Vec<u8> = (0..rows * shape.row_bytes())
-                .map(|i| (i * 7 % 251) as u8)
-                .collect();
-            let mut serial = Vec::new();
-            downsample_into(&src, rows, shape, &mut serial);
-            assert_eq!(downsample(&src, rows, shape), serial, "{rows} rows");
-        }
-    }
-
-    #[test]
     fn segment_means_equal_the_whole_rows_mean() {
         for (width, channels, sample_type) in [
             (301, 3, SampleType::U16),
@@ -388,7 +324,8 @@ mod tests {
                 let src: Vec<u8> = (0..rows * shape.row_bytes())
                     .map(|i| (i * 13 % 251) as u8)
                     .collect();
-                let whole = downsample(&src, rows, shape);
+                let mut whole = Vec::new();
+                downsample_into(&src, rows, shape, &mut whole);
                 let out_rb = width.div_ceil(2) * px;
                 for seg in [2, 8, 30, 64] {
                     let mut dst = vec![0u8; rows.div_ceil(2) * out_rb];

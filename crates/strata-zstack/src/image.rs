@@ -10,7 +10,7 @@
 //! per inner chunk on the rayon pool; the jobs append the encoded chunks in the order they
 //! were queued and an I/O thread writes the shard files (see [`write_arrays`]).
 
-use crate::band::{BandShape, chunk_bytes, downsample_into, mean_window};
+use crate::band::{BandShape, chunk_bytes, downsample_into, downsample_window};
 use crate::direct::{BlockFile, BlockIo};
 use crate::error::{Error, Result};
 use crate::shard::{ChunkEncoder, Compression, ShardWriter, sharding_codec_json};
@@ -409,7 +409,7 @@ impl Pyramid {
         }
         let px = shape.channels * shape.sample_type.bytes();
         let x = region.x0 as usize / 2 * px;
-        mean_window(data, rows, shape, &mut l1.band[l1.rows * rb..], rb, x);
+        downsample_window(data, rows, shape, &mut l1.band[l1.rows * rb..], rb, x);
     }
 
     /// Called after the last segment of a level-0 band of plane `z` with `rows` rows: level
