@@ -34,9 +34,9 @@ pub struct QcHook {
     tx: Option<mpsc::SyncSender<Msg>>,
     /// The band being assembled from column segments (QC works on whole rows).
     pending: Vec<u8>,
-    /// Band buffers the worker is done with, for reuse: the hook runs on whichever thread
-    /// encodes, and fresh whole-width buffers allocated on several threads and freed on the
-    /// worker's made the allocator hold on to far more memory than the two bands in use.
+    /// Band buffers the worker is done with, for reuse: fresh whole-width buffers allocated
+    /// on one thread and freed on the worker's made the allocator hold on to far more memory
+    /// than the two bands in use.
     free: mpsc::Receiver<Vec<u8>>,
     worker: Option<JoinHandle<strata_qc::Result<StackSummary>>>,
 }
