@@ -5,9 +5,9 @@
 //! thread, which writes them with `O_DIRECT` (Linux), so the bytes skip the page cache: no
 //! second copy, no page-cache pages to allocate, dirty and write back on the encoders' cores
 //! (measured: see docs/BENCHMARKS.md). The last partial block of a file (its end and the shard
-//! index) is written through the page cache, then the file is synced, on the same thread.
-//! Where a file cannot be opened for direct I/O (e.g. a file system without it), the same
-//! blocks are written through the page cache and synced as they go.
+//! index) is written through the page cache; finished files are synced together at the end.
+//! Where a file cannot be opened for direct I/O (e.g. a file system without it), or its direct
+//! writes are refused, the same blocks go through the page cache, synced every 4 MiB.
 //!
 //! No library offers this: `std` has no aligned buffers or direct I/O and `object_store`'s
 //! local store writes through the page cache.
@@ -110,28 +110,29 @@ const SYNC_EVERY_BLOCKS: u32 = 4;
 
 /// Work for the I/O thread, done in the order sent.
 enum Job {
-    /// Write a full block at `offset`.
+    /// Write `block` at `offset`: a full block, or if `last` the file's last bytes (then the
+    /// file is synced with the others at the end).
     Write {
         target: Arc<Target>,
         offset: u64,
         block: Block,
-    },
-    /// Write the file's last bytes at `offset`, then sync the file.
-    Finish {
-        target: Arc<Target>,
-        offset: u64,
-        block: Block,
+        last: bool,
     },
     /// End the thread (blocks of files not finished are dropped).
     Stop,
 }
 
+/// The blocks the I/O thread gave back, and how many were made.
+struct Pool {
+    free: Receiver<Block>,
+    made: usize,
+}
+
 /// The writer's side: sends blocks to the I/O thread and takes back written ones.
 pub(crate) struct BlockIo {
     jobs: SyncSender<Job>,
-    free: Mutex<Receiver<Block>>,
-    /// Blocks made so far, and the most there may be (one per open file plus those queued).
-    made: Mutex<usize>,
+    pool: Mutex<Pool>,
+    /// The most blocks there may be (one per open file plus those queued).
     most: usize,
 }
 
@@ -144,8 +145,10 @@ impl BlockIo {
         let (free_tx, free_rx) = std::sync::mpsc::channel();
         let io = Arc::new(Self {
             jobs,
-            free: Mutex::new(free_rx),
-            made: Mutex::new(0),
+            pool: Mutex::new(Pool {
+                free: free_rx,
+                made: 0,
+            }),
             most: open_files + QUEUED + 1,
         });
         (io, move || run(&job_rx, &free_tx))
@@ -154,19 +157,17 @@ impl BlockIo {
     /// A free block: a written one if any, a new one while under the limit, else waits for
     /// the I/O thread to write one.
     fn block(&self) -> std::io::Result<Block> {
-        let free = self.free.lock().map_err(|_| stopped())?;
-        match free.try_recv() {
+        let mut pool = self.pool.lock().map_err(|_| stopped())?;
+        match pool.free.try_recv() {
             Ok(b) => return Ok(b),
             Err(TryRecvError::Disconnected) => return Err(stopped()),
             Err(TryRecvError::Empty) => {}
         }
-        let mut made = self.made.lock().map_err(|_| stopped())?;
-        if *made < self.most {
-            *made += 1;
+        if pool.made < self.most {
+            pool.made += 1;
             return Ok(Block::new());
         }
-        drop(made);
-        free.recv().map_err(|_| stopped())
+        pool.free.recv().map_err(|_| stopped())
     }
 
     /// Ends the I/O thread once it has done the jobs sent before.
@@ -238,10 +239,11 @@ impl BlockFile {
                 .map_err(|e| Error::io(&self.target.path, e))?,
         };
         self.io
-            .send(Job::Finish {
+            .send(Job::Write {
                 target: Arc::clone(&self.target),
                 offset: self.offset,
                 block,
+                last: true,
             })
             .map_err(|e| Error::io(&self.target.path, e))
     }
@@ -263,6 +265,7 @@ impl Write for BlockFile {
                     target: Arc::clone(&self.target),
                     offset: self.offset,
                     block,
+                    last: false,
                 })?;
                 self.offset += BLOCK as u64;
             }
@@ -300,18 +303,14 @@ fn run(jobs: &Receiver<Job>, free: &Sender<Block>) -> Result<()> {
     // its end; synced one after the other they took 3-7 ms of a 4 x 4096^2 conversion).
     let mut unsynced = Vec::new();
     for job in jobs {
-        let (target, offset, mut block, last) = match job {
-            Job::Write {
-                target,
-                offset,
-                block,
-            } => (target, offset, block, false),
-            Job::Finish {
-                target,
-                offset,
-                block,
-            } => (target, offset, block, true),
-            Job::Stop => break,
+        let Job::Write {
+            target,
+            offset,
+            mut block,
+            last,
+        } = job
+        else {
+            break;
         };
         if unsynced.len() >= SYNC_TOGETHER {
             sync_all(&mut unsynced)?;
@@ -351,21 +350,26 @@ const SYNC_TOGETHER: usize = 16;
 
 /// Syncs `files`, each on a thread of its own, and empties the list.
 fn sync_all(files: &mut Vec<Arc<Target>>) -> Result<()> {
-    let synced: Vec<Result<()>> = std::thread::scope(|s| {
-        let threads: Vec<_> = files
-            .iter()
-            .map(|t| s.spawn(move || t.file.sync_all().map_err(|e| Error::io(&t.path, e))))
-            .collect();
-        threads
-            .into_iter()
-            .map(|t| {
-                t.join()
-                    .unwrap_or_else(|_| Err(Error::Codec("a sync thread panicked".into())))
-            })
-            .collect()
-    });
+    let synced = sync_together(files.iter().map(|t| (&t.file, t.path.as_path())));
     files.clear();
-    synced.into_iter().collect()
+    synced
+}
+
+/// Syncs files (data and metadata), each on a thread of its own, so that the file system can
+/// commit them at once; returns the first error.
+pub(crate) fn sync_together<'a>(
+    files: impl IntoIterator<Item = (&'a File, &'a Path)>,
+) -> Result<()> {
+    std::thread::scope(|s| {
+        let threads: Vec<_> = files
+            .into_iter()
+            .map(|(f, path)| s.spawn(move || f.sync_all().map_err(|e| Error::io(path, e))))
+            .collect();
+        threads.into_iter().try_for_each(|t| {
+            t.join()
+                .unwrap_or_else(|_| Err(Error::Codec("a sync thread panicked".into())))
+        })
+    })
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 //! were queued and an I/O thread writes the shard files (see [`write_arrays`]).
 
 use crate::band::{BandShape, chunk_bytes, downsample_into, downsample_window};
-use crate::direct::{BlockFile, BlockIo};
+use crate::direct::{BlockFile, BlockIo, sync_together};
 use crate::error::{Error, Result};
 use crate::shard::{ChunkEncoder, Compression, ShardWriter, sharding_codec_json};
 use crate::source::{Region, StackInfo, ZStackSource};
@@ -200,8 +200,8 @@ impl Buffers {
         }
     }
 
-    /// A free buffer (of any length): one given back, a new one while under the limit, or else the
-    /// next one the encoders give back.
+    /// A free buffer (of any length): one given back, a new one while under the limit, or
+    /// else the next one the encoders give back.
     fn take(&mut self) -> Vec<u8> {
         if let Ok(b) = self.back.try_recv() {
             return b;
@@ -844,18 +844,9 @@ fn write_all_synced(files: &[(PathBuf, Vec<u8>)]) -> Result<()> {
     for (path, bytes) in files {
         let mut f = File::create(path).map_err(|e| Error::io(path, e))?;
         f.write_all(bytes).map_err(|e| Error::io(path, e))?;
-        written.push((f, path));
+        written.push((f, path.as_path()));
     }
-    std::thread::scope(|s| {
-        let syncs: Vec<_> = written
-            .iter()
-            .map(|(f, path)| s.spawn(move || f.sync_all().map_err(|e| Error::io(path, e))))
-            .collect();
-        syncs.into_iter().try_for_each(|t| {
-            t.join()
-                .unwrap_or_else(|_| Err(Error::Codec("a sync thread panicked".into())))
-        })
-    })
+    sync_together(written.iter().map(|(f, path)| (f, *path)))
 }
 
 /// Writes a small file and syncs it.
