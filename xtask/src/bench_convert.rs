@@ -2,7 +2,9 @@
 //! with `strata convert` and with the Python peers (tifffile + tensorstore, tifffile +
 //! zarr-python 3, `benches/peers/convert_peer.py`) into the same layout, in the same run, and
 //! reports wall time, peak memory, and inodes per section; then checks that peak memory stays
-//! flat when the plane grows from 4k x 4k to 16k x 16k.
+//! flat when the plane grows from 4k x 4k to 16k x 16k. With `--baseline BIN` another build of
+//! `strata` (e.g. the previous release) converts the same stack in the same run, its runs
+//! interleaved with this build's, and the time and memory ratios are reported.
 
 use crate::{cargo, run_cmd};
 use serde_json::Value;
@@ -81,7 +83,12 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-pub(crate) fn run(root: &Path, size: &str, planes: u32) -> Result<(), String> {
+pub(crate) fn run(
+    root: &Path,
+    size: &str,
+    planes: u32,
+    baseline: Option<&Path>,
+) -> Result<(), String> {
     crate::setup::run(root)?;
     run_cmd(
         cargo()
@@ -98,10 +105,19 @@ pub(crate) fn run(root: &Path, size: &str, planes: u32) -> Result<(), String> {
 
     let mut ours = Vec::new();
     let mut last = Value::Null;
+    let mut base = Vec::new();
+    let mut base_peak = Vec::new();
+    let mut our_peak = Vec::new();
     for _ in 0..runs {
         let (secs, v) = convert(&strata, &zstack, &work.join("bids"))?;
         ours.push(secs);
+        our_peak.push(v["peak_memory_bytes"].as_f64().unwrap_or_default());
         last = v;
+        if let Some(b) = baseline {
+            let (secs, v) = convert(b, &zstack, &work.join("bids-baseline"))?;
+            base.push(secs);
+            base_peak.push(v["peak_memory_bytes"].as_f64().unwrap_or_default());
+        }
     }
     let image = PathBuf::from(last["output"].as_str().unwrap_or_default());
     let inodes = count_inodes(&image) + 1; // + the sidecar
@@ -142,6 +158,18 @@ pub(crate) fn run(root: &Path, size: &str, planes: u32) -> Result<(), String> {
         peak >> 20,
         "1.00"
     );
+    if let Some(b) = baseline {
+        let (bt, bp, op) = (median(base), median(base_peak), median(our_peak));
+        println!(
+            "  {:<34} {bt:>8.2} {:>10} {:>8} {:>7.3}x   (this build / baseline: time {:.3}, memory {:.3})",
+            format!("baseline {}", b.display()),
+            (bp as u64) >> 20,
+            "",
+            bt / o,
+            o / bt,
+            op / bp.max(1.0)
+        );
+    }
     for (tool, secs, peak, n) in &peers {
         println!(
             "  {:<34} {secs:>8.2} {:>10} {n:>8} {:>7.2}x",
@@ -162,6 +190,11 @@ pub(crate) fn run(root: &Path, size: &str, planes: u32) -> Result<(), String> {
         sample(&strata, &z, side, 2)?;
         let (_, v) = convert(&strata, &z, &work.join("bids-rss"))?;
         rss.push((side, v["peak_memory_bytes"].as_u64().unwrap_or_default()));
+        if let Some(b) = baseline {
+            let (_, v) = convert(b, &z, &work.join("bids-rss-baseline"))?;
+            let peak = v["peak_memory_bytes"].as_u64().unwrap_or_default();
+            println!("  baseline peak memory, 2 planes of {side}: {} MiB", peak >> 20);
+        }
     }
     for (side, b) in &rss {
         println!("  peak memory, 2 planes of {side}: {} MiB", b >> 20);

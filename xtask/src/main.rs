@@ -5,7 +5,8 @@
 //! - `test`: setup, then codegen check, fmt, clippy and the whole test suite.
 //! - `codegen [--check] [--schema PATH]`: regenerate strata-bids' schema tables.
 //! - `bench-validate [--sections N]`: time `strata validate` against the official validator.
-//! - `bench-convert [--size WxH] [--planes N]`: time `strata convert` against Python peers.
+//! - `bench-convert [--size WxH] [--planes N] [--baseline STRATA]`: time `strata convert`
+//!   against Python peers (and against another build of `strata`, interleaved).
 
 mod bench;
 mod bench_convert;
@@ -38,10 +39,13 @@ fn main() -> ExitCode {
             let planes = flag_value(&args, "--planes")
                 .map(|s| s.parse::<u32>().map_err(|e| format!("--planes: {e}")))
                 .transpose();
-            planes.and_then(|p| bench_convert::run(&root, &size, p.unwrap_or(30)))
+            let baseline = flag_value(&args, "--baseline").map(PathBuf::from);
+            planes.and_then(|p| {
+                bench_convert::run(&root, &size, p.unwrap_or(30), baseline.as_deref())
+            })
         }
         _ => Err(
-            "usage: cargo xtask <setup | test | codegen [--check] [--schema PATH] | bench-validate [--sections N] | bench-convert [--size WxH] [--planes N]>"
+            "usage: cargo xtask <setup | test | codegen [--check] [--schema PATH] | bench-validate [--sections N] | bench-convert [--size WxH] [--planes N] [--baseline STRATA]>"
                 .into(),
         ),
     };

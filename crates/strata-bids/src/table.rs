@@ -324,19 +324,74 @@ fn columns_of(table: &[(&'static str, crate::schema::Level)]) -> Vec<&'static st
         .collect()
 }
 
+/// Rows for one of the dataset-level tables, for [`apply`] (what [`add_samples`] and
+/// [`add_participants`] write into their files).
+#[derive(Debug, Clone, Copy)]
+pub enum Rows<'a> {
+    /// Rows of `samples.tsv` (keyed by sample and participant).
+    Samples(&'a [SampleRow]),
+    /// Rows of `participants.tsv` (keyed by participant).
+    Participants(&'a [ParticipantRow]),
+}
+
+impl Rows<'_> {
+    /// The table's file name at the dataset root.
+    #[must_use]
+    pub fn file_name(&self) -> &'static str {
+        match self {
+            Self::Samples(_) => "samples.tsv",
+            Self::Participants(_) => "participants.tsv",
+        }
+    }
+
+    fn initial_columns(&self) -> Vec<&'static str> {
+        match self {
+            Self::Samples(_) => columns_of(generated::SAMPLES_COLUMNS),
+            Self::Participants(_) => columns_of(generated::PARTICIPANTS_COLUMNS),
+        }
+    }
+
+    fn upsert(&self, t: &mut Table) -> Result<()> {
+        match self {
+            Self::Samples(rows) => rows
+                .iter()
+                .try_for_each(|r| t.upsert(&r.cells(), &["sample_id", "participant_id"])),
+            Self::Participants(rows) => rows.iter().try_for_each(|r| {
+                let mut cells = vec![("participant_id".to_owned(), format!("sub-{}", r.subject))];
+                cells.extend(r.extra.iter().cloned());
+                t.upsert(&cells, &["participant_id"])
+            }),
+        }
+    }
+}
+
+/// Adds or replaces `rows` in a table given as text (`None` when there is no table yet) and
+/// returns the new text: the change [`add_samples`] and [`add_participants`] make, for tables
+/// kept where files cannot be locked (object storage).
+///
+/// # Errors
+/// A malformed existing table.
+pub fn apply(text: Option<&str>, rows: Rows<'_>) -> Result<String> {
+    let mut table = match text {
+        Some(t) => Table::parse(t)?,
+        None => Table::new(&rows.initial_columns()),
+    };
+    rows.upsert(&mut table)?;
+    Ok(table.to_tsv())
+}
+
+fn add_rows(root: &Path, rows: Rows<'_>) -> Result<()> {
+    update(&root.join(rows.file_name()), &rows.initial_columns(), |t| {
+        rows.upsert(t)
+    })
+}
+
 /// Adds or replaces rows of `<root>/samples.tsv` (keyed by sample and participant).
 ///
 /// # Errors
 /// See [`update`].
 pub fn add_samples(root: &Path, rows: &[SampleRow]) -> Result<()> {
-    update(
-        &root.join("samples.tsv"),
-        &columns_of(generated::SAMPLES_COLUMNS),
-        |t| {
-            rows.iter()
-                .try_for_each(|r| t.upsert(&r.cells(), &["sample_id", "participant_id"]))
-        },
-    )
+    add_rows(root, Rows::Samples(rows))
 }
 
 /// Adds or replaces rows of `<root>/participants.tsv` (keyed by participant).
@@ -344,17 +399,7 @@ pub fn add_samples(root: &Path, rows: &[SampleRow]) -> Result<()> {
 /// # Errors
 /// See [`update`].
 pub fn add_participants(root: &Path, rows: &[ParticipantRow]) -> Result<()> {
-    update(
-        &root.join("participants.tsv"),
-        &columns_of(generated::PARTICIPANTS_COLUMNS),
-        |t| {
-            rows.iter().try_for_each(|r| {
-                let mut cells = vec![("participant_id".to_owned(), format!("sub-{}", r.subject))];
-                cells.extend(r.extra.iter().cloned());
-                t.upsert(&cells, &["participant_id"])
-            })
-        },
-    )
+    add_rows(root, Rows::Participants(rows))
 }
 
 /// Adds or replaces rows of `<root>/sub-<subject>/sub-<subject>_sessions.tsv`.

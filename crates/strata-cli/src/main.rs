@@ -5,7 +5,6 @@
 mod datalad;
 mod demo;
 mod ome_zarr;
-mod ozx_out;
 mod plan;
 mod report;
 mod stage;

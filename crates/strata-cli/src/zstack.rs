@@ -4,6 +4,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use std::path::PathBuf;
 use strata_bids::name::{Label, Suffix};
+use strata_store::WritableStore as _;
 use strata_zstack::{
     BandHook, Compression, ConvertOptions, ConvertSummary, ImageOptions, Region, SampleOptions,
     SampleType, Section, Spacing, StackInfo, TiffStack, TileCompression, ZStackSource,
@@ -163,11 +164,58 @@ pub(crate) struct ConvertArgs {
 }
 
 /// Packs a published `.ome.zarr` folder into `<name>.ozx` next to it (ZIP64, stored, root
-/// `zarr.json` first), then removes the folder. Returns the archive's path.
+/// `zarr.json` first), then removes the folder. Returns the archive's path. (Only for
+/// `--layout ozx` with `--hdf5`: the HDF5 copy is made from the folder.)
 fn pack_ozx(image: &std::path::Path) -> DynResult<PathBuf> {
-    let archive = crate::ozx_out::OzxOut::start(image)?.finish(image)?;
+    let micr = image.parent().ok_or("the image has no parent folder")?;
+    let stem = image
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(".ome.zarr"))
+        .ok_or("the image is not an .ome.zarr folder")?;
+    let name = format!("{stem}.ozx");
+    let dst = strata_store::PosixStore::open(micr)?;
+    let key = strata_store::StoreKey::new(name.clone())?;
+    dst.remove_stale_temps(&key)?;
+    let src = strata_store::PosixStore::open(image)?;
+    strata_store::block_on(strata_store::ozx::pack(
+        &src,
+        None,
+        &dst,
+        &key,
+        strata_store::OzxOptions::default(),
+    ))?;
     std::fs::remove_dir_all(image).map_err(|e| format!("{}: {e}", image.display()))?;
-    Ok(archive)
+    Ok(micr.join(name))
+}
+
+/// The store of a `--bids-root` given as `s3://bucket/prefix` (endpoint and credentials from
+/// the environment); `None` for a folder.
+pub(crate) fn bids_store(root: &std::path::Path) -> DynResult<Option<strata_store::DynStore>> {
+    let Some(text) = root.to_str().filter(|t| t.contains("://")) else {
+        return Ok(None);
+    };
+    match text.parse::<strata_store::StoreUrl>()? {
+        strata_store::StoreUrl::S3 { bucket, prefix } => {
+            let mut store =
+                strata_store::ObjectStoreBackend::s3(&strata_store::S3Options::from_env(bucket))?;
+            if let Some(p) = &prefix {
+                store = store.with_prefix(p);
+            }
+            Ok(Some(std::sync::Arc::new(store)))
+        }
+        strata_store::StoreUrl::File(path) if text.starts_with("file://") => {
+            let store = strata_store::PosixStore::create(
+                path,
+                strata_store::PosixOptions::default().direct_io(true),
+            )?;
+            Ok(Some(std::sync::Arc::new(store)))
+        }
+        _ => Err(format!(
+            "--bids-root {text}: use a folder, file:///path or s3://bucket/prefix"
+        )
+        .into()),
+    }
 }
 
 /// Drives a progress bar from the converter's band hook.
@@ -430,17 +478,22 @@ pub(crate) fn convert_with(
         },
         spacing,
         checksums: a.checksums,
+        layout: if stream_ozx {
+            strata_zstack::Layout::Ozx
+        } else {
+            strata_zstack::Layout::Folder
+        },
+        store: store.clone(),
         ..ConvertOptions::default()
     };
     let mut progress = Progress { bar };
-    // `--layout ozx` streams level 0 into the archive while converting; with an HDF5 copy,
-    // which reads the image folder, the folder is written and then packed instead.
+    let store = bids_store(&a.bids_root)?;
+    if store.is_some() && h5.export.is_some() {
+        return Err("--hdf5 needs a folder as --bids-root (the copy is made from the image folder)".into());
+    }
+    // `--layout ozx` streams every level into the archive while converting; with an HDF5
+    // copy, which reads the image folder, the folder is written and then packed instead.
     let stream_ozx = a.ozx && h5.export.is_none();
-    let archive = if stream_ozx {
-        Some(crate::ozx_out::OzxOut::start(&section.image_path())?)
-    } else {
-        None
-    };
     let mut qc = match &a.qc_gate {
         Some(_) => Some(strata_zstack::QcHook::new(
             &info,
@@ -454,16 +507,7 @@ pub(crate) fn convert_with(
             hooks.push(q);
         }
         let mut hooks = strata_zstack::Hooks(hooks);
-        match &archive {
-            Some(out) => strata_zstack::prepare_to(
-                &mut *source,
-                &section,
-                &opts,
-                &mut hooks,
-                &mut out.sink(),
-            )?,
-            None => strata_zstack::prepare(&mut *source, &section, &opts, &mut hooks)?,
-        }
+        strata_zstack::prepare(&mut *source, &section, &opts, &mut hooks)?
     };
     progress.bar.finish_and_clear();
     let mut extra = serde_json::Map::new();
@@ -477,12 +521,18 @@ pub(crate) fn convert_with(
             .bids_root
             .join("derivatives/qc")
             .join(format!("sub-{}", section.subject));
-        std::fs::create_dir_all(&qc_dir)?;
-        std::fs::write(qc_dir.join(format!("{stem}_qc.json")), report.to_json()?)?;
-        std::fs::write(
-            qc_dir.join(format!("{stem}_qc.html")),
-            strata_qc::render_html(&report, stem, &summary.thumbnails())?,
-        )?;
+        let qc_key = format!("derivatives/qc/sub-{}", section.subject);
+        let dataset = prepared.store();
+        for (file, bytes) in [
+            (format!("{stem}_qc.json"), report.to_json()?.into_bytes()),
+            (
+                format!("{stem}_qc.html"),
+                strata_qc::render_html(&report, stem, &summary.thumbnails())?.into_bytes(),
+            ),
+        ] {
+            let key = strata_store::StoreKey::new(format!("{qc_key}/{file}"))?;
+            strata_store::block_on(dataset.put(&key, bytes.into()))?;
+        }
         if !report.passed {
             // Nothing is published: the partial folder goes, and the unfinished archive is
             // removed when it is dropped.
@@ -507,12 +557,7 @@ pub(crate) fn convert_with(
         let brief: serde_json::Value = serde_json::from_str(&report.to_json_brief()?)?;
         extra.insert("qc".into(), brief);
     }
-    let mut summary = match archive {
-        Some(out) => prepared.publish_with(extra, |partial, _| -> DynResult<_> {
-            out.finish(partial).map(Some)
-        })?,
-        None => prepared.publish(extra)?,
-    };
+    let mut summary = prepared.publish(extra)?;
     let exported = match &h5.export {
         Some(out) => Some(export_hdf5(&summary.output, out, h5.compression, quiet)?),
         None => None,

@@ -19,6 +19,8 @@
 //! # Ok(()) }
 //! ```
 
+mod bridge;
+mod direct;
 mod error;
 mod key;
 #[cfg(feature = "object-store")]
@@ -28,6 +30,7 @@ mod posix;
 pub mod stage;
 mod traits;
 
+pub use bridge::block_on;
 pub use bytes::Bytes;
 pub use error::{BoxError, Error, Result};
 pub use key::StoreKey;

@@ -161,6 +161,31 @@ pub trait WritableStore: Send + Sync + Debug {
     /// An I/O or backend error.
     async fn delete(&self, key: &StoreKey) -> Result<()>;
 
+    /// Whether [`rename_prefix`](WritableStore::rename_prefix) is supported (an atomic
+    /// rename of a whole prefix: POSIX folders).
+    fn can_rename_prefix(&self) -> bool {
+        false
+    }
+
+    /// Moves every object under `from` to the same key under `to`, atomically where
+    /// [`can_rename_prefix`](WritableStore::can_rename_prefix) is true; nothing may exist under
+    /// `to` yet.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] on stores that cannot (the default), [`Error::NotFound`] when
+    /// nothing is under `from`, or an I/O or backend error.
+    async fn rename_prefix(&self, from: &StoreKey, to: &StoreKey) -> Result<()> {
+        Err(Error::Unsupported {
+            op: "rename_prefix",
+            store: format!("{self:?}"),
+            hint: format!(
+                "write the objects under {:?} in place instead of under {:?}",
+                to.as_str(),
+                from.as_str()
+            ),
+        })
+    }
+
     /// Removes every object under `prefix` (segment-wise; `None` empties the store) and
     /// returns how many were removed.
     ///
@@ -247,6 +272,12 @@ macro_rules! forward {
             }
             async fn delete_prefix(&self, prefix: Option<&StoreKey>) -> Result<u64> {
                 (**self).delete_prefix(prefix).await
+            }
+            fn can_rename_prefix(&self) -> bool {
+                (**self).can_rename_prefix()
+            }
+            async fn rename_prefix(&self, from: &StoreKey, to: &StoreKey) -> Result<()> {
+                (**self).rename_prefix(from, to).await
             }
         }
         #[async_trait]

@@ -1,25 +1,30 @@
-//! Converting one section: a z-stack in, a BIDS microscopy image out.
+//! Converting one section: a z-stack in, a BIDS microscopy image out, written through the
+//! store that holds the dataset (a POSIX folder, object storage, or one `.ozx` archive in
+//! either).
 //!
 //! Order of writing, so that an interrupted conversion never looks complete:
 //!
-//! 1. every array (shards, then each level's `zarr.json`) into a hidden folder
-//!    `.<name>.ome.zarr.partial` next to the final image;
+//! 1. every array (shards, then each level's `zarr.json`): on a store that renames prefixes
+//!    (POSIX), under a hidden prefix `.<name>.partial` next to the final image; on object
+//!    storage in place, after the earlier image's group `zarr.json` is removed; in an `.ozx`
+//!    archive written under a temporary name (POSIX) or as an unfinished multipart upload;
 //! 2. the group `zarr.json` (OME-NGFF 0.5 multiscale, and the provenance record under
-//!    `attributes.strata`), last inside the image;
-//! 3. the folder renamed into place (replacing an earlier conversion of the same section only
-//!    now that the new one is whole);
-//! 4. the JSON sidecar, then the `samples.tsv` and `participants.tsv` rows (locked
-//!    read-modify-write), and `dataset_description.json` if the dataset has none.
+//!    `attributes.strata`), last;
+//! 3. publication: the hidden prefix renamed into place (replacing an earlier conversion of
+//!    the same section only now that the new one is whole), or the archive completed; on
+//!    object storage the group `zarr.json` is the publication, and objects of an earlier
+//!    conversion that this one did not write are removed after it;
+//! 4. the JSON sidecar, then the `samples.tsv` and `participants.tsv` rows (a locked
+//!    read-modify-write on POSIX), and `dataset_description.json` if the dataset has none.
 //!
-//! Rerunning the same command after an interruption discards the partial folder and converts
+//! Rerunning the same command after an interruption discards the partial output and converts
 //! the section again; encoding is deterministic, so the arrays are byte-identical.
 
 use crate::error::{Error, Result};
-use crate::image::{
-    ArraysSummary, BandHook, FileShards, ImageOptions, ShardSink, write_arrays_to, write_synced,
-};
+use crate::image::{ArraysSummary, BandHook, ImageOptions, shard_key, write_arrays_to};
 use crate::source::ZStackSource;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime};
 use strata_bids::description::DatasetDescription;
@@ -27,6 +32,10 @@ use strata_bids::name::{Extension, Label, MicrName, Suffix};
 use strata_bids::sidecar::{MicroscopySidecar, PixelSizeUnits};
 use strata_bids::table::{self, ParticipantRow, SampleRow, SampleType};
 use strata_ngff::MultiscaleBuilder;
+use strata_store::{
+    Bytes, DynStore, OzxOptions, OzxWriter, PosixOptions, PosixStore, StoreExt as _, StoreKey,
+    WritableStore, block_on,
+};
 
 /// Where a section goes in the BIDS dataset.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,8 +87,19 @@ pub struct Spacing {
     pub z: f64,
 }
 
+/// How a section's image is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// An `.ome.zarr/` folder (prefix): one object per shard and per `zarr.json`.
+    #[default]
+    Folder,
+    /// One `.ozx` archive (OME-Zarr single-file zip) in place of the folder: every level is
+    /// streamed into it while converting.
+    Ozx,
+}
+
 /// How to convert.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ConvertOptions {
     /// Array layout.
     pub image: ImageOptions,
@@ -91,6 +111,12 @@ pub struct ConvertOptions {
     /// Record the SHA-256 of every source file in the provenance (read once more, on a
     /// thread of its own while the conversion runs, mostly from the page cache).
     pub checksums: bool,
+    /// Folder or `.ozx` archive.
+    pub layout: Layout,
+    /// The store holding the BIDS dataset (its root is the dataset's root), e.g. an
+    /// `ObjectStoreBackend` for `s3://bucket/prefix`; `None` (the default) writes into the
+    /// folder [`Section::bids_root`] through a POSIX store with direct I/O.
+    pub store: Option<DynStore>,
 }
 
 impl Default for ConvertOptions {
@@ -100,6 +126,8 @@ impl Default for ConvertOptions {
             spacing: None,
             sidecar_extra: serde_json::Map::new(),
             checksums: true,
+            layout: Layout::Folder,
+            store: None,
         }
     }
 }
@@ -202,6 +230,103 @@ pub struct ConvertSummary {
     pub sources: Vec<SourceFile>,
 }
 
+/// The dataset's store and, for a folder, its path.
+fn dataset_store(section: &Section, opts: &ConvertOptions) -> Result<(DynStore, Option<PathBuf>)> {
+    if let Some(store) = &opts.store {
+        return Ok((Arc::clone(store), None));
+    }
+    let store = PosixStore::create(&section.bids_root, PosixOptions::default().direct_io(true))?;
+    let root = store.root().to_path_buf();
+    Ok((Arc::new(store), Some(root)))
+}
+
+/// A key from a BIDS-relative path (`/`-separated).
+fn key_of(path: &std::path::Path) -> Result<StoreKey> {
+    let text: Vec<String> = path
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    Ok(StoreKey::new(text.join("/"))?)
+}
+
+/// A key beside `image` (same folder) named `name`.
+fn sibling(image: &StoreKey, name: &str) -> Result<StoreKey> {
+    let folder = image
+        .as_str()
+        .rsplit_once('/')
+        .map_or("", |(parent, _)| parent);
+    Ok(if folder.is_empty() {
+        StoreKey::new(name)?
+    } else {
+        StoreKey::new(format!("{folder}/{name}"))?
+    })
+}
+
+/// Where the arrays are being written.
+enum Output {
+    /// Under a hidden prefix, renamed into place when published (stores that rename).
+    Staged { partial: StoreKey },
+    /// In place, the group metadata last (object storage).
+    InPlace,
+    /// Into one archive, published when finished.
+    Archive {
+        writer: OzxWriter,
+        key: StoreKey,
+    },
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Staged { partial } => write!(f, "Staged({partial})"),
+            Self::InPlace => f.write_str("InPlace"),
+            Self::Archive { key, .. } => write!(f, "Archive({key})"),
+        }
+    }
+}
+
+/// Removes everything under `prefix` (nothing there is fine).
+fn clear(store: &DynStore, prefix: &StoreKey) -> Result<()> {
+    match block_on(store.delete_prefix(Some(prefix))) {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Starts the output of `image` in `store`, removing what interrupted runs left.
+fn start_output(
+    store: &DynStore,
+    local: Option<&std::path::Path>,
+    image: &StoreKey,
+    name: &MicrName,
+    layout: Layout,
+) -> Result<Output> {
+    match layout {
+        Layout::Ozx => {
+            let stem = name.to_string();
+            let stem = stem.trim_end_matches(".ome.zarr");
+            let key = sibling(image, &format!("{stem}.ozx"))?;
+            if let Some(root) = local {
+                PosixStore::open(root)?.remove_stale_temps(&key)?;
+            }
+            let writer = block_on(OzxWriter::create(&**store, &key, OzxOptions::default()))?;
+            Ok(Output::Archive { writer, key })
+        }
+        Layout::Folder if store.can_rename_prefix() => {
+            let partial = sibling(image, &format!(".{name}.partial"))?;
+            clear(store, &partial)?;
+            Ok(Output::Staged { partial })
+        }
+        Layout::Folder => {
+            // The earlier image stops looking complete before any of its objects change.
+            block_on(store.delete(&image.join("zarr.json")?))?;
+            Ok(Output::InPlace)
+        }
+    }
+}
+
+
 fn spacing(source: &dyn ZStackSource, opts: &ConvertOptions) -> Result<Spacing> {
     if let Some(s) = opts.spacing {
         if [s.x, s.y, s.z].iter().all(|v| v.is_finite() && *v > 0.0) {
@@ -218,13 +343,6 @@ fn spacing(source: &dyn ZStackSource, opts: &ConvertOptions) -> Result<Spacing> 
             "the TIFF files record no pixel size: pass it, e.g. --pixel-size 0.25,0.25,2 --pixel-units um"
                 .into(),
         )),
-    }
-}
-
-fn remove_dir_if_exists(path: &Path) -> Result<()> {
-    match std::fs::remove_dir_all(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path, e)),
-        _ => Ok(()),
     }
 }
 
@@ -251,17 +369,19 @@ pub struct Prepared {
     section: Section,
     opts: ConvertOptions,
     name: MicrName,
-    image: PathBuf,
-    partial: PathBuf,
+    store: DynStore,
+    local: Option<PathBuf>,
+    /// The image's key in the store (`sub-*/micr/<name>.ome.zarr`).
+    image: StoreKey,
+    output: Output,
     group: serde_json::Value,
     arrays: ArraysSummary,
     info: crate::source::StackInfo,
     spacing: Spacing,
 }
 
-/// Reads the stack once and writes every array into the hidden partial folder, without
-/// publishing anything: the caller decides (e.g. on a QC gate) to [`Prepared::publish`] or
-/// [`Prepared::discard`].
+/// Reads the stack once and writes every array, without publishing anything: the caller
+/// decides (e.g. on a QC gate) to [`Prepared::publish`] or [`Prepared::discard`].
 ///
 /// # Errors
 /// As [`convert`].
@@ -271,34 +391,14 @@ pub fn prepare(
     opts: &ConvertOptions,
     hook: &mut dyn BandHook,
 ) -> Result<Prepared> {
-    prepare_to(source, section, opts, hook, &mut FileShards)
-}
-
-/// [`prepare`] with the shards that `sink` takes written to its streams (see
-/// [`write_arrays_to`]); publish such a conversion with [`Prepared::publish_with`].
-///
-/// # Errors
-/// As [`convert`], and the sink's errors.
-pub fn prepare_to(
-    source: &mut dyn ZStackSource,
-    section: &Section,
-    opts: &ConvertOptions,
-    hook: &mut dyn BandHook,
-    sink: &mut dyn ShardSink,
-) -> Result<Prepared> {
     let start = Instant::now();
     let started = SystemTime::now();
     let info = source.info().clone();
     let spacing = spacing(source, opts)?;
     let name = section.name();
-    let image = section.image_path();
-    let parent = image
-        .parent()
-        .ok_or_else(|| Error::Config("the image path has no parent folder".into()))?;
-    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    let partial = parent.join(format!(".{name}.partial"));
-    remove_dir_if_exists(&partial)?;
-    std::fs::create_dir_all(&partial).map_err(|e| Error::io(&partial, e))?;
+    let (store, local) = dataset_store(section, opts)?;
+    let image = key_of(&name.relative_path())?;
+    let output = start_output(&store, local.as_deref(), &image, &name, opts.layout)?;
 
     // The source files are hashed while the arrays are written: the hash reads each file
     // once more, mostly from the page cache, in the cores' idle time.
@@ -306,7 +406,15 @@ pub fn prepare_to(
     let stop = AtomicBool::new(false);
     let (arrays, sources) = std::thread::scope(|scope| {
         let hasher = scope.spawn(|| source_files(&files, opts.checksums, &stop));
-        let arrays = write_arrays_to(source, &partial, &opts.image, hook, sink);
+        let arrays = match &output {
+            Output::Staged { partial } => {
+                write_arrays_to(source, &*store, Some(partial), &opts.image, hook)
+            }
+            Output::InPlace => write_arrays_to(source, &*store, Some(&image), &opts.image, hook),
+            Output::Archive { writer, .. } => {
+                write_arrays_to(source, writer, None, &opts.image, hook)
+            }
+        };
         if arrays.is_err() {
             stop.store(true, Ordering::Relaxed);
         }
@@ -355,8 +463,10 @@ pub fn prepare_to(
         section: section.clone(),
         opts: opts.clone(),
         name,
+        store,
+        local,
         image,
-        partial,
+        output,
         group,
         arrays,
         info,
@@ -371,58 +481,31 @@ impl Prepared {
         &self.arrays
     }
 
-    /// Removes the partial output; nothing of this conversion remains.
+    /// The store the dataset is written to.
+    #[must_use]
+    pub fn store(&self) -> &DynStore {
+        &self.store
+    }
+
+    /// Removes the partial output; nothing of this conversion remains (on object storage,
+    /// where arrays are written in place, the earlier image of the section goes with it).
     ///
     /// # Errors
-    /// An I/O error naming the folder.
+    /// A store error naming the key.
     pub fn discard(self) -> Result<()> {
-        remove_dir_if_exists(&self.partial)
-    }
-
-    /// Writes the group metadata (with `extra` merged into the provenance record under
-    /// `attributes.strata`), publishes the image, then writes the sidecar and table rows.
-    ///
-    /// # Errors
-    /// I/O errors naming the path.
-    pub fn publish(
-        self,
-        extra: serde_json::Map<String, serde_json::Value>,
-    ) -> Result<ConvertSummary> {
-        self.publish_with(extra, |partial, image| {
-            // Replace an earlier conversion only now that this one is whole.
-            let parent = image
-                .parent()
-                .ok_or_else(|| Error::Config("the image path has no parent folder".into()))?;
-            let name = image
-                .file_name()
-                .map(|n| n.to_string_lossy())
-                .unwrap_or_default();
-            let replaced = parent.join(format!(".{name}.replaced"));
-            remove_dir_if_exists(&replaced)?;
-            if image.exists() {
-                std::fs::rename(image, &replaced).map_err(|e| Error::io(image, e))?;
+        match self.output {
+            Output::Staged { partial } => clear(&self.store, &partial),
+            Output::InPlace => clear(&self.store, &self.image),
+            // The unfinished archive is removed when its stream is dropped.
+            Output::Archive { writer, .. } => {
+                drop(writer);
+                Ok(())
             }
-            std::fs::rename(partial, image).map_err(|e| Error::io(image, e))?;
-            remove_dir_if_exists(&replaced)?;
-            Ok(None)
-        })
+        }
     }
 
-    /// Writes the group metadata into the partial folder (with `extra` merged into the
-    /// provenance record), then lets `finalize(partial, image)` publish the image: `Ok(None)`
-    /// when it has moved the folder to the image path, `Ok(Some(file))` when it has published
-    /// the image as that single file (e.g. an `.ozx` archive made of the folder and of the
-    /// shards a [`ShardSink`] took; the folder is then removed). Then writes the sidecar and
-    /// the table rows.
-    ///
-    /// # Errors
-    /// I/O errors naming the path, and `finalize`'s errors; nothing is published before
-    /// `finalize` succeeds.
-    pub fn publish_with<E: From<Error>>(
-        mut self,
-        extra: serde_json::Map<String, serde_json::Value>,
-        finalize: impl FnOnce(&Path, &Path) -> std::result::Result<Option<PathBuf>, E>,
-    ) -> std::result::Result<ConvertSummary, E> {
+    /// The provenance record (with `extra` merged in) inside the group metadata.
+    fn group_json(&mut self, extra: serde_json::Map<String, serde_json::Value>) -> Result<Vec<u8>> {
         let info = &self.info;
         let sources = if self.sources.is_empty() {
             serde_json::json!(info.plane_names)
@@ -452,39 +535,96 @@ impl Prepared {
         {
             attrs.insert("strata".into(), record);
         }
-        let text =
-            serde_json::to_vec_pretty(&self.group).map_err(|e| Error::Codec(e.to_string()))?;
-        write_synced(&self.partial.join("zarr.json"), &text)?;
+        serde_json::to_vec_pretty(&self.group).map_err(|e| Error::Codec(e.to_string()))
+    }
 
-        let parent = self
-            .image
-            .parent()
-            .ok_or_else(|| Error::Config("the image path has no parent folder".into()))?
-            .to_owned();
-        let single = finalize(&self.partial, &self.image)?;
-        sync_dir(&parent)?;
+    /// The keys this conversion wrote under `image` (shards, level and group metadata).
+    fn written_keys(&self, image: &StoreKey) -> std::collections::BTreeSet<String> {
+        let mut keys = std::collections::BTreeSet::from([format!("{image}/zarr.json")]);
+        for (i, level) in self.arrays.levels.iter().enumerate() {
+            keys.insert(format!("{image}/{i}/zarr.json"));
+            for zs in 0..level.shards {
+                keys.insert(format!("{image}/{i}/{}", shard_key(zs)));
+            }
+        }
+        keys
+    }
+
+    /// Writes the group metadata (with `extra` merged into the provenance record under
+    /// `attributes.strata`), publishes the image (see the module docs), then writes the
+    /// sidecar and table rows.
+    ///
+    /// # Errors
+    /// Store errors naming the key; nothing is published before the image is whole.
+    pub fn publish(
+        mut self,
+        extra: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<ConvertSummary> {
+        let text = Bytes::from(self.group_json(extra)?);
+        let store = Arc::clone(&self.store);
+        let image = self.image.clone();
+        let output = std::mem::replace(&mut self.output, Output::InPlace);
+        let single = match output {
+            Output::Staged { partial } => {
+                block_on(store.put(&partial.join("zarr.json")?, text))?;
+                // Replace an earlier conversion only now that this one is whole.
+                let replaced = sibling(&image, &format!(".{}.replaced", self.name))?;
+                clear(&store, &replaced)?;
+                match block_on(store.rename_prefix(&image, &replaced)) {
+                    Err(e) if !e.is_not_found() => return Err(e.into()),
+                    _ => {}
+                }
+                block_on(store.rename_prefix(&partial, &image))?;
+                clear(&store, &replaced)?;
+                None
+            }
+            Output::InPlace => {
+                block_on(store.put(&image.join("zarr.json")?, text))?;
+                // Objects of an earlier conversion that this one did not write.
+                let written = self.written_keys(&image);
+                for meta in block_on(store.list(Some(&image)))? {
+                    if !written.contains(meta.key.as_str()) {
+                        block_on(store.delete(&meta.key))?;
+                    }
+                }
+                None
+            }
+            Output::Archive { writer, key } => {
+                block_on(writer.put(&StoreKey::new("zarr.json")?, text))?;
+                block_on(writer.finish())?;
+                Some(key)
+            }
+        };
         // The sidecar and table rows follow the image at once, so that the section is whole
         // within moments of its image appearing.
-        write_bids_metadata(&self.section, &self.name, self.spacing, &self.opts)?;
+        write_bids_metadata(
+            &store,
+            self.local.as_deref(),
+            &self.section,
+            &self.name,
+            self.spacing,
+            &self.opts,
+        )?;
         if single.is_some() {
-            // The image is one file now: neither the folder it was made from nor an earlier
-            // conversion of the section in the folder layout stays beside it (a run killed
-            // here leaves only the hidden folder, which the next run removes).
-            remove_dir_if_exists(&self.partial)?;
-            remove_dir_if_exists(&self.image)?;
+            // The image is one file now: neither the partial output nor an earlier
+            // conversion of the section in the folder layout stays beside it.
+            clear(&store, &sibling(&image, &format!(".{}.partial", self.name))?)?;
+            clear(&store, &image)?;
         }
 
         let levels = self.arrays.levels.len();
+        let image_path = self.section.image_path();
         let (output, files, folders) = match single {
-            Some(file) => (file, 2, 0), // the file + the sidecar
+            Some(_) => (image_path.with_extension("").with_extension("ozx"), 2, 0), // the file + the sidecar
             None => {
                 let mut files = 1 + 1; // group zarr.json + sidecar
                 for l in &self.arrays.levels {
                     files += 1 + u64::from(l.shards);
                 }
-                (self.image, files, 1 + levels as u64)
+                (image_path, files, 1 + levels as u64)
             }
         };
+        let info = &self.info;
         Ok(ConvertSummary {
             output,
             planes: info.planes,
@@ -499,19 +639,22 @@ impl Prepared {
     }
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::io(dir, e))
+/// Writes `bytes` under `key` unless an object is there already.
+fn put_if_missing(store: &DynStore, key: &StoreKey, bytes: Vec<u8>) -> Result<()> {
+    if !block_on(store.exists(key))? {
+        block_on(store.put(key, Bytes::from(bytes)))?;
+    }
+    Ok(())
 }
 
 fn write_bids_metadata(
+    store: &DynStore,
+    local: Option<&std::path::Path>,
     section: &Section,
     name: &MicrName,
     spacing: Spacing,
     opts: &ConvertOptions,
 ) -> Result<()> {
-    let root = &section.bids_root;
     let mut sidecar = MicroscopySidecar::new(
         vec![spacing.x, spacing.y, spacing.z],
         PixelSizeUnits::Micrometre,
@@ -524,37 +667,40 @@ fn write_bids_metadata(
         serde_json::to_value(&sidecar).map_err(|e| Error::Codec(e.to_string()))?,
     )
     .map_err(|e| Error::Config(format!("sidecar fields: {e}")))?;
-    let path = root.join(name.with_extension(Extension::JSON).relative_path());
-    let tmp = path.with_file_name(format!(".{}.tmp", name.with_extension(Extension::JSON)));
-    write_synced(&tmp, sidecar.to_json()?.as_bytes())?;
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+    let key = key_of(&name.with_extension(Extension::JSON).relative_path())?;
+    block_on(store.put(&key, Bytes::from(sidecar.to_json()?)))?;
 
-    let description = root.join("dataset_description.json");
-    if !description.exists() {
-        let text =
-            DatasetDescription::new("Brightfield z-stacks of histological sections").to_json()?;
-        let tmp = root.join(format!(
-            ".dataset_description.json.tmp-{}",
-            std::process::id()
-        ));
-        write_synced(&tmp, text.as_bytes())?;
-        std::fs::rename(&tmp, &description).map_err(|e| Error::io(&description, e))?;
+    let text = DatasetDescription::new("Brightfield z-stacks of histological sections").to_json()?;
+    put_if_missing(store, &StoreKey::new("dataset_description.json")?, text.into_bytes())?;
+    let participants = [ParticipantRow {
+        subject: section.subject.clone(),
+        extra: vec![],
+    }];
+    let samples = [SampleRow {
+        sample: section.sample.clone(),
+        subject: section.subject.clone(),
+        sample_type: SampleType::TISSUE,
+        extra: vec![],
+    }];
+    match local {
+        // Many conversions may add rows at once: a locked read-modify-write.
+        Some(root) => {
+            table::add_participants(root, &participants)?;
+            table::add_samples(root, &samples)?;
+        }
+        // Object storage has no locks: read, change, write (one writer per dataset at a time).
+        None => {
+            for rows in [
+                table::Rows::Participants(&participants),
+                table::Rows::Samples(&samples),
+            ] {
+                let key = StoreKey::new(rows.file_name())?;
+                let old = block_on(store.get_opt(&key))?;
+                let text = old.map(|b| String::from_utf8_lossy(&b).into_owned());
+                let new = table::apply(text.as_deref(), rows)?;
+                block_on(store.put(&key, Bytes::from(new)))?;
+            }
+        }
     }
-    table::add_participants(
-        root,
-        &[ParticipantRow {
-            subject: section.subject.clone(),
-            extra: vec![],
-        }],
-    )?;
-    table::add_samples(
-        root,
-        &[SampleRow {
-            sample: section.sample.clone(),
-            subject: section.subject.clone(),
-            sample_type: SampleType::TISSUE,
-            extra: vec![],
-        }],
-    )?;
     Ok(())
 }

@@ -35,6 +35,9 @@ pub enum Error {
     /// Building NGFF metadata failed.
     #[error(transparent)]
     Ngff(#[from] strata_ngff::Error),
+    /// Writing to (or reading from) the store that holds the dataset failed.
+    #[error(transparent)]
+    Store(#[from] strata_store::Error),
 }
 
 /// Result with this crate's [`Error`].

@@ -8,19 +8,19 @@
 //! bounded by the band, never by the plane or the shard, and with segments the level-0 part
 //! does not grow with the plane width. The calling thread reads and queues one encoding job
 //! per inner chunk on the rayon pool; the jobs append the encoded chunks in the order they
-//! were queued and an I/O thread writes the shard files (see [`write_arrays`]).
+//! were queued into the shards' put streams of the target store (see [`write_arrays_to`]).
 
 use crate::band::{BandShape, chunk_bytes, downsample_into, downsample_window};
-use crate::direct::{BlockFile, BlockIo, sync_together};
 use crate::error::{Error, Result};
-use crate::shard::{ChunkEncoder, Compression, ShardWriter, sharding_codec_json};
+use crate::shard::{ChunkEncoder, Compression, ShardOutput, ShardWriter, sharding_codec_json};
 use crate::source::{Region, StackInfo, ZStackSource};
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
+use strata_store::{
+    Bytes, PosixOptions, PosixStore, PutStream, StoreKey, WritableStore, block_on,
+};
 
 /// How the arrays are laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,58 +66,12 @@ impl BandHook for NoHook {
     fn band(&mut self, _: &StackInfo, _: Region, _: &[u8]) {}
 }
 
-/// Where the shards go: a file in the level's folder unless the sink takes them (e.g. into an
-/// archive being written, so that the bytes are written once).
-///
-/// The writer opens a shard when its first chunk arrives and finishes it before the
-/// next shard of the same level; shards of different levels are open at the same time.
-pub trait ShardSink: Send {
-    /// A stream for shard `key` (its file name, e.g. `c.0.0.0.0`) of level `level`, or `None`
-    /// to write it as the file `<dir>/<level>/<key>`.
-    ///
-    /// # Errors
-    /// When the stream cannot be opened; the conversion stops with this error.
-    fn open(&mut self, level: usize, key: &str) -> Result<Option<Box<dyn ShardStream>>>;
-}
+/// A shard's put stream, as the [`ShardWriter`]'s output.
+struct StreamOut(Box<dyn PutStream>);
 
-/// A shard written to a stream: its bytes in order, then [`ShardStream::finish`].
-pub trait ShardStream: Write + Send {
-    /// Called after the last byte: completes the shard (e.g. the archive entry).
-    ///
-    /// # Errors
-    /// When completing fails; the conversion stops with this error.
-    fn finish(self: Box<Self>) -> Result<()>;
-}
-
-/// Every shard to a file (what [`write_arrays`] does).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct FileShards;
-
-impl ShardSink for FileShards {
-    fn open(&mut self, _: usize, _: &str) -> Result<Option<Box<dyn ShardStream>>> {
-        Ok(None)
-    }
-}
-
-/// An open shard's destination.
-enum ShardOut {
-    File(BlockFile),
-    Stream(Box<dyn ShardStream>),
-}
-
-impl Write for ShardOut {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Self::File(f) => f.write(buf),
-            Self::Stream(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Self::File(f) => f.flush(),
-            Self::Stream(s) => s.flush(),
-        }
+impl ShardOutput for StreamOut {
+    fn put(&mut self, bytes: Vec<u8>) -> Result<()> {
+        block_on(self.0.write(Bytes::from(bytes))).map_err(Error::from)
     }
 }
 
@@ -262,15 +216,6 @@ struct EncodedChunk {
     bytes: Vec<u8>,
 }
 
-/// Stops the shard I/O thread when dropped.
-struct StopIo(Arc<BlockIo>);
-
-impl Drop for StopIo {
-    fn drop(&mut self) {
-        self.0.stop();
-    }
-}
-
 /// Appends encoded chunks to the shards in the order they were queued, whichever encoder
 /// finishes first: the job that encodes the next chunk in that order appends it and the
 /// chunks after it that are ready. So the bytes are the same on every run, and no writer
@@ -303,7 +248,7 @@ impl InOrder<'_, '_> {
         let appended = chunk.and_then(|c| {
             state.early.insert(id, c);
             while let Some(c) = state.early.remove(&state.next) {
-                state.files.append(&c)?;
+                state.files.append(c)?;
                 state.next += 1;
             }
             Ok(())
@@ -315,13 +260,13 @@ impl InOrder<'_, '_> {
         }
     }
 
-    /// After the last job: the first error, or the shard files to finish.
-    fn finish(self) -> Result<()> {
-        let state = self
+    /// After the last job: the first error, or the shards to finish.
+    fn finish(&self) -> Result<()> {
+        let mut state = self
             .state
-            .into_inner()
+            .lock()
             .map_err(|_| Error::Codec("an encoding job panicked".into()))?;
-        match state.error {
+        match state.error.take() {
             Some(e) => Err(e),
             None if !state.early.is_empty() => Err(Error::Codec(format!(
                 "{} encoded chunks were never appended (chunk {} is missing)",
@@ -330,6 +275,23 @@ impl InOrder<'_, '_> {
             ))),
             None => state.files.finish(),
         }
+    }
+
+    /// Closes the channel to the completing thread, which then ends (whatever happened).
+    fn close(&self) {
+        match self.state.lock() {
+            Ok(mut state) => state.files.completions = None,
+            Err(poisoned) => poisoned.into_inner().files.completions = None,
+        }
+    }
+}
+
+/// Closes the channel to the completing thread when dropped.
+struct Closing<'a, 'f, 's>(&'a InOrder<'f, 's>);
+
+impl Drop for Closing<'_, '_, '_> {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }
 
@@ -503,9 +465,10 @@ fn segment_width(
         .unwrap_or(info.width)
 }
 
-/// The shard files of one level.
+/// The shards of one level.
 struct LevelFiles {
-    dir: PathBuf,
+    /// The level's key (`<image>/<level>`).
+    key: String,
     gx: usize,
     gy: usize,
     shard: Option<OpenShard>,
@@ -515,77 +478,100 @@ struct LevelFiles {
 
 struct OpenShard {
     zs: u32,
-    writer: ShardWriter<ShardOut>,
-    path: PathBuf,
+    writer: ShardWriter<StreamOut>,
+    key: String,
+}
+
+/// Finished shard streams, completed on a thread of their own in the order handed over
+/// (each batch at once), so that the encoders never wait for a shard's last writes and sync.
+type Completions = mpsc::Sender<Vec<Box<dyn PutStream>>>;
+
+/// Completes batches of streams in order; returns the first error.
+fn complete_streams(batches: &mpsc::Receiver<Vec<Box<dyn PutStream>>>) -> Result<()> {
+    let mut first = None;
+    for batch in batches {
+        if first.is_some() {
+            // After an error nothing more is published: the streams are dropped (aborted).
+            continue;
+        }
+        let done = block_on(futures::future::join_all(
+            batch.into_iter().map(PutStream::complete),
+        ));
+        first = done.into_iter().find_map(std::result::Result::err);
+    }
+    first.map_or(Ok(()), |e| Err(e.into()))
 }
 
 /// Appends encoded bands to the levels' shards, in the order received (so the bytes are the
-/// same on every run); finishes every shard at the end.
+/// same on every run); hands every finished shard to the completing thread.
 struct ShardFiles<'s> {
     levels: Vec<LevelFiles>,
     pps: u32,
-    sink: &'s mut dyn ShardSink,
-    /// The I/O thread's writer side: shard files go through it in aligned blocks (direct
-    /// I/O where the file system has it), written and synced off the encoders' threads.
-    io: Option<Arc<BlockIo>>,
+    store: &'s dyn WritableStore,
+    completions: Option<Completions>,
 }
 
 impl ShardFiles<'_> {
-    fn append(&mut self, chunk: &EncodedChunk) -> Result<()> {
+    fn append(&mut self, chunk: EncodedChunk) -> Result<()> {
         let zs = chunk.z / self.pps;
         let chunks = self.pps as usize;
         let level = &mut self.levels[chunk.level];
         if level.shard.as_ref().is_none_or(|s| s.zs != zs) {
-            finish_shard(level)?;
-            let key = shard_key(zs);
-            let path = level.dir.join(&key);
-            let out = match self.sink.open(chunk.level, &key)? {
-                Some(stream) => ShardOut::Stream(stream),
-                None => {
-                    let io = self.io.as_ref().ok_or_else(|| {
-                        Error::Codec("the shard I/O thread is not running".into())
-                    })?;
-                    ShardOut::File(BlockFile::create(Arc::clone(io), &path)?)
-                }
-            };
-            let writer = ShardWriter::new(out, chunks * level.gy * level.gx);
-            level.shard = Some(OpenShard { zs, writer, path });
+            let finished = finish_shard(level)?;
+            self.hand_over(finished.into_iter().collect())?;
+            let level = &mut self.levels[chunk.level];
+            let key = format!("{}/{}", level.key, shard_key(zs));
+            let stream = block_on(self.store.put_stream(&StoreKey::new(key.as_str())?))?;
+            let writer = ShardWriter::new(StreamOut(stream), chunks * level.gy * level.gx);
+            level.shard = Some(OpenShard { zs, writer, key });
         }
+        let level = &mut self.levels[chunk.level];
         let zi = (chunk.z % self.pps) as usize;
         let (gx, gy) = (level.gx, level.gy);
         if let Some(open) = level.shard.as_mut() {
             open.writer
-                .append((zi * gy + chunk.cy) * gx + chunk.cx, &chunk.bytes)
-                .map_err(|e| with_path(e, &open.path))?;
+                .append((zi * gy + chunk.cy) * gx + chunk.cx, chunk.bytes)
+                .map_err(|e| with_key(e, &open.key))?;
         }
         Ok(())
     }
 
+    fn hand_over(&self, streams: Vec<Box<dyn PutStream>>) -> Result<()> {
+        if streams.is_empty() {
+            return Ok(());
+        }
+        self.completions
+            .as_ref()
+            .and_then(|c| c.send(streams).ok())
+            .ok_or_else(|| Error::Codec("the shard-completing thread has stopped".into()))
+    }
+
+    /// Writes every open shard's index and hands them over, level 0 first, as one batch.
     fn finish(&mut self) -> Result<()> {
-        self.levels.iter_mut().try_for_each(finish_shard)
+        let mut last = Vec::new();
+        for level in &mut self.levels {
+            last.extend(finish_shard(level)?);
+        }
+        self.hand_over(last)
     }
 }
 
-fn with_path(e: Error, path: &Path) -> Error {
+fn with_key(e: Error, key: &str) -> Error {
     match e {
-        Error::Io { source, .. } => Error::io(path, source),
+        Error::Io { source, .. } => Error::io(key, source),
         other => other,
     }
 }
 
-fn finish_shard(level: &mut LevelFiles) -> Result<()> {
-    if let Some(open) = level.shard.take() {
-        let path = open.path;
-        let (out, size) = open.writer.finish().map_err(|e| with_path(e, &path))?;
-        match out {
-            // Written and synced by the I/O thread, which reports its errors when it ends.
-            ShardOut::File(file) => file.finish()?,
-            ShardOut::Stream(stream) => stream.finish()?,
-        }
-        level.shards += 1;
-        level.bytes += size;
-    }
-    Ok(())
+/// Writes the open shard's index; returns its stream, to be completed.
+fn finish_shard(level: &mut LevelFiles) -> Result<Option<Box<dyn PutStream>>> {
+    let Some(open) = level.shard.take() else {
+        return Ok(None);
+    };
+    let (out, size) = open.writer.finish().map_err(|e| with_key(e, &open.key))?;
+    level.shards += 1;
+    level.bytes += size;
+    Ok(Some(out.0))
 }
 
 /// Array metadata (`zarr.json`) of one level.
@@ -617,7 +603,8 @@ fn array_json(
 }
 
 /// Reads the whole stack once and writes every pyramid level as `<dir>/<level>/` (shards,
-/// then the level's `zarr.json`). The group metadata is the caller's to write, last.
+/// then the level's `zarr.json`) through a POSIX store with direct I/O. The group metadata is
+/// the caller's to write, last.
 ///
 /// # Errors
 /// Source, I/O and codec errors; a stack with no planes or an empty plane.
@@ -627,20 +614,28 @@ pub fn write_arrays(
     opts: &ImageOptions,
     hook: &mut dyn BandHook,
 ) -> Result<ArraysSummary> {
-    write_arrays_to(source, dir, opts, hook, &mut FileShards)
+    let store = PosixStore::create(dir, PosixOptions::default().direct_io(true))?;
+    write_arrays_to(source, &store, None, opts, hook)
 }
 
-/// [`write_arrays`] with the shards that `sink` takes written to its streams instead of files
-/// (the levels' `zarr.json` are files in `dir` either way).
+/// Reads the whole stack once and writes every pyramid level into `store` under `image`
+/// (`<image>/<level>/<shard>`, then each level's `<image>/<level>/zarr.json`; `None` writes
+/// the levels at the store's root, e.g. inside an `.ozx` archive). Every shard is one
+/// [`WritableStore::put_stream`] (multipart upload on object storage, aligned direct-I/O
+/// blocks on a POSIX store with [`PosixOptions::direct_io`]), completed as soon as its last
+/// chunk is written. The group metadata is the caller's to write, last.
+///
+/// Call it from a plain thread, not an async task: the store's futures are driven with
+/// [`block_on`].
 ///
 /// # Errors
-/// As [`write_arrays`], and the sink's errors.
+/// Source, store and codec errors; a stack with no planes or an empty plane.
 pub fn write_arrays_to(
     source: &mut dyn ZStackSource,
-    dir: &Path,
+    store: &dyn WritableStore,
+    image: Option<&StoreKey>,
     opts: &ImageOptions,
     hook: &mut dyn BandHook,
-    sink: &mut dyn ShardSink,
 ) -> Result<ArraysSummary> {
     let info = source.info().clone();
     if info.planes == 0 || info.width == 0 || info.height == 0 {
@@ -666,14 +661,15 @@ pub fn write_arrays_to(
     let mut files = ShardFiles {
         levels: Vec::with_capacity(shapes.len()),
         pps,
-        sink,
-        io: None,
+        store,
+        completions: None,
     };
     for (i, &(h, w)) in shapes.iter().enumerate() {
-        let level_dir = dir.join(i.to_string());
-        std::fs::create_dir_all(&level_dir).map_err(|e| Error::io(&level_dir, e))?;
         files.levels.push(LevelFiles {
-            dir: level_dir,
+            key: match image {
+                Some(k) => format!("{k}/{i}"),
+                None => i.to_string(),
+            },
             gx: (w as usize).div_ceil(chunk),
             gy: (h as usize).div_ceil(chunk),
             shard: None,
@@ -704,12 +700,12 @@ pub fn write_arrays_to(
     // The calling thread reads segment after segment (decoding on the pool), adds each one's
     // 2 x 2 mean to the pyramid and queues one encoding job per chunk on the pool, level-0
     // chunks and full pyramid bands' alike; the jobs append the encoded chunks to the shards
-    // in the order they were queued ([`InOrder`]); an I/O thread writes and syncs the shard
-    // files. Nothing waits for a whole batch to finish (fork-join steps with one barrier per
+    // in the order they were queued ([`InOrder`]) to their put streams; a thread completes
+    // the finished shards (their last writes and syncs). Nothing waits for a whole batch to finish (fork-join steps with one barrier per
     // segment left about 8% of the cores' time idle): the encoders always have work while the
     // reader is ahead. The reader's lead is bounded by its segment buffers (a buffer comes
     // back when its last chunk is encoded) and each level's two bands. Memory is those
-    // buffers, the chunks encoded ahead of their turn and the I/O thread's blocks.
+    // buffers, the chunks encoded ahead of their turn and the streams' write buffers.
     let seg_bytes = chunk * seg as usize * info.pixel_bytes();
     let appender = InOrder {
         state: Mutex::new(Appending {
@@ -721,14 +717,14 @@ pub fn write_arrays_to(
         failed: AtomicBool::new(false),
     };
     std::thread::scope(|scope| -> Result<()> {
-        let (io, run_io) = BlockIo::new(shapes.len());
-        let io_thread = scope.spawn(run_io);
+        let (completions, batches) = mpsc::channel();
+        let completing = scope.spawn(move || complete_streams(&batches));
         if let Ok(state) = appender.state.lock().as_deref_mut() {
-            state.files.io = Some(Arc::clone(&io));
+            state.files.completions = Some(completions);
         }
-        // Stops the I/O thread when this scope ends, even by a panic (the scope would
+        // Ends the completing thread when this scope ends, even by a panic (the scope would
         // otherwise wait for it forever).
-        let io = StopIo(io);
+        let closing = Closing(&appender);
         let mut encoders = Encoders {
             encoder: &encoder,
             chunk,
@@ -772,16 +768,16 @@ pub fn write_arrays_to(
             }
             Ok(())
         });
-        // Every job has ended. Unless reading failed, the last blocks go to the I/O thread;
-        // it is stopped after them whatever happened: it writes and syncs what it was given
-        // and reports its first error.
+        // Every job has ended. Unless reading failed, the last shards are handed over; the
+        // completing thread ends with the appender (its channel closes) whatever happened,
+        // and reports its first error. Shards of a failed conversion are never completed.
         let finished = read.and_then(|()| appender.finish());
-        drop(io);
-        let written = io_thread
+        drop(closing);
+        let completed = completing
             .join()
-            .unwrap_or_else(|_| Err(Error::Codec("the shard I/O thread panicked".into())));
-        // An error of the I/O thread comes first: the writer's own is then only its echo.
-        written.and(finished)
+            .unwrap_or_else(|_| Err(Error::Codec("the shard-completing thread panicked".into())));
+        // An error completing a shard comes first: the writer's own is then only its echo.
+        completed.and(finished)
     })?;
 
     let mut summary = ArraysSummary {
@@ -793,7 +789,7 @@ pub fn write_arrays_to(
     for (level, &(h, w)) in files.levels.iter().zip(&shapes) {
         let text = serde_json::to_vec_pretty(&array_json(&info, h, w, opts, pps))
             .map_err(|e| Error::Codec(e.to_string()))?;
-        metadata.push((level.dir.join("zarr.json"), text));
+        metadata.push((StoreKey::new(format!("{}/zarr.json", level.key))?, text));
         summary.bytes_out += level.bytes;
         summary.levels.push(LevelSummary {
             shape: [
@@ -806,7 +802,13 @@ pub fn write_arrays_to(
             bytes: level.bytes,
         });
     }
-    write_all_synced(&metadata)?;
+    // Written (and synced) together, so the file system can commit them at once.
+    let written = block_on(futures::future::join_all(
+        metadata
+            .into_iter()
+            .map(|(key, text)| async move { store.put(&key, Bytes::from(text)).await }),
+    ));
+    written.into_iter().try_for_each(|r| r.map_err(Error::from))?;
     Ok(summary)
 }
 
@@ -835,25 +837,6 @@ fn read_into(
 ) -> Result<()> {
     buf.resize(region.bytes(info), 0);
     source.read_region(region, buf)
-}
-
-/// Writes small files, then syncs them, each on a thread of its own (so the file system can
-/// commit them at once).
-fn write_all_synced(files: &[(PathBuf, Vec<u8>)]) -> Result<()> {
-    let mut written = Vec::with_capacity(files.len());
-    for (path, bytes) in files {
-        let mut f = File::create(path).map_err(|e| Error::io(path, e))?;
-        f.write_all(bytes).map_err(|e| Error::io(path, e))?;
-        written.push((f, path.as_path()));
-    }
-    sync_together(written.iter().map(|(f, path)| (f, *path)))
-}
-
-/// Writes a small file and syncs it.
-pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = File::create(path).map_err(|e| Error::io(path, e))?;
-    f.write_all(bytes).map_err(|e| Error::io(path, e))?;
-    f.sync_all().map_err(|e| Error::io(path, e))
 }
 
 #[cfg(test)]

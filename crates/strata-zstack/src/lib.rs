@@ -10,13 +10,12 @@
 //!   (`Hdf5Stack`), and an OME-Zarr image copied into one HDF5 file for legacy tools
 //!   (`export_hdf5`).
 //! - [`sample`]: synthetic brightfield z-stacks as tiled TIFFs ([`write_sample`]).
-//! - [`mod@convert`]: one section into a BIDS dataset, metadata last ([`prepare`], then
-//!   [`Prepared::publish`]).
+//! - [`mod@convert`]: one section into a BIDS dataset in any store (POSIX folder, object
+//!   storage, `.ozx` archive), metadata last ([`prepare`], then [`Prepared::publish`]).
 //! - [`qc`]: quality control fed by the same read ([`QcHook`], [`run_qc`]).
 
 pub mod band;
 pub mod convert;
-mod direct;
 pub mod error;
 #[cfg(feature = "hdf5")]
 pub mod hdf5_export;
@@ -30,18 +29,15 @@ pub mod source;
 pub mod tiff_source;
 
 pub use convert::{
-    ConvertOptions, ConvertSummary, Prepared, Section, SourceFile, Spacing, convert, prepare,
-    prepare_to, source_files, utc,
+    ConvertOptions, ConvertSummary, Layout, Prepared, Section, SourceFile, Spacing, convert,
+    prepare, source_files, utc,
 };
 pub use error::{Error, Result};
 #[cfg(feature = "hdf5")]
 pub use hdf5_export::{Hdf5ExportOptions, Hdf5ExportSummary, Hdf5LevelSummary, export_hdf5};
 #[cfg(feature = "hdf5")]
 pub use hdf5_source::{Hdf5Layout, Hdf5Stack};
-pub use image::{
-    BandHook, FileShards, ImageOptions, NoHook, ShardSink, ShardStream, write_arrays,
-    write_arrays_to,
-};
+pub use image::{BandHook, ImageOptions, NoHook, write_arrays, write_arrays_to};
 pub use qc::{Hooks, QcHook, run_qc};
 pub use sample::{
     SampleOptions, SampleSummary, SyntheticStack, TileCompression, TiledTiffSpec, TiledTiffWriter,

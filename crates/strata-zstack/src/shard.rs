@@ -74,16 +74,31 @@ impl ChunkEncoder {
     }
 }
 
+/// Where a shard's bytes go, in order: any [`Write`], or a store's put stream.
+pub trait ShardOutput {
+    /// Appends `bytes` (owned, so that a stream can keep them without a copy).
+    ///
+    /// # Errors
+    /// An I/O or store error.
+    fn put(&mut self, bytes: Vec<u8>) -> Result<()>;
+}
+
+impl<W: Write> ShardOutput for W {
+    fn put(&mut self, bytes: Vec<u8>) -> Result<()> {
+        self.write_all(&bytes).map_err(|e| Error::io("shard", e))
+    }
+}
+
 /// Writes one shard to `out`: encoded chunks appended in any order, the index at the end.
 #[derive(Debug)]
-pub struct ShardWriter<W: Write> {
+pub struct ShardWriter<W: ShardOutput> {
     out: W,
     offset: u64,
     /// Offset and length per inner chunk, C order.
     index: Vec<[u64; 2]>,
 }
 
-impl<W: Write> ShardWriter<W> {
+impl<W: ShardOutput> ShardWriter<W> {
     /// A writer for a shard of `chunks` inner chunks.
     #[must_use]
     pub fn new(out: W, chunks: usize) -> Self {
@@ -98,7 +113,7 @@ impl<W: Write> ShardWriter<W> {
     ///
     /// # Errors
     /// [`Error::Config`] if the position is out of range or already written; an I/O error.
-    pub fn append(&mut self, chunk: usize, encoded: &[u8]) -> Result<()> {
+    pub fn append(&mut self, chunk: usize, encoded: Vec<u8>) -> Result<()> {
         let slot = self
             .index
             .get_mut(chunk)
@@ -106,11 +121,10 @@ impl<W: Write> ShardWriter<W> {
         if slot[0] != MISSING {
             return Err(Error::Config(format!("inner chunk {chunk} written twice")));
         }
-        self.out
-            .write_all(encoded)
-            .map_err(|e| Error::io("shard", e))?;
-        *slot = [self.offset, encoded.len() as u64];
-        self.offset += encoded.len() as u64;
+        let len = encoded.len() as u64;
+        self.out.put(encoded)?;
+        *slot = [self.offset, len];
+        self.offset += len;
         Ok(())
     }
 
@@ -125,10 +139,9 @@ impl<W: Write> ShardWriter<W> {
     /// An I/O or codec error.
     pub fn finish(mut self) -> Result<(W, u64)> {
         let index = encode_index(&self.index)?;
-        self.out
-            .write_all(&index)
-            .map_err(|e| Error::io("shard", e))?;
-        Ok((self.out, self.offset + index.len() as u64))
+        let len = index.len() as u64;
+        self.out.put(index)?;
+        Ok((self.out, self.offset + len))
     }
 }
 
@@ -172,10 +185,10 @@ mod tests {
     #[test]
     fn index_layout_and_checksum() {
         let mut w = ShardWriter::new(Vec::new(), 3);
-        w.append(2, b"abc").expect("append");
-        w.append(0, b"de").expect("append");
-        assert!(w.append(0, b"x").is_err());
-        assert!(w.append(3, b"x").is_err());
+        w.append(2, b"abc".to_vec()).expect("append");
+        w.append(0, b"de".to_vec()).expect("append");
+        assert!(w.append(0, b"x".to_vec()).is_err());
+        assert!(w.append(3, b"x".to_vec()).is_err());
         let (bytes, size) = w.finish().expect("finish");
         assert_eq!(size as usize, bytes.len());
         assert_eq!(bytes.len(), 5 + 3 * 16 + 4);
