@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+mod copy;
 mod error;
 mod key;
 #[cfg(feature = "object-store")]
@@ -29,6 +30,7 @@ pub mod stage;
 mod traits;
 
 pub use bytes::Bytes;
+pub use copy::{DEFAULT_PIECE, copy_object, sha256_object, sha256_object_ranged};
 pub use error::{BoxError, Error, Result};
 pub use key::StoreKey;
 #[cfg(feature = "object-store")]
@@ -48,5 +50,7 @@ pub mod conformance;
 
 #[cfg(feature = "zarrs")]
 pub mod zarr;
+/// The SHA-256 implementation [`copy_object`] hashes with.
+pub use sha2;
 #[cfg(feature = "zarrs")]
 pub use zarrs_storage;
