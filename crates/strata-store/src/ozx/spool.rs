@@ -128,3 +128,35 @@ impl Spool {
         Ok(Some(Bytes::from(buf)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_up_to_the_limit_then_a_file() -> Result<()> {
+        let mut s = Spool::new("x", 10);
+        s.write(Bytes::from_static(b"0123")).await?;
+        s.write(Bytes::from_static(b"456789")).await?;
+        assert!(s.file.is_none(), "exactly at the limit stays in memory");
+        s.write(Bytes::from_static(b"a")).await?;
+        assert!(s.file.is_some() && s.mem.is_empty());
+        let big: Vec<u8> = (0..(READ_PIECE as usize) * 2 + 5)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        s.write(Bytes::from(big.clone())).await?;
+        s.seal().await?;
+        let mut back = Vec::new();
+        let mut pieces = 0;
+        while let Some(p) = s.next_piece().await? {
+            assert!(p.len() as u64 <= READ_PIECE);
+            back.extend_from_slice(&p);
+            pieces += 1;
+        }
+        let mut want = b"0123456789a".to_vec();
+        want.extend_from_slice(&big);
+        assert_eq!(back, want);
+        assert_eq!(pieces, 3);
+        Ok(())
+    }
+}
