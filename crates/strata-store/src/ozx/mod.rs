@@ -1,11 +1,14 @@
 //! Single-file OME-Zarr: a whole hierarchy in one uncompressed ZIP64 archive (`.ozx`,
 //! OME-Zarr RFC-9).
 //!
-//! [`OzxWriter`] streams entries into any [`WritableStore`] (a file on POSIX, a multipart
-//! upload on S3): each entry is written once, in the order it arrives, never buffered whole
-//! (except `zarr.json` documents, see below), and the archive appears under its key only
-//! when [`OzxWriter::finish`] has written the central directory. [`OzxStore`] reads an
-//! archive from any [`ReadableStore`] with ranged reads: the end records and the central
+//! [`OzxWriter`] streams entries into any [`WritableStore`](crate::WritableStore) (a file on POSIX, a multipart
+//! upload on S3), and the archive appears under its key only when [`OzxWriter::finish`]
+//! has written the central directory. Any number of entries may be streamed at once: one
+//! of them writes straight into the archive, the others spool (in memory up to
+//! [`OzxOptions::spool_memory`], then in an anonymous temporary file) and are appended,
+//! read back in 1 MiB pieces, when the archive is free; so memory stays bounded and the
+//! same sequence of calls gives the same archive, byte for byte. [`OzxStore`] reads an
+//! archive from any [`ReadableStore`](crate::ReadableStore) with ranged reads: the end records and the central
 //! directory once (cached), then one small read per entry's local header (cached) and one
 //! read per object or byte range.
 //!
