@@ -536,3 +536,42 @@ async fn streams_from_many_tasks_at_once() -> TestResult {
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_owner_frees_the_archive_for_what_waits() -> TestResult {
+    let mem = Arc::new(ObjectStoreBackend::memory());
+    let archive = k("dropped.ozx");
+    let w = OzxWriter::create(mem.as_ref(), &archive, OzxOptions::default()).await?;
+    let mut owner = w.put_stream(&k("a")).await?;
+    owner.write(pattern(60, 1000)).await?;
+    let mut waiting = w.put_stream(&k("b")).await?;
+    waiting.write(pattern(61, 2000)).await?;
+    waiting.complete().await?;
+    w.put(&k("c"), pattern(62, 3000)).await?;
+    drop(owner);
+    // A new stream owns the archive at once; what waited is appended before it.
+    let mut next = w.put_stream(&k("d")).await?;
+    next.write(pattern(63, 4000)).await?;
+    next.complete().await?;
+    w.finish().await?;
+    let store = OzxStore::open(mem.clone() as DynReadableStore, archive.clone()).await?;
+    let keys: Vec<String> = ListableStore::list(&store, None)
+        .await?
+        .into_iter()
+        .map(|m| m.key.to_string())
+        .collect();
+    assert_eq!(keys, ["b", "c", "d"]);
+    assert_eq!(store.get(&k("b")).await?, pattern(61, 2000));
+    assert_eq!(store.get(&k("c")).await?, pattern(62, 3000));
+    assert_eq!(store.get(&k("d")).await?, pattern(63, 4000));
+    let raw = mem.get(&archive).await?;
+    let at = |n: &str| local_header(&raw, n).map(|h| h.0);
+    assert!(at("a") < at("b") && at("b") < at("c") && at("c") < at("d"));
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(raw.to_vec()))?;
+    for name in ["b", "c", "d"] {
+        let mut buf = Vec::new();
+        z.by_name(name)?.read_to_end(&mut buf)?;
+        assert_eq!(buf, store.get(&k(name)).await?, "{name}");
+    }
+    Ok(())
+}
