@@ -20,6 +20,7 @@
 //! ```
 
 mod bridge;
+mod copy;
 mod direct;
 mod error;
 mod key;
@@ -32,6 +33,7 @@ mod traits;
 
 pub use bridge::block_on;
 pub use bytes::Bytes;
+pub use copy::{DEFAULT_PIECE, copy_object, sha256_object, sha256_object_ranged};
 pub use error::{BoxError, Error, Result};
 pub use key::StoreKey;
 #[cfg(feature = "object-store")]
@@ -51,5 +53,7 @@ pub mod conformance;
 
 #[cfg(feature = "zarrs")]
 pub mod zarr;
+/// The SHA-256 implementation [`copy_object`] hashes with.
+pub use sha2;
 #[cfg(feature = "zarrs")]
 pub use zarrs_storage;

@@ -18,6 +18,7 @@ use std::time::Instant;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
+use crate::copy::{hex, sha256_object_ranged};
 use crate::error::{Error, Result};
 use crate::key::StoreKey;
 use crate::ozx::{OzxOptions, OzxStore, OzxWriter};
@@ -151,14 +152,6 @@ impl StageSummary {
     }
 }
 
-fn hex(d: &[u8]) -> String {
-    use std::fmt::Write as _;
-    d.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
 fn journal_err(path: &Path, e: std::io::Error) -> Error {
     Error::Io {
         op: "journal",
@@ -228,34 +221,8 @@ impl Journal {
     }
 }
 
-/// Reads an object in pieces and returns its SHA-256 and size.
-async fn hash_object<S: ReadableStore + ?Sized>(
-    store: &S,
-    key: &StoreKey,
-    size: u64,
-    piece: u64,
-) -> Result<(String, u64)> {
-    let mut h = Sha256::new();
-    let mut n = 0;
-    if size <= piece {
-        let b = store.get(key).await?;
-        h.update(&b);
-        n = b.len() as u64;
-    } else {
-        let mut off = 0;
-        while off < size {
-            let end = (off + piece).min(size);
-            let b = store.get_range(key, (off..end).into()).await?;
-            h.update(&b);
-            n += b.len() as u64;
-            off = end;
-        }
-    }
-    Ok((hex(&h.finalize()), n))
-}
-
 /// Copies one object, hashing the source bytes on the way.
-async fn copy_object<S, D>(
+async fn copy_hashed<S, D>(
     src: &S,
     skey: &StoreKey,
     size: u64,
@@ -283,22 +250,11 @@ where
         dst.put(dkey, b).await?;
     } else {
         let mut s = dst.put_stream(dkey).await?;
-        let mut off = 0;
-        while off < size {
-            let end = (off + piece).min(size);
-            let b = match src.get_range(skey, (off..end).into()).await {
-                Ok(b) => b,
-                Err(e) => {
-                    let _ = s.abort().await;
-                    return Err(e);
-                }
-            };
-            h.update(&b);
-            if let Err(e) = s.write(b).await {
-                let _ = s.abort().await;
-                return Err(e);
-            }
-            off = end;
+        if let Err(e) =
+            crate::copy::copy_object(src, skey, size, s.as_mut(), piece, Some(&mut h)).await
+        {
+            let _ = s.abort().await;
+            return Err(e);
         }
         s.complete().await?;
     }
@@ -381,9 +337,9 @@ where
             }
             return Ok::<_, Error>((false, false, 0));
         }
-        let sha = copy_object(src, &m.key, m.size, dst, &dkey, piece).await?;
+        let sha = copy_hashed(src, &m.key, m.size, dst, &dkey, piece).await?;
         if options.verify {
-            let (back, n) = hash_object(dst, &dkey, m.size, piece).await?;
+            let (back, n) = sha256_object_ranged(dst, &dkey, m.size, piece).await?;
             if back != sha || n != m.size {
                 return Err(Error::Corrupt {
                     what: format!("staged object {dkey:?} in {}", dst.location()),
@@ -465,7 +421,7 @@ where
     let mut hashes = Vec::with_capacity(ordered.len());
     for (rel, m) in ordered {
         let inner = StoreKey::new(rel)?;
-        let sha = copy_object(src, &m.key, m.size, &writer, &inner, options.piece_size).await?;
+        let sha = copy_hashed(src, &m.key, m.size, &writer, &inner, options.piece_size).await?;
         hashes.push((inner, m.size, sha));
         if let Some(p) = &options.progress {
             p(&m.key, m.size);
@@ -477,7 +433,7 @@ where
     if options.verify {
         let store = OzxStore::open(dst as Arc<dyn ReadableStore>, archive.clone()).await?;
         for (inner, size, sha) in &hashes {
-            let (back, n) = hash_object(&store, inner, *size, options.piece_size).await?;
+            let (back, n) = sha256_object_ranged(&store, inner, *size, options.piece_size).await?;
             if &back != sha || n != *size {
                 return Err(Error::Corrupt {
                     what: format!("entry {inner:?} of archive {archive:?}"),

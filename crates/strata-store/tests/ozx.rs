@@ -242,3 +242,336 @@ async fn damaged_archives_are_errors_never_panics() -> TestResult {
     assert!(matches!(err, Some(Error::NotFound { .. })), "{err:?}");
     Ok(())
 }
+
+/// Where the local header of `name` starts in `raw`, with its flags, CRC and the size in
+/// its ZIP64 extra field.
+fn local_header(raw: &[u8], name: &str) -> Option<(usize, u16, u32, u64)> {
+    let n = name.len();
+    (0..raw.len().saturating_sub(30 + n + 20)).find_map(|i| {
+        let h = &raw[i..];
+        let found = h[..4] == *b"PK\x03\x04"
+            && usize::from(u16::from_le_bytes([h[26], h[27]])) == n
+            && &h[30..30 + n] == name.as_bytes();
+        found.then(|| {
+            let flags = u16::from_le_bytes([h[6], h[7]]);
+            let crc = u32::from_le_bytes([h[14], h[15], h[16], h[17]]);
+            let mut s = [0; 8];
+            s.copy_from_slice(&h[30 + n + 4..30 + n + 12]);
+            (i, flags, crc, u64::from_le_bytes(s))
+        })
+    })
+}
+
+/// Three streams open at once with interleaved writes, `put`s and a `zarr.json` stream
+/// meanwhile, from one task (which would deadlock if a stream held the archive). Returns
+/// the entries the archive must hold.
+async fn write_concurrently(
+    dst: &dyn WritableStore,
+    archive: &StoreKey,
+) -> Result<Vec<(StoreKey, Bytes)>, Error> {
+    let w = OzxWriter::create(dst, archive, OzxOptions::default()).await?;
+    let root = Bytes::from_static(br#"{"zarr_format":3,"node_type":"group"}"#);
+    w.put(&k("zarr.json"), root.clone()).await?;
+    // Level 0 (owns the archive), level 1 (larger than the memory limit: spooled to a
+    // file), level 2 (small: spooled in memory).
+    let (a_key, b_key, c_key) = (k("0/c/0/0/0"), k("1/c/0/0/0"), k("2/c/0/0/0"));
+    let a = pattern(10, (3 << 20) + 11);
+    let b = pattern(11, (5 << 20) / 2 + 7);
+    let c = pattern(12, 70_001);
+    let mut sa = w.put_stream(&a_key).await?;
+    let mut sb = w.put_stream(&b_key).await?;
+    let mut sc = w.put_stream(&c_key).await?;
+    let pieces = 7;
+    let cut = |v: &Bytes, i: usize| v.slice(v.len() * i / pieces..v.len() * (i + 1) / pieces);
+    let meta1 = Bytes::from_static(br#"{"zarr_format":3,"node_type":"array","l":1}"#);
+    let extra = pattern(13, 5000);
+    for i in 0..pieces {
+        sa.write(cut(&a, i)).await?;
+        sb.write(cut(&b, i)).await?;
+        sc.write(cut(&c, i)).await?;
+        if i == 2 {
+            // A data put and a metadata put while the streams are open.
+            w.put(&k("3/c/0/0/0"), extra.clone()).await?;
+            w.put(&k("1/zarr.json"), meta1.clone()).await?;
+        }
+        if i == 4 {
+            let mut m = w.put_stream(&k("0/zarr.json")).await?;
+            m.write(Bytes::from_static(br#"{"zarr_format":3,"#)).await?;
+            m.write(Bytes::from_static(br#""node_type":"array"}"#))
+                .await?;
+            m.complete().await?;
+        }
+    }
+    // Completion order: c (waits), a (frees the archive: 3/c/0/0/0 and c follow it), b
+    // (appended at once). Then a new stream owns the archive again.
+    sc.complete().await?;
+    sa.complete().await?;
+    sb.complete().await?;
+    let d = pattern(14, 123_456);
+    let mut sd = w.put_stream(&k("4/c/0/0/0")).await?;
+    sd.write(d.clone()).await?;
+    sd.complete().await?;
+    w.finish().await?;
+    Ok(vec![
+        (k("zarr.json"), root),
+        (
+            k("0/zarr.json"),
+            Bytes::from_static(br#"{"zarr_format":3,"node_type":"array"}"#),
+        ),
+        (k("1/zarr.json"), meta1),
+        (a_key, a),
+        (b_key, b),
+        (c_key, c),
+        (k("3/c/0/0/0"), extra),
+        (k("4/c/0/0/0"), d),
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_open_at_once_and_puts_meanwhile() -> TestResult {
+    let mem = Arc::new(ObjectStoreBackend::memory());
+    let archive = k("multi.ozx");
+    let want = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        write_concurrently(mem.as_ref(), &archive),
+    )
+    .await??;
+
+    // Through OzxStore: every entry exact, nothing else.
+    let store = OzxStore::open(mem.clone() as DynReadableStore, archive.clone()).await?;
+    let mut listed: Vec<String> = ListableStore::list(&store, None)
+        .await?
+        .into_iter()
+        .map(|m| m.key.to_string())
+        .collect();
+    let mut names: Vec<String> = want.iter().map(|(key, _)| key.to_string()).collect();
+    listed.sort();
+    names.sort();
+    assert_eq!(listed, names);
+    for (key, v) in &want {
+        assert_eq!(&store.get(key).await?, v, "{key}");
+    }
+
+    // Through the zip crate (which checks every CRC).
+    let raw = mem.get(&archive).await?;
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(raw.to_vec()))?;
+    assert_eq!(z.len(), want.len());
+    for i in 0..z.len() {
+        let mut f = z.by_index(i)?;
+        let mut buf = Vec::new();
+        f.read_to_end(&mut buf)?;
+        let v = want.iter().find(|(key, _)| key.as_str() == f.name());
+        assert_eq!(v.map(|(_, v)| &v[..]), Some(&buf[..]), "{}", f.name());
+    }
+    assert_eq!(z.by_index(0)?.name(), "zarr.json");
+
+    // File order follows the calls: the owner first, then what waited in completion
+    // order, then the later stream; metadata after data at the end.
+    let at = |name: &str| local_header(&raw, name).map(|h| h.0);
+    let order = [
+        "zarr.json",
+        "0/c/0/0/0",
+        "3/c/0/0/0",
+        "2/c/0/0/0",
+        "1/c/0/0/0",
+        "4/c/0/0/0",
+    ];
+    let offsets: Vec<Option<usize>> = order.iter().map(|n| at(n)).collect();
+    assert!(offsets.iter().all(Option::is_some), "{offsets:?}");
+    assert!(offsets.windows(2).all(|p| p[0] < p[1]), "{offsets:?}");
+    for meta in ["0/zarr.json", "1/zarr.json"] {
+        assert!(at(meta) > at("4/c/0/0/0"), "{meta} is held until finish");
+    }
+    // The owner's entry has a data descriptor; appended entries carry size and CRC in
+    // their local header.
+    let descriptor = 1 << 3;
+    let (_, flags, _, _) = local_header(&raw, "0/c/0/0/0").ok_or("no header")?;
+    assert_ne!(flags & descriptor, 0);
+    for (key, v) in &want[4..7] {
+        let (_, flags, crc, size) = local_header(&raw, key.as_str()).ok_or("no header")?;
+        assert_eq!(flags & descriptor, 0, "{key}");
+        assert_eq!(size, v.len() as u64, "{key}");
+        assert_eq!(crc, store.crc32(key).ok_or("no crc")?, "{key}");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_calls_give_the_same_archive() -> TestResult {
+    let (m1, m2) = (ObjectStoreBackend::memory(), ObjectStoreBackend::memory());
+    let archive = k("same.ozx");
+    write_concurrently(&m1, &archive).await?;
+    write_concurrently(&m2, &archive).await?;
+    let (a, b) = (m1.get(&archive).await?, m2.get(&archive).await?);
+    assert!(
+        a == b,
+        "two runs differ ({} and {} bytes)",
+        a.len(),
+        b.len()
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spool_beyond_its_memory_limit_reads_back_exactly() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let posix = Arc::new(PosixStore::open(dir.path())?);
+    let archive = k("spool.ozx");
+    let limit = 64 << 10;
+    let w = OzxWriter::create(
+        posix.as_ref(),
+        &archive,
+        OzxOptions::default().spool_memory(limit),
+    )
+    .await?;
+    let owner = pattern(20, 1000);
+    let mut so = w.put_stream(&k("a")).await?;
+    so.write(owner.clone()).await?;
+    // Exactly at the limit (stays in memory), and far beyond it in uneven pieces (moves
+    // to a file part-way, then is read back in 1 MiB pieces).
+    let at_limit = pattern(21, limit);
+    let big = pattern(22, (5 << 20) + 3);
+    let mut s1 = w.put_stream(&k("b")).await?;
+    s1.write(at_limit.clone()).await?;
+    let mut s2 = w.put_stream(&k("c")).await?;
+    let mut off = 0;
+    for (i, len) in [10, limit - 20, 30, 3 << 20, 1]
+        .into_iter()
+        .cycle()
+        .enumerate()
+    {
+        if off == big.len() {
+            break;
+        }
+        let end = (off + len + i).min(big.len());
+        s2.write(big.slice(off..end)).await?;
+        off = end;
+    }
+    // A dropped spooled stream and an aborted one publish nothing.
+    let mut lost = w.put_stream(&k("lost/1")).await?;
+    lost.write(pattern(23, 200_000)).await?;
+    drop(lost);
+    let mut lost = w.put_stream(&k("lost/2")).await?;
+    lost.write(pattern(24, 300)).await?;
+    lost.abort().await?;
+    assert_eq!(s2.complete().await?, big.len() as u64);
+    assert_eq!(s1.complete().await?, limit as u64);
+    so.complete().await?;
+    w.finish().await?;
+
+    let store = OzxStore::open(posix.clone() as DynReadableStore, archive.clone()).await?;
+    let keys: Vec<String> = ListableStore::list(&store, None)
+        .await?
+        .into_iter()
+        .map(|m| m.key.to_string())
+        .collect();
+    assert_eq!(keys, ["a", "b", "c"]);
+    assert_eq!(store.get(&k("a")).await?, owner);
+    assert_eq!(store.get(&k("b")).await?, at_limit);
+    assert_eq!(store.get(&k("c")).await?, big);
+    let raw = std::fs::read(posix.path_of(&archive))?;
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(raw))?;
+    for name in ["a", "b", "c"] {
+        let mut buf = Vec::new();
+        z.by_name(name)?.read_to_end(&mut buf)?;
+        assert_eq!(buf, store.get(&k(name)).await?, "{name}");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finish_with_a_stream_open_is_an_error() -> TestResult {
+    let mem = Arc::new(ObjectStoreBackend::memory());
+    let archive = k("open.ozx");
+    let w = OzxWriter::create(mem.as_ref(), &archive, OzxOptions::default()).await?;
+    let mut done = w.put_stream(&k("c/0")).await?;
+    done.write(pattern(30, 100)).await?;
+    let mut open = w.put_stream(&k("c/1")).await?;
+    open.write(pattern(31, 100)).await?;
+    done.complete().await?;
+    let err = w.finish().await.err();
+    assert!(matches!(err, Some(Error::Unsupported { .. })), "{err:?}");
+    let msg = err.map(|e| e.to_string()).unwrap_or_default();
+    assert!(msg.contains("c/1") && msg.contains("open.ozx"), "{msg}");
+    assert!(!mem.exists(&archive).await?, "nothing is published");
+    drop(open);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_from_many_tasks_at_once() -> TestResult {
+    let mem = Arc::new(ObjectStoreBackend::memory());
+    let archive = k("tasks.ozx");
+    let w = Arc::new(OzxWriter::create(mem.as_ref(), &archive, OzxOptions::default()).await?);
+    let mut tasks = Vec::new();
+    for t in 0..6_u64 {
+        let w = Arc::clone(&w);
+        tasks.push(tokio::spawn(async move {
+            let data = pattern(40 + t, 300_000 * (t as usize + 1));
+            let mut s = w.put_stream(&k(&format!("{t}/c/0"))).await?;
+            for piece in data.chunks(100_000) {
+                s.write(Bytes::copy_from_slice(piece)).await?;
+                tokio::task::yield_now().await;
+            }
+            s.complete().await?;
+            w.put(&k(&format!("{t}/c/1")), pattern(50 + t, 1000))
+                .await?;
+            Ok::<_, Error>(())
+        }));
+    }
+    for t in tasks {
+        tokio::time::timeout(std::time::Duration::from_secs(120), t).await???;
+    }
+    let w = Arc::try_unwrap(w).map_err(|_| "writer still shared")?;
+    w.finish().await?;
+    let store = OzxStore::open(mem as DynReadableStore, archive).await?;
+    assert_eq!(ListableStore::list(&store, None).await?.len(), 12);
+    for t in 0..6_u64 {
+        let want = pattern(40 + t, 300_000 * (t as usize + 1));
+        assert_eq!(store.get(&k(&format!("{t}/c/0"))).await?, want);
+        assert_eq!(
+            store.get(&k(&format!("{t}/c/1"))).await?,
+            pattern(50 + t, 1000)
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_owner_frees_the_archive_for_what_waits() -> TestResult {
+    let mem = Arc::new(ObjectStoreBackend::memory());
+    let archive = k("dropped.ozx");
+    let w = OzxWriter::create(mem.as_ref(), &archive, OzxOptions::default()).await?;
+    let mut owner = w.put_stream(&k("a")).await?;
+    owner.write(pattern(60, 1000)).await?;
+    let mut waiting = w.put_stream(&k("b")).await?;
+    waiting.write(pattern(61, 2000)).await?;
+    waiting.complete().await?;
+    w.put(&k("c"), pattern(62, 3000)).await?;
+    drop(owner);
+    // A new stream owns the archive at once; what waited is appended before it.
+    let mut next = w.put_stream(&k("d")).await?;
+    next.write(pattern(63, 4000)).await?;
+    next.complete().await?;
+    w.finish().await?;
+    let store = OzxStore::open(mem.clone() as DynReadableStore, archive.clone()).await?;
+    let keys: Vec<String> = ListableStore::list(&store, None)
+        .await?
+        .into_iter()
+        .map(|m| m.key.to_string())
+        .collect();
+    assert_eq!(keys, ["b", "c", "d"]);
+    assert_eq!(store.get(&k("b")).await?, pattern(61, 2000));
+    assert_eq!(store.get(&k("c")).await?, pattern(62, 3000));
+    assert_eq!(store.get(&k("d")).await?, pattern(63, 4000));
+    let raw = mem.get(&archive).await?;
+    let at = |n: &str| local_header(&raw, n).map(|h| h.0);
+    assert!(at("a") < at("b") && at("b") < at("c") && at("c") < at("d"));
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(raw.to_vec()))?;
+    for name in ["b", "c", "d"] {
+        let mut buf = Vec::new();
+        z.by_name(name)?.read_to_end(&mut buf)?;
+        assert_eq!(buf, store.get(&k(name)).await?, "{name}");
+    }
+    Ok(())
+}
