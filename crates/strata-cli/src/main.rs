@@ -126,8 +126,7 @@ struct ExportHdf5Cmd {
 impl ExportHdf5Cmd {
     /// Writes the HDF5 copy and prints its summary.
     fn run(self) -> Result<bool, Box<dyn std::error::Error>> {
-        zstack::export_hdf5_cmd(&self.image, &self.out, self.compression, self.json)
-            .map(|()| false)
+        zstack::export_hdf5_cmd(&self.image, &self.out, self.compression, self.json).map(|()| false)
     }
 }
 

@@ -44,8 +44,13 @@ pub(crate) struct Options {
 
 /// Runs a stage and prints its summary.
 pub(crate) fn run(o: &Options) -> DynResult<()> {
-    let (src, dst, dry_run, json_out, concurrency) =
-        (o.src.as_str(), o.dst.as_str(), o.dry_run, o.json, o.concurrency);
+    let (src, dst, dry_run, json_out, concurrency) = (
+        o.src.as_str(),
+        o.dst.as_str(),
+        o.dry_run,
+        o.json,
+        o.concurrency,
+    );
     let journal = o.journal.clone();
     let src_url: StoreUrl = src.parse()?;
     let dst_url: StoreUrl = dst.parse()?;

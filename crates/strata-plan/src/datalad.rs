@@ -627,8 +627,12 @@ pub fn save(dl: &Datalad, p: &Placement, section: &Section, annex: AnnexMode) ->
         ensure_excludes(&p.dataset)?;
     }
     let image = &section.image;
-    let stem = stem(image)
-        .ok_or_else(|| err(format!("{}: not an .ome.zarr or .ozx image", image.display())))?;
+    let stem = stem(image).ok_or_else(|| {
+        err(format!(
+            "{}: not an .ome.zarr or .ozx image",
+            image.display()
+        ))
+    })?;
     let micr = image
         .parent()
         .ok_or_else(|| err("the image has no parent folder"))?;
