@@ -15,6 +15,28 @@
 //! metadata (`*.json`, `*.tsv`, `README`, ...) in git and annex everything else (the shards),
 //! and the [`EXCLUDES`] that keep transient files out; then it saves the section's files in one
 //! recursive `datalad save` whose message holds the provenance.
+//!
+//! ```no_run
+//! use strata_plan::Grouping;
+//! use strata_plan::datalad::{AnnexMode, Datalad, Section, place, save};
+//! use std::path::Path;
+//!
+//! let root = Path::new("/data/brain");
+//! // Which subdataset sample 0001 of subject 01 goes into: sub-01/ses-<k>/, 2,000 a group.
+//! let placement = place(root, Grouping::PerSections(2000), "01", "0001", None)?;
+//! // ... write the section's image under `placement.dataset`/micr/, then:
+//! let section = Section {
+//!     image: placement.dataset.join("micr/sub-01_ses-01_sample-0001_BF.ome.zarr"),
+//!     subject: "01".to_owned(),
+//!     qc_reports: false,
+//!     extra: Vec::new(),
+//!     title: "convert sub-01 sample-0001".to_owned(),
+//!     provenance: serde_json::json!({"source": "/scans/0001"}),
+//! };
+//! let saved = save(&Datalad::locate()?, &placement, &section, AnnexMode::Compact)?;
+//! println!("{} at {}", saved.dataset.display(), saved.commit);
+//! # Ok::<(), strata_plan::Error>(())
+//! ```
 
 use serde::Serialize;
 use serde_json::Value;
