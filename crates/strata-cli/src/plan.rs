@@ -47,12 +47,12 @@ pub(crate) struct Options {
 pub(crate) fn run(a: &Options) -> DynResult<()> {
     match &a.measure {
         Some(path) => measure_tree(path, a.json),
-        None => plan_table(a, a.json, a.svg.as_deref()),
+        None => plan_table(a),
     }
 }
 
 /// Prints the plan table (or JSON) and optionally writes the chart.
-fn plan_table(a: &Options, json_out: bool, svg: Option<&Path>) -> DynResult<()> {
+fn plan_table(a: &Options) -> DynResult<()> {
     let dtype_bytes = match a.dtype.as_str() {
         "uint8" => 1,
         "uint16" => 2,
@@ -70,7 +70,7 @@ fn plan_table(a: &Options, json_out: bool, svg: Option<&Path>) -> DynResult<()> 
     };
     let rows = plan(&input, a.quota_inodes)?;
     let rec = recommend(&rows, a.quota_inodes);
-    if let Some(path) = svg {
+    if let Some(path) = &a.svg {
         let layouts: Vec<_> =
             rows.iter()
                 .map(|r| (r.layout, r.annex))
@@ -84,7 +84,7 @@ fn plan_table(a: &Options, json_out: bool, svg: Option<&Path>) -> DynResult<()> 
         let chart = render_svg(&input, &layouts, &sizes, &[("quota", a.quota_inodes)])?;
         std::fs::write(path, chart).map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    if json_out {
+    if a.json {
         println!(
             "{}",
             serde_json::to_string_pretty(
