@@ -80,7 +80,7 @@ pub(crate) fn run(o: &Options) -> DynResult<bool> {
         }
         conversions.push(summary);
     }
-    let report = crate::validator().validate(&o.out)?;
+    let report = strata_validate::validate_dataset(&o.out)?;
     if o.json {
         let summary = json!({
             "dataset": o.out,

@@ -4,7 +4,6 @@
 
 mod datalad;
 mod demo;
-mod ome_zarr;
 mod plan;
 mod report;
 mod stage;
@@ -27,120 +26,135 @@ struct Cli {
 enum Command {
     /// Validate a BIDS microscopy dataset, OME-Zarr images included (each `.ome.zarr/` counts as
     /// one file; its NGFF metadata, arrays and pixel size are checked).
-    Validate {
-        /// Root folder of the dataset.
-        path: PathBuf,
-        /// Print `{"issues": [...], "summary": {...}}` as JSON.
-        #[arg(long)]
-        json: bool,
-        /// List every warning instead of one line per warning code.
-        #[arg(long, short)]
-        verbose: bool,
-    },
+    Validate(ValidateCmd),
     /// The whole job on built-in data: write synthetic z-stacks, convert them into a BIDS
     /// dataset (sharded OME-Zarr), and validate it.
     Demo(demo::Options),
     /// Write a synthetic z-stack (tiled TIFFs, one per focus level, one plane in focus) to try
     /// Strata without data.
-    Sample {
-        #[command(flatten)]
-        args: zstack::SampleArgs,
-        /// Print a JSON summary.
-        #[arg(long)]
-        json: bool,
-    },
+    Sample(SampleCmd),
     /// Convert one z-stack (a folder of TIFF focus levels) into a BIDS dataset as sharded
     /// OME-Zarr 0.5 with a full pyramid, in one read.
     Convert(ConvertCmd),
     /// Copy an OME-Zarr image written by Strata into one HDF5 file for tools that read only
     /// HDF5 (build feature `hdf5`): datasets /0, /1, ... per level, shape (c, z, y, x), chunked
     /// and compressed, with the NGFF metadata, pixel sizes and provenance as attributes.
-    ExportHdf5 {
-        /// The `.ome.zarr` image folder.
-        image: PathBuf,
-        /// The HDF5 file to write (written under a temporary name, renamed when complete).
-        out: PathBuf,
-        /// Chunk compression: gzip, gzip:<1-9> or none.
-        #[arg(long, default_value = "gzip:4", value_parser = zstack::parse_h5_compression)]
-        compression: zstack::H5Compression,
-        /// Print a JSON summary (output, levels, bytes, seconds).
-        #[arg(long)]
-        json: bool,
-    },
+    ExportHdf5(ExportHdf5Cmd),
     /// Inodes and bytes of every layout and DataLad grouping for a repository, against a
     /// quota, with a recommendation; or, with --measure, the counts of a real tree.
-    Plan {
-        /// Sections (histological slices).
-        #[arg(long, default_value_t = 7000)]
-        sections: u64,
-        /// Subjects (brains) the sections are spread over.
-        #[arg(long, default_value_t = 1)]
-        subjects: u64,
-        /// Focus levels per section.
-        #[arg(long, default_value_t = 30)]
-        planes: u64,
-        /// Plane size, WIDTHxHEIGHT.
-        #[arg(long, default_value = "120000x150000", value_parser = zstack::parse_size)]
-        plane: (u32, u32),
-        /// Sample type: uint8 or uint16.
-        #[arg(long, default_value = "uint8")]
-        dtype: String,
-        /// Samples per pixel (3 for RGB).
-        #[arg(long, default_value_t = 3)]
-        channels: u64,
-        /// Inode quota to fit.
-        #[arg(long, default_value_t = 3_000_000)]
-        quota_inodes: u64,
-        /// Write a chart of inodes against subdataset size (SVG).
-        #[arg(long)]
-        svg: Option<PathBuf>,
-        /// Count a real tree instead (files, folders, bytes, annexed objects).
-        #[arg(long)]
-        measure: Option<PathBuf>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Plan(plan::Options),
     /// Copy a dataset or section between stores (file://, s3://bucket/prefix, zip:///x.ozx),
     /// in parallel, every object verified by checksum; an interrupted stage resumes.
-    Stage {
-        /// Source URL.
-        src: String,
-        /// Destination URL.
-        dst: String,
-        /// Count what would be copied, copy nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Print a JSON summary (objects, bytes, seconds, verified).
-        #[arg(long)]
-        json: bool,
-        /// Resume journal (default: one per source/destination pair in the cache folder).
-        #[arg(long)]
-        journal: Option<PathBuf>,
-        /// Objects copied at once.
-        #[arg(long, default_value_t = 8)]
-        concurrency: usize,
-    },
+    Stage(stage::Options),
     /// Check a z-stack's quality (focus, exposure, tissue) without converting it. Exit 0 when
     /// it passes the rules, 1 when it fails.
-    Qc {
-        /// Folder of TIFF files, one per focus level.
-        zstack: PathBuf,
-        /// Rules file (TOML, or JSON with a .json extension); documented defaults without it.
-        #[arg(long)]
-        rules: Option<PathBuf>,
-        /// Print the report as JSON (best_plane, planes with their metrics, passed, reasons).
-        #[arg(long)]
-        json: bool,
-        /// Write a self-contained HTML report (focus curve, thumbnails, tissue mask, tile map).
-        #[arg(long)]
-        report: Option<PathBuf>,
-    },
+    Qc(QcCmd),
 }
 
-/// The full validator: BIDS rules plus the OME-Zarr content checks.
-pub(crate) fn validator() -> strata_bids::validate::Validator {
-    strata_bids::validate::Validator::new().with_check(Box::new(ome_zarr::OmeZarrCheck))
+impl Command {
+    /// Runs the command; `Ok(true)` when the checked data has errors (exit code 1).
+    fn run(self) -> Result<bool, Box<dyn std::error::Error>> {
+        match self {
+            Self::Validate(c) => c.run(),
+            Self::Demo(options) => demo::run(&options),
+            Self::Sample(c) => c.run(),
+            Self::Convert(c) => c.run(),
+            Self::ExportHdf5(c) => c.run(),
+            Self::Plan(options) => plan::run(&options).map(|()| false),
+            Self::Stage(options) => stage::run(&options).map(|()| false),
+            Self::Qc(c) => c.run(),
+        }
+    }
+}
+
+/// The flags of `strata validate`.
+#[derive(Debug, clap::Args)]
+struct ValidateCmd {
+    /// Root folder of the dataset.
+    path: PathBuf,
+    /// Print `{"issues": [...], "summary": {...}}` as JSON.
+    #[arg(long)]
+    json: bool,
+    /// List every warning instead of one line per warning code.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+impl ValidateCmd {
+    /// Validates the dataset (BIDS and OME-Zarr contents) and prints the report; `Ok(true)`
+    /// when it has errors.
+    fn run(self) -> Result<bool, Box<dyn std::error::Error>> {
+        let r = strata_validate::validate_dataset(&self.path)?;
+        report::print(&r, self.json, self.verbose);
+        Ok(r.has_errors())
+    }
+}
+
+/// The flags of `strata sample`.
+#[derive(Debug, clap::Args)]
+struct SampleCmd {
+    #[command(flatten)]
+    args: zstack::SampleArgs,
+    /// Print a JSON summary.
+    #[arg(long)]
+    json: bool,
+}
+
+impl SampleCmd {
+    /// Writes the synthetic z-stack and prints its summary.
+    fn run(self) -> Result<bool, Box<dyn std::error::Error>> {
+        zstack::sample(&self.args, self.json).map(|()| false)
+    }
+}
+
+/// The flags of `strata export-hdf5`.
+#[derive(Debug, clap::Args)]
+struct ExportHdf5Cmd {
+    /// The `.ome.zarr` image folder.
+    image: PathBuf,
+    /// The HDF5 file to write (written under a temporary name, renamed when complete).
+    out: PathBuf,
+    /// Chunk compression: gzip, gzip:<1-9> or none.
+    #[arg(long, default_value = "gzip:4", value_parser = zstack::parse_h5_compression)]
+    compression: zstack::H5Compression,
+    /// Print a JSON summary (output, levels, bytes, seconds).
+    #[arg(long)]
+    json: bool,
+}
+
+impl ExportHdf5Cmd {
+    /// Writes the HDF5 copy and prints its summary.
+    fn run(self) -> Result<bool, Box<dyn std::error::Error>> {
+        zstack::export_hdf5_cmd(&self.image, &self.out, self.compression, self.json).map(|()| false)
+    }
+}
+
+/// The flags of `strata qc`.
+#[derive(Debug, clap::Args)]
+struct QcCmd {
+    /// Folder of TIFF files, one per focus level.
+    zstack: PathBuf,
+    /// Rules file (TOML, or JSON with a .json extension); documented defaults without it.
+    #[arg(long)]
+    rules: Option<PathBuf>,
+    /// Print the report as JSON (best_plane, planes with their metrics, passed, reasons).
+    #[arg(long)]
+    json: bool,
+    /// Write a self-contained HTML report (focus curve, thumbnails, tissue mask, tile map).
+    #[arg(long)]
+    report: Option<PathBuf>,
+}
+
+impl QcCmd {
+    /// Checks the z-stack and prints the report; `Ok(true)` when it fails the rules.
+    fn run(self) -> Result<bool, Box<dyn std::error::Error>> {
+        zstack::qc(
+            &self.zstack,
+            self.rules.as_deref(),
+            self.json,
+            self.report.as_deref(),
+        )
+    }
 }
 
 /// The flags of `strata convert`.
@@ -280,71 +294,7 @@ impl ConvertCmd {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let outcome = match cli.command {
-        Command::Validate {
-            path,
-            json,
-            verbose,
-        } => validator()
-            .validate(&path)
-            .map(|r| {
-                report::print(&r, json, verbose);
-                r.has_errors()
-            })
-            .map_err(Into::into),
-        Command::Demo(options) => demo::run(&options),
-        Command::Sample { args, json } => zstack::sample(&args, json).map(|()| false),
-        Command::Convert(c) => c.run(),
-        Command::ExportHdf5 {
-            image,
-            out,
-            compression,
-            json,
-        } => zstack::export_hdf5_cmd(&image, &out, compression, json).map(|()| false),
-        Command::Plan {
-            sections,
-            subjects,
-            planes,
-            plane,
-            dtype,
-            channels,
-            quota_inodes,
-            svg,
-            measure,
-            json,
-        } => match measure {
-            Some(path) => plan::measure_tree(&path, json),
-            None => plan::run(
-                &plan::PlanArgs {
-                    sections,
-                    subjects,
-                    planes,
-                    plane,
-                    dtype,
-                    channels,
-                    quota_inodes,
-                },
-                json,
-                svg.as_deref(),
-            ),
-        }
-        .map(|()| false),
-        Command::Stage {
-            src,
-            dst,
-            dry_run,
-            json,
-            journal,
-            concurrency,
-        } => stage::run(&src, &dst, dry_run, json, journal, concurrency).map(|()| false),
-        Command::Qc {
-            zstack: dir,
-            rules,
-            json,
-            report,
-        } => zstack::qc(&dir, rules.as_deref(), json, report.as_deref()),
-    };
+    let outcome = Cli::parse().command.run();
     match outcome {
         Ok(false) => ExitCode::SUCCESS,
         Ok(true) => ExitCode::from(1),

@@ -2,24 +2,57 @@
 //! repository, against a quota; `--measure` counts a real tree.
 
 use serde_json::json;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use strata_plan::{PlanInput, measure, plan, recommend, render_svg};
 
 type DynResult<T> = Result<T, Box<dyn std::error::Error>>;
 
-/// What to plan.
-pub(crate) struct PlanArgs {
+/// What to plan (the flags of `strata plan`).
+#[derive(Debug, clap::Args)]
+pub(crate) struct Options {
+    /// Sections (histological slices).
+    #[arg(long, default_value_t = 7000)]
     pub(crate) sections: u64,
+    /// Subjects (brains) the sections are spread over.
+    #[arg(long, default_value_t = 1)]
     pub(crate) subjects: u64,
+    /// Focus levels per section.
+    #[arg(long, default_value_t = 30)]
     pub(crate) planes: u64,
+    /// Plane size, WIDTHxHEIGHT.
+    #[arg(long, default_value = "120000x150000", value_parser = crate::zstack::parse_size)]
     pub(crate) plane: (u32, u32),
+    /// Sample type: uint8 or uint16.
+    #[arg(long, default_value = "uint8")]
     pub(crate) dtype: String,
+    /// Samples per pixel (3 for RGB).
+    #[arg(long, default_value_t = 3)]
     pub(crate) channels: u64,
+    /// Inode quota to fit.
+    #[arg(long, default_value_t = 3_000_000)]
     pub(crate) quota_inodes: u64,
+    /// Write a chart of inodes against subdataset size (SVG).
+    #[arg(long)]
+    pub(crate) svg: Option<PathBuf>,
+    /// Count a real tree instead (files, folders, bytes, annexed objects).
+    #[arg(long)]
+    pub(crate) measure: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `strata plan`: with `--measure`, counts the tree; else prints the plan table (or JSON) and
+/// optionally writes the chart.
+pub(crate) fn run(a: &Options) -> DynResult<()> {
+    match &a.measure {
+        Some(path) => measure_tree(path, a.json),
+        None => plan_table(a),
+    }
 }
 
 /// Prints the plan table (or JSON) and optionally writes the chart.
-pub(crate) fn run(a: &PlanArgs, json_out: bool, svg: Option<&Path>) -> DynResult<()> {
+fn plan_table(a: &Options) -> DynResult<()> {
     let dtype_bytes = match a.dtype.as_str() {
         "uint8" => 1,
         "uint16" => 2,
@@ -37,7 +70,7 @@ pub(crate) fn run(a: &PlanArgs, json_out: bool, svg: Option<&Path>) -> DynResult
     };
     let rows = plan(&input, a.quota_inodes)?;
     let rec = recommend(&rows, a.quota_inodes);
-    if let Some(path) = svg {
+    if let Some(path) = &a.svg {
         let layouts: Vec<_> =
             rows.iter()
                 .map(|r| (r.layout, r.annex))
@@ -51,7 +84,7 @@ pub(crate) fn run(a: &PlanArgs, json_out: bool, svg: Option<&Path>) -> DynResult
         let chart = render_svg(&input, &layouts, &sizes, &[("quota", a.quota_inodes)])?;
         std::fs::write(path, chart).map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    if json_out {
+    if a.json {
         println!(
             "{}",
             serde_json::to_string_pretty(
@@ -109,7 +142,7 @@ pub(crate) fn run(a: &PlanArgs, json_out: bool, svg: Option<&Path>) -> DynResult
 }
 
 /// `strata plan --measure PATH`.
-pub(crate) fn measure_tree(path: &Path, json_out: bool) -> DynResult<()> {
+fn measure_tree(path: &Path, json_out: bool) -> DynResult<()> {
     let m = measure(path)?;
     if json_out {
         println!("{}", serde_json::to_string_pretty(&m)?);

@@ -21,15 +21,37 @@ fn default_journal(src: &str, dst: &str) -> PathBuf {
         .join(format!("stage-{:016x}.journal", h.finish()))
 }
 
+/// The flags of `strata stage`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Options {
+    /// Source URL.
+    pub(crate) src: String,
+    /// Destination URL.
+    pub(crate) dst: String,
+    /// Count what would be copied, copy nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Print a JSON summary (objects, bytes, seconds, verified).
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Resume journal (default: one per source/destination pair in the cache folder).
+    #[arg(long)]
+    pub(crate) journal: Option<PathBuf>,
+    /// Objects copied at once.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) concurrency: usize,
+}
+
 /// Runs a stage and prints its summary.
-pub(crate) fn run(
-    src: &str,
-    dst: &str,
-    dry_run: bool,
-    json_out: bool,
-    journal: Option<PathBuf>,
-    concurrency: usize,
-) -> DynResult<()> {
+pub(crate) fn run(o: &Options) -> DynResult<()> {
+    let (src, dst, dry_run, json_out, concurrency) = (
+        o.src.as_str(),
+        o.dst.as_str(),
+        o.dry_run,
+        o.json,
+        o.concurrency,
+    );
+    let journal = o.journal.clone();
     let src_url: StoreUrl = src.parse()?;
     let dst_url: StoreUrl = dst.parse()?;
     let journal = journal.unwrap_or_else(|| default_journal(src, dst));

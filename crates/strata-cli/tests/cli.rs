@@ -352,6 +352,33 @@ fn ome_zarr_contents_are_checked() {
     assert_eq!(codes, ["NGFF_METADATA_MISSING"]);
 }
 
+/// `strata validate` is the library's whole check: on an example whose image has a broken
+/// `zarr.json`, the command's JSON report is the one `strata_validate` returns.
+#[test]
+fn validate_reports_what_the_library_reports() {
+    fn copy_tree(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).expect("mkdir");
+        for e in std::fs::read_dir(from).expect("read_dir").flatten() {
+            if e.file_type().expect("type").is_dir() {
+                copy_tree(&e.path(), &to.join(e.file_name()));
+            } else {
+                std::fs::copy(e.path(), to.join(e.file_name())).expect("copy");
+            }
+        }
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("ds");
+    copy_tree(&examples().join("micr_SEMzarr"), &root);
+    let image = root.join("sub-01/ses-01/micr/sub-01_ses-01_sample-A_SPIM.ome.zarr");
+    std::fs::write(image.join("zarr.json"), "{\"zarr_format\": 3,").expect("write");
+    let r = run(strata().args(["validate", "--json"]).arg(&root));
+    assert_eq!(r.status.code(), Some(1));
+    let cli: Value = serde_json::from_slice(&r.stdout).expect("JSON");
+    let library = strata_validate::validate_dataset(&root).expect("validate");
+    assert_eq!(cli, serde_json::to_value(&library).expect("JSON"));
+    assert_eq!(cli["issues"][0]["code"], "NGFF_METADATA_INVALID");
+}
+
 #[test]
 fn qc_finds_the_known_focus_plane() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-/// Everything that can go wrong while planning or measuring.
+/// Everything that can go wrong while planning, measuring or saving into DataLad.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -25,6 +25,16 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A subject or sample label is not a valid BIDS label.
+    #[error(transparent)]
+    Label(#[from] strata_bids::name::NameError),
+    /// DataLad or git-annex cannot be run; the message says how to install them.
+    #[error("{0}")]
+    DataladMissing(String),
+    /// A DataLad step failed: a section that cannot be placed, a folder that cannot be read
+    /// or written, or a `datalad` or `git` command that failed (with its output).
+    #[error("{0}")]
+    Datalad(String),
 }
 
 impl Error {

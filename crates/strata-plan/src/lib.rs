@@ -6,7 +6,9 @@
 //! - [`plan()`] / [`recommend()`]: every layout x grouping against an inode quota, and a choice
 //!   that respects the limits DataLad's documentation gives;
 //! - [`measure()`]: counts a real tree (work tree and `.git` separately);
-//! - [`render_svg()`]: inodes against subdataset size.
+//! - [`render_svg()`]: inodes against subdataset size;
+//! - [`datalad`]: sections saved into DataLad datasets in those groupings: placement, annex
+//!   settings, `.gitattributes` rules, one save per section.
 //!
 //! ```
 //! use strata_plan::{AnnexOptions, Grouping, Layout, PlanInput, predict};
@@ -22,6 +24,7 @@
 //! # Ok::<(), strata_plan::Error>(())
 //! ```
 
+pub mod datalad;
 pub mod error;
 pub mod input;
 pub mod layout;

@@ -6,16 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use strata_plan::{
-    AnnexOptions, EntryKind, Grouping, Layout, Measurement, PlanInput, measure, section_entries,
+    AnnexOptions, EntryKind, Grouping, Layout, Measurement, PlanInput, datalad::ensure_rules,
+    measure, section_entries,
 };
-
-/// `.gitattributes` lines: metadata to git, pixel data to the annex.
-pub const LARGEFILES_RULES: &str = "*.json annex.largefiles=nothing\n\
-*.tsv annex.largefiles=nothing\n\
-README annex.largefiles=nothing\n\
-.zgroup annex.largefiles=nothing\n\
-.zattrs annex.largefiles=nothing\n\
-.zarray annex.largefiles=nothing\n";
 
 pub use strata_testkit::datalad;
 
@@ -37,30 +30,22 @@ fn run(cmd: &mut Command) {
 }
 
 fn create(datalad: &Path, annex: AnnexOptions, parent: Option<&Path>, path: &Path) {
+    // The annex settings and `.gitattributes` rules `strata convert --datalad` uses.
     let mut cmd = Command::new(datalad);
-    if annex.objecthash1 {
-        // Read by `git annex init`, which `datalad create` runs.
-        cmd.env("GIT_CONFIG_COUNT", "1")
-            .env("GIT_CONFIG_KEY_0", "annex.tune.objecthash1")
-            .env("GIT_CONFIG_VALUE_0", "true");
-    }
+    // Read by `git annex init`, which `datalad create` runs.
+    cmd.envs(annex.init_env());
     cmd.arg("create");
     if let Some(p) = parent {
         cmd.arg("-d").arg(p);
     }
     run(cmd.arg(path));
-    if annex.thin_unlocked {
-        for (key, value) in [("annex.addunlocked", "true"), ("annex.thin", "true")] {
-            run(Command::new("git")
-                .arg("-C")
-                .arg(path)
-                .args(["config", key, value]));
-        }
+    for (key, value) in annex.repo_config() {
+        run(Command::new("git")
+            .arg("-C")
+            .arg(path)
+            .args(["config", key, value]));
     }
-    let attrs = path.join(".gitattributes");
-    let mut text = std::fs::read_to_string(&attrs).unwrap_or_default();
-    text.push_str(LARGEFILES_RULES);
-    std::fs::write(&attrs, text).expect("write .gitattributes");
+    ensure_rules(path).expect("write .gitattributes");
 }
 
 fn write_section(input: &PlanInput, layout: Layout, parent: &Path, subject: u64, index: u64) {

@@ -1,4 +1,4 @@
-//! OME-Zarr content checks for `strata validate`: each `.ome.zarr` image's NGFF metadata is
+//! OME-Zarr content checks: each `.ome.zarr` image's NGFF metadata is
 //! validated, cross-checked against its arrays' metadata, and its level-0 pixel size compared
 //! with the BIDS sidecar's `PixelSize`. The official BIDS validator does none of this.
 //!
@@ -19,8 +19,11 @@ const MAX_METADATA_BYTES: u64 = 16 << 20;
 /// Relative tolerance when comparing the sidecar's pixel size with the NGFF scale.
 const PIXEL_SIZE_TOLERANCE: f64 = 1e-6;
 
-/// The OME-Zarr check, registered with the BIDS validator.
-pub(crate) struct OmeZarrCheck;
+/// The OME-Zarr content check, a [`DataCheck`] for the BIDS validator: every `.ome.zarr` image's
+/// NGFF metadata (`zarr.json` for 0.5, `.zattrs` for 0.4), its arrays' metadata against it, and
+/// its level-0 pixel size against the sidecar's `PixelSize`. Other images pass unchecked.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OmeZarrCheck;
 
 enum Doc {
     Missing,
