@@ -193,7 +193,10 @@ pub(crate) fn run(
         if let Some(b) = baseline {
             let (_, v) = convert(b, &z, &work.join("bids-rss-baseline"))?;
             let peak = v["peak_memory_bytes"].as_u64().unwrap_or_default();
-            println!("  baseline peak memory, 2 planes of {side}: {} MiB", peak >> 20);
+            println!(
+                "  baseline peak memory, 2 planes of {side}: {} MiB",
+                peak >> 20
+            );
         }
     }
     for (side, b) in &rss {

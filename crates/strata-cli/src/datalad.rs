@@ -133,7 +133,7 @@ fn provenance(
 /// places the section, converts it, and saves it; prints the summary with a `datalad` object.
 ///
 /// # Errors
-/// As the conversion (a failing QC gate is [`zstack::QcFailed`]: nothing is created or saved),
+/// As the conversion (a failing QC gate is [`strata_zstack::Error::QcFailed`]: nothing is created or saved),
 /// and [`strata_plan::Error`] if DataLad is missing or fails (the section is then published but not
 /// saved; rerunning the command converts it again and saves it).
 pub(crate) fn convert(

@@ -177,7 +177,9 @@ struct ConvertCmd {
     /// Chunk compression of --hdf5: gzip, gzip:<1-9> or none.
     #[arg(long, default_value = "gzip:4", value_parser = zstack::parse_h5_compression)]
     hdf5_compression: zstack::H5Compression,
-    /// Root of the BIDS dataset (created if missing); with --datalad, the superdataset.
+    /// Root of the BIDS dataset (created if missing): a folder, or `s3://bucket/prefix`
+    /// (endpoint and credentials from the environment: `STRATA_S3_ENDPOINT` or
+    /// `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, ...); with --datalad, the superdataset.
     #[arg(long, required_unless_present = "datalad")]
     bids_root: Option<PathBuf>,
     /// Subject label.
@@ -300,7 +302,10 @@ fn main() -> ExitCode {
         Ok(true) => ExitCode::from(1),
         Err(e) => {
             eprintln!("strata: error: {e}");
-            if e.is::<zstack::QcFailed>() {
+            if matches!(
+                e.downcast_ref::<strata_zstack::Error>(),
+                Some(strata_zstack::Error::QcFailed { .. })
+            ) {
                 ExitCode::from(1)
             } else {
                 ExitCode::from(2)

@@ -4,10 +4,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use std::path::PathBuf;
 use strata_bids::name::{Label, Suffix};
-use strata_store::WritableStore as _;
 use strata_zstack::{
     BandHook, Compression, ConvertOptions, ConvertSummary, ImageOptions, Region, SampleOptions,
-    SampleType, Section, Spacing, StackInfo, TiffStack, TileCompression, ZStackSource,
+    SampleType, Section, Spacing, StackInfo, TileCompression, ZStackSource,
 };
 
 type DynResult<T> = Result<T, Box<dyn std::error::Error>>;
@@ -211,10 +210,9 @@ pub(crate) fn bids_store(root: &std::path::Path) -> DynResult<Option<strata_stor
             )?;
             Ok(Some(std::sync::Arc::new(store)))
         }
-        _ => Err(format!(
-            "--bids-root {text}: use a folder, file:///path or s3://bucket/prefix"
-        )
-        .into()),
+        _ => Err(
+            format!("--bids-root {text}: use a folder, file:///path or s3://bucket/prefix").into(),
+        ),
     }
 }
 
@@ -280,41 +278,12 @@ pub(crate) struct Hdf5Args {
 #[cfg(not(feature = "hdf5"))]
 const NO_HDF5: &str = "needs strata built with --features hdf5 (Debian: libhdf5-dev)";
 
-/// Whether `path` names an HDF5 file (by extension).
-fn is_hdf5(path: &std::path::Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| ["h5", "hdf5", "he5"].contains(&e.to_ascii_lowercase().as_str()))
-}
-
-/// Opens a z-stack: a folder of TIFF files, or an `.h5`/`.hdf5` file (feature `hdf5`) whose
-/// planes are auto-detected or at `h5_dataset`.
+/// Opens a z-stack (a folder of TIFF files, or an HDF5 file).
 pub(crate) fn open_source(
     path: &std::path::Path,
     h5_dataset: Option<&str>,
 ) -> DynResult<Box<dyn ZStackSource>> {
-    if !is_hdf5(path) {
-        if h5_dataset.is_some() {
-            return Err(format!(
-                "--h5-dataset: {} is not an .h5 or .hdf5 file",
-                path.display()
-            )
-            .into());
-        }
-        return Ok(Box::new(TiffStack::open(path)?));
-    }
-    #[cfg(feature = "hdf5")]
-    {
-        let layout = h5_dataset.map_or(strata_zstack::Hdf5Layout::Auto, |d| {
-            strata_zstack::Hdf5Layout::Path(d.to_owned())
-        });
-        Ok(Box::new(strata_zstack::Hdf5Stack::open(path, &layout)?))
-    }
-    #[cfg(not(feature = "hdf5"))]
-    {
-        let _ = h5_dataset;
-        Err(format!("{}: HDF5 input {NO_HDF5}", path.display()).into())
-    }
+    Ok(strata_zstack::open_source(path, h5_dataset)?)
 }
 
 /// `--hdf5-compression`: `gzip`, `gzip:<1-9>` or `none`.
@@ -446,7 +415,12 @@ pub(crate) fn convert_with(
     if let Some(out) = &h5.export {
         return Err(format!("--hdf5 {}: HDF5 output {NO_HDF5}", out.display()).into());
     }
-    let mut source = open_source(&a.zstack, h5.dataset.as_deref())?;
+    let store = bids_store(&a.bids_root)?;
+    if store.is_some() && h5.export.is_some() {
+        return Err(
+            "--hdf5 needs a folder as --bids-root (the copy is made from the image folder)".into(),
+        );
+    }
     // The HDF5 copy's folder is made before converting, so that a path that cannot be
     // written fails before hours of work rather than after.
     if let Some(parent) = h5.export.as_deref().and_then(std::path::Path::parent)
@@ -455,12 +429,10 @@ pub(crate) fn convert_with(
         std::fs::create_dir_all(parent)
             .map_err(|e| format!("--hdf5: {}: {e}", parent.display()))?;
     }
-    let info = source.info().clone();
-    let total = u64::from(info.planes) * u64::from(info.height) * info.row_bytes() as u64;
     let bar = if quiet {
         ProgressBar::hidden()
     } else {
-        ProgressBar::new(total)
+        ProgressBar::new(0)
     };
     bar.set_style(
         ProgressStyle::with_template(
@@ -469,7 +441,10 @@ pub(crate) fn convert_with(
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_message(format!("converting {}", a.zstack.display()));
-    let opts = ConvertOptions {
+    // `--layout ozx` streams every level into the archive while converting; with an HDF5
+    // copy, which reads the image folder, the folder is written and then packed instead.
+    let stream_ozx = a.ozx && h5.export.is_none();
+    let convert = ConvertOptions {
         image: ImageOptions {
             chunk: a.chunk,
             compression: a.compression,
@@ -483,81 +458,24 @@ pub(crate) fn convert_with(
         } else {
             strata_zstack::Layout::Folder
         },
-        store: store.clone(),
+        store,
         ..ConvertOptions::default()
     };
-    let mut progress = Progress { bar };
-    let store = bids_store(&a.bids_root)?;
-    if store.is_some() && h5.export.is_some() {
-        return Err("--hdf5 needs a folder as --bids-root (the copy is made from the image folder)".into());
+    let mut options = strata_zstack::SectionOptions::default().convert(convert);
+    if let Some(rules) = &a.qc_gate {
+        options = options.qc_gate(rules.clone());
     }
-    // `--layout ozx` streams every level into the archive while converting; with an HDF5
-    // copy, which reads the image folder, the folder is written and then packed instead.
-    let stream_ozx = a.ozx && h5.export.is_none();
-    let mut qc = match &a.qc_gate {
-        Some(_) => Some(strata_zstack::QcHook::new(
-            &info,
-            strata_qc::QcConfig::default(),
-        )?),
-        None => None,
-    };
-    let prepared = {
-        let mut hooks: Vec<&mut dyn BandHook> = vec![&mut progress];
-        if let Some(q) = qc.as_mut() {
-            hooks.push(q);
-        }
-        let mut hooks = strata_zstack::Hooks(hooks);
-        strata_zstack::prepare(&mut *source, &section, &opts, &mut hooks)?
-    };
-    progress.bar.finish_and_clear();
-    let mut extra = serde_json::Map::new();
-    if let (Some(qc), Some(rules)) = (qc, &a.qc_gate) {
-        let summary = qc.finish()?;
-        let report = summary.evaluate(rules);
-        // The QC result is kept with the section either way, as a derivative of the dataset.
-        let stem = section.name().to_string();
-        let stem = stem.trim_end_matches(".ome.zarr");
-        let qc_dir = a
-            .bids_root
-            .join("derivatives/qc")
-            .join(format!("sub-{}", section.subject));
-        let qc_key = format!("derivatives/qc/sub-{}", section.subject);
-        let dataset = prepared.store();
-        for (file, bytes) in [
-            (format!("{stem}_qc.json"), report.to_json()?.into_bytes()),
-            (
-                format!("{stem}_qc.html"),
-                strata_qc::render_html(&report, stem, &summary.thumbnails())?.into_bytes(),
-            ),
-        ] {
-            let key = strata_store::StoreKey::new(format!("{qc_key}/{file}"))?;
-            strata_store::block_on(dataset.put(&key, bytes.into()))?;
-        }
-        if !report.passed {
-            // Nothing is published: the partial folder goes, and the unfinished archive is
-            // removed when it is dropped.
-            prepared.discard()?;
-            let reasons: Vec<String> = report
-                .reasons
-                .iter()
-                .filter(|r| !r.passed)
-                .map(|r| {
-                    format!(
-                        "{} = {} (limit {}): {}",
-                        r.rule, r.value, r.threshold, r.message
-                    )
-                })
-                .collect();
-            return Err(Box::new(QcFailed(format!(
-                "the z-stack failed quality control, nothing was published (report: {}): {}",
-                qc_dir.join(format!("{stem}_qc.html")).display(),
-                reasons.join("; ")
-            ))));
-        }
-        let brief: serde_json::Value = serde_json::from_str(&report.to_json_brief()?)?;
-        extra.insert("qc".into(), brief);
+    if let Some(d) = &h5.dataset {
+        options = options.h5_dataset(d.clone());
     }
-    let mut summary = prepared.publish(extra)?;
+    let shown = bar.clone();
+    options = options.progress(move |done, total| {
+        shown.set_length(total);
+        shown.set_position(done);
+    });
+    let outcome = strata_zstack::convert_section(&a.zstack, &section, &options);
+    bar.finish_and_clear();
+    let mut summary = outcome?.summary;
     let exported = match &h5.export {
         Some(out) => Some(export_hdf5(&summary.output, out, h5.compression, quiet)?),
         None => None,
@@ -569,18 +487,6 @@ pub(crate) fn convert_with(
     }
     Ok((summary, peak_rss(), exported))
 }
-
-/// A z-stack that failed the QC gate (exit code 1, not 2).
-#[derive(Debug)]
-pub(crate) struct QcFailed(pub(crate) String);
-
-impl std::fmt::Display for QcFailed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for QcFailed {}
 
 /// Reads QC rules from a TOML or JSON file (defaults without one).
 pub(crate) fn rules(path: Option<&std::path::Path>) -> DynResult<strata_qc::Rules> {

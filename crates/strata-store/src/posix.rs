@@ -364,7 +364,13 @@ impl Inner {
 
     /// Renames a finished (and, by the policy, synced) temporary file over `target`, then
     /// syncs the folder if the policy says so.
-    fn rename_into_place(&self, op: &'static str, key: &str, temp: &Path, target: &Path) -> Result<()> {
+    fn rename_into_place(
+        &self,
+        op: &'static str,
+        key: &str,
+        temp: &Path,
+        target: &Path,
+    ) -> Result<()> {
         if target.is_dir() {
             return Err(io_err(
                 op,

@@ -269,10 +269,7 @@ enum Output {
     /// In place, the group metadata last (object storage).
     InPlace,
     /// Into one archive, published when finished.
-    Archive {
-        writer: OzxWriter,
-        key: StoreKey,
-    },
+    Archive { writer: OzxWriter, key: StoreKey },
 }
 
 impl std::fmt::Debug for Output {
@@ -325,7 +322,6 @@ fn start_output(
         }
     }
 }
-
 
 fn spacing(source: &dyn ZStackSource, opts: &ConvertOptions) -> Result<Spacing> {
     if let Some(s) = opts.spacing {
@@ -608,7 +604,10 @@ impl Prepared {
         if single.is_some() {
             // The image is one file now: neither the partial output nor an earlier
             // conversion of the section in the folder layout stays beside it.
-            clear(&store, &sibling(&image, &format!(".{}.partial", self.name))?)?;
+            clear(
+                &store,
+                &sibling(&image, &format!(".{}.partial", self.name))?,
+            )?;
             clear(&store, &image)?;
         }
 
@@ -670,8 +669,13 @@ fn write_bids_metadata(
     let key = key_of(&name.with_extension(Extension::JSON).relative_path())?;
     block_on(store.put(&key, Bytes::from(sidecar.to_json()?)))?;
 
-    let text = DatasetDescription::new("Brightfield z-stacks of histological sections").to_json()?;
-    put_if_missing(store, &StoreKey::new("dataset_description.json")?, text.into_bytes())?;
+    let text =
+        DatasetDescription::new("Brightfield z-stacks of histological sections").to_json()?;
+    put_if_missing(
+        store,
+        &StoreKey::new("dataset_description.json")?,
+        text.into_bytes(),
+    )?;
     let participants = [ParticipantRow {
         subject: section.subject.clone(),
         extra: vec![],

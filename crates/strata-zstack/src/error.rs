@@ -35,6 +35,18 @@ pub enum Error {
     /// Building NGFF metadata failed.
     #[error(transparent)]
     Ngff(#[from] strata_ngff::Error),
+    /// The z-stack failed the QC gate: nothing was published.
+    #[error(
+        "the z-stack failed quality control, nothing was published (report: {}): {}",
+        report.display(),
+        reasons.join("; ")
+    )]
+    QcFailed {
+        /// The HTML report (written as a derivative of the dataset).
+        report: PathBuf,
+        /// Each failed rule: metric, value, limit and what it means.
+        reasons: Vec<String>,
+    },
     /// Writing to (or reading from) the store that holds the dataset failed.
     #[error(transparent)]
     Store(#[from] strata_store::Error),

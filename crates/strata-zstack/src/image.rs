@@ -18,9 +18,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
-use strata_store::{
-    Bytes, PosixOptions, PosixStore, PutStream, StoreKey, WritableStore, block_on,
-};
+use strata_store::{Bytes, PosixOptions, PosixStore, PutStream, StoreKey, WritableStore, block_on};
 
 /// How the arrays are laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -803,12 +801,13 @@ pub fn write_arrays_to(
         });
     }
     // Written (and synced) together, so the file system can commit them at once.
-    let written = block_on(futures::future::join_all(
-        metadata
-            .into_iter()
-            .map(|(key, text)| async move { store.put(&key, Bytes::from(text)).await }),
-    ));
-    written.into_iter().try_for_each(|r| r.map_err(Error::from))?;
+    let written =
+        block_on(futures::future::join_all(metadata.into_iter().map(
+            |(key, text)| async move { store.put(&key, Bytes::from(text)).await },
+        )));
+    written
+        .into_iter()
+        .try_for_each(|r| r.map_err(Error::from))?;
     Ok(summary)
 }
 

@@ -13,6 +13,8 @@
 //! - [`mod@convert`]: one section into a BIDS dataset in any store (POSIX folder, object
 //!   storage, `.ozx` archive), metadata last ([`prepare`], then [`Prepared::publish`]).
 //! - [`qc`]: quality control fed by the same read ([`QcHook`], [`run_qc`]).
+//! - [`section`]: one section end to end, the entry point ([`convert_section`]): the source
+//!   opened (TIFF or HDF5), converted, the QC gate and its report, publication.
 
 pub mod band;
 pub mod convert;
@@ -24,6 +26,7 @@ pub mod hdf5_source;
 pub mod image;
 pub mod qc;
 pub mod sample;
+pub mod section;
 pub mod shard;
 pub mod source;
 pub mod tiff_source;
@@ -42,6 +45,10 @@ pub use qc::{Hooks, QcHook, run_qc};
 pub use sample::{
     SampleOptions, SampleSummary, SyntheticStack, TileCompression, TiledTiffSpec, TiledTiffWriter,
     write_sample,
+};
+pub use section::{
+    ProgressFn, QcVerdict, SectionOptions, SectionOutcome, convert_section, convert_section_from,
+    is_hdf5, open_source,
 };
 pub use shard::Compression;
 pub use source::{MemorySource, PixelSize, Region, SampleType, StackInfo, ZStackSource};

@@ -12,8 +12,8 @@ use strata_store::{
     block_on,
 };
 use strata_zstack::{
-    ConvertOptions, ImageOptions, Layout, MemorySource, NoHook, SampleType, Section, StackInfo,
-    Spacing, convert,
+    ConvertOptions, ImageOptions, Layout, MemorySource, NoHook, SampleType, Section, Spacing,
+    StackInfo, convert,
 };
 
 type Objects = BTreeMap<String, Vec<u8>>;
@@ -82,7 +82,10 @@ fn without_times(bytes: &[u8]) -> Vec<u8> {
 
 /// Every object of a store (under `prefix`), keys relative to it, the group metadata
 /// normalised.
-fn objects<S: ReadableStore + ListableStore + ?Sized>(store: &S, prefix: Option<&StoreKey>) -> Objects {
+fn objects<S: ReadableStore + ListableStore + ?Sized>(
+    store: &S,
+    prefix: Option<&StoreKey>,
+) -> Objects {
     block_on(async {
         let mut out = Objects::new();
         for meta in store.list(prefix).await.expect("list") {
@@ -147,7 +150,10 @@ fn folder_and_ozx_hold_the_same_bytes() {
     assert_eq!(summary.files, 2);
     let posix = PosixStore::open(dir.path()).expect("store");
     let (none, mut others) = split(objects(&posix, None));
-    assert!(none.is_empty(), "no image folder beside the archive: {none:?}");
+    assert!(
+        none.is_empty(),
+        "no image folder beside the archive: {none:?}"
+    );
     others.remove(ARCHIVE).expect("the archive");
     assert_eq!(others, rest, "sidecar, tables and description");
     let archive = block_on(OzxStore::open(
@@ -221,5 +227,8 @@ fn create_bucket(endpoint: &str, bucket: &str) {
     .expect("request");
     let mut resp = String::new();
     s.read_to_string(&mut resp).expect("response");
-    assert!(resp.lines().next().unwrap_or_default().contains(" 200"), "{resp}");
+    assert!(
+        resp.lines().next().unwrap_or_default().contains(" 200"),
+        "{resp}"
+    );
 }
