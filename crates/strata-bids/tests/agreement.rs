@@ -8,18 +8,8 @@
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use strata_bids::validate::{Report, Severity, validate};
-
-fn examples() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/bids-examples");
-    assert!(
-        p.is_dir(),
-        "conformance data missing at {}: the repository must sit next to shared/",
-        p.display()
-    );
-    p
-}
+use strata_testkit::{bids_examples as examples, bids_validator_errors as official_errors};
 
 fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
@@ -32,38 +22,6 @@ fn copy_tree(from: &Path, to: &Path) {
             std::fs::write(&target, std::fs::read(e.path()).expect("read")).expect("write");
         }
     }
-}
-
-/// Errors the official validator reports as (code, location), or `None` when not configured.
-fn official_errors(root: &Path) -> Option<Vec<(String, String)>> {
-    let bin = strata_testkit::peer("STRATA_BIDS_VALIDATOR")?;
-    let out = Command::new(&bin)
-        .arg("--json")
-        .arg(root)
-        .output()
-        .expect("run the official validator");
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "official validator output is not JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    let issues = v["issues"]["issues"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    Some(
-        issues
-            .iter()
-            .filter(|i| i["severity"] == "error")
-            .map(|i| {
-                (
-                    i["code"].as_str().unwrap_or_default().to_owned(),
-                    i["location"].as_str().unwrap_or_default().to_owned(),
-                )
-            })
-            .collect(),
-    )
 }
 
 fn errors(r: &Report) -> Vec<(String, String)> {
@@ -139,9 +97,7 @@ fn sem_image(root: &Path) -> PathBuf {
 }
 
 fn edit_json(path: &Path, f: impl FnOnce(&mut serde_json::Map<String, Value>)) {
-    let mut v: Value = serde_json::from_slice(&std::fs::read(path).expect("read")).expect("json");
-    f(v.as_object_mut().expect("object"));
-    std::fs::write(path, serde_json::to_vec(&v).expect("json")).expect("write");
+    strata_testkit::edit_json(path, |v| f(v.as_object_mut().expect("object")));
 }
 
 fn rename_image(root: &Path, new_name: &str) {

@@ -2,31 +2,16 @@
 //! concurrent writers to one dataset.
 
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
+use strata_testkit::{bids_examples as examples, edit_json as edit, names, read_json, stdout_json};
 
 mod common;
-use common::{convert, run, strata};
+use common::{convert, run, sample, strata};
 
-fn examples() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/bids-examples");
-    assert!(p.is_dir(), "conformance data missing at {}", p.display());
-    p
-}
-
+/// How many errors the official validator reports, `None` when it is not configured.
 fn official_errors(root: &Path) -> Option<usize> {
-    let bin = strata_testkit::peer("STRATA_BIDS_VALIDATOR")?;
-    let out = Command::new(bin)
-        .arg("--json")
-        .arg(root)
-        .output()
-        .expect("official validator");
-    let v: Value = serde_json::from_slice(&out.stdout).expect("official JSON");
-    Some(
-        v["issues"]["issues"]
-            .as_array()
-            .map_or(0, |a| a.iter().filter(|i| i["severity"] == "error").count()),
-    )
+    strata_testkit::bids_validator_errors(root).map(|errors| errors.len())
 }
 
 #[test]
@@ -57,7 +42,7 @@ fn validate_json_shape() {
         .args(["validate", "--json"])
         .arg(examples().join("micr_XPCTzarr")));
     assert_eq!(out.status.code(), Some(1));
-    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let v = stdout_json(&out);
     let issues = v["issues"].as_array().expect("issues array");
     let empty = issues
         .iter()
@@ -96,7 +81,7 @@ fn demo_writes_a_valid_dataset() {
         "{}",
         String::from_utf8_lossy(&r.stderr)
     );
-    let v: Value = serde_json::from_slice(&r.stdout).expect("JSON");
+    let v = stdout_json(&r);
     assert_eq!(v["validation"]["summary"]["errors"], 0);
     assert_eq!(v["validation"]["summary"]["samples"], 2);
     let conversion = &v["conversions"][1];
@@ -108,9 +93,7 @@ fn demo_writes_a_valid_dataset() {
     );
     assert_eq!(conversion["files"], 6);
     let image = out.join("sub-BB01/micr/sub-BB01_sample-0002_stain-Nissl_BF.ome.zarr");
-    let group: Value =
-        serde_json::from_slice(&std::fs::read(image.join("zarr.json")).expect("zarr.json"))
-            .expect("group JSON");
+    let group = read_json(&image.join("zarr.json"));
     assert_eq!(group["attributes"]["ome"]["version"], "0.5");
     assert_eq!(
         group["attributes"]["strata"]["sources"][2]["name"],
@@ -131,16 +114,9 @@ fn demo_writes_a_valid_dataset() {
 fn sample_then_convert() {
     let dir = tempfile::tempdir().expect("tempdir");
     let raw = dir.path().join("raw");
-    let r = run(strata()
-        .args([
-            "sample", "--size", "300x200", "--planes", "4", "--rgb", "--json",
-        ])
-        .arg(&raw));
-    assert_eq!(
-        r.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&r.stderr)
+    sample(
+        &raw,
+        &["--size", "300x200", "--planes", "4", "--rgb", "--json"],
     );
     let bids = dir.path().join("bids");
     let r = run(convert(&raw, &bids).args(["--subject", "X1", "--sample", "7", "--json"]));
@@ -150,25 +126,18 @@ fn sample_then_convert() {
         "{}",
         String::from_utf8_lossy(&r.stderr)
     );
-    let v: Value = serde_json::from_slice(&r.stdout).expect("JSON");
+    let v = stdout_json(&r);
     assert_eq!(
         v["arrays"]["levels"][0]["shape"],
         serde_json::json!([3, 4, 200, 300])
     );
     assert!(v["peak_memory_bytes"].as_u64().is_some_and(|b| b > 0));
     // Pixel size came from the TIFF resolution tags (0.25 um default of `strata sample`).
-    let sidecar: Value = serde_json::from_slice(
-        &std::fs::read(bids.join("sub-X1/micr/sub-X1_sample-7_BF.json")).expect("sidecar"),
-    )
-    .expect("json");
+    let sidecar = read_json(&bids.join("sub-X1/micr/sub-X1_sample-7_BF.json"));
     assert_eq!(sidecar["PixelSize"], serde_json::json!([0.25, 0.25, 1.0]));
     // Provenance in the image: every source file's name, size and SHA-256 (as coreutils'
     // sha256sum computes it), and when the conversion ran.
-    let group: Value = serde_json::from_slice(
-        &std::fs::read(bids.join("sub-X1/micr/sub-X1_sample-7_BF.ome.zarr/zarr.json"))
-            .expect("zarr.json"),
-    )
-    .expect("json");
+    let group = read_json(&bids.join("sub-X1/micr/sub-X1_sample-7_BF.ome.zarr/zarr.json"));
     let record = &group["attributes"]["strata"];
     let sources = record["sources"].as_array().expect("sources");
     assert_eq!(sources.len(), 4);
@@ -192,7 +161,7 @@ fn sample_then_convert() {
         "--no-checksums",
         "--json",
     ]));
-    let v: Value = serde_json::from_slice(&r.stdout).expect("JSON");
+    let v = stdout_json(&r);
     assert!(v["sources"][0]["bytes"].as_u64().is_some_and(|b| b > 0));
     assert!(v["sources"][0].get("sha256").is_none(), "{}", v["sources"]);
     let r = run(strata().arg("validate").arg(&bids));
@@ -293,7 +262,7 @@ fn demo_broken(mutate: impl FnOnce(&Path)) -> Vec<String> {
         "{}",
         String::from_utf8_lossy(&r.stdout)
     );
-    let v: Value = serde_json::from_slice(&r.stdout).expect("JSON");
+    let v = stdout_json(&r);
     v["issues"]
         .as_array()
         .expect("issues")
@@ -304,12 +273,6 @@ fn demo_broken(mutate: impl FnOnce(&Path)) -> Vec<String> {
 }
 
 const IMAGE: &str = "sub-BB01_sample-0001_stain-Nissl_BF";
-
-fn edit(path: &Path, f: impl FnOnce(&mut Value)) {
-    let mut v: Value = serde_json::from_slice(&std::fs::read(path).expect("read")).expect("json");
-    f(&mut v);
-    std::fs::write(path, serde_json::to_vec(&v).expect("json")).expect("write");
-}
 
 #[test]
 fn ome_zarr_contents_are_checked() {
@@ -392,24 +355,13 @@ fn qc_finds_the_known_focus_plane() {
     .enumerate()
     {
         let raw = dir.path().join(format!("z{i}"));
-        let r = run(strata()
-            .args(["sample", "--size", "640x512", "--json"])
-            .args([
-                "--planes",
-                &planes.to_string(),
-                "--in-focus",
-                &focus.to_string(),
-            ])
-            .args(extra)
-            .arg(&raw));
-        assert_eq!(
-            r.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&r.stderr)
-        );
+        let (planes_arg, focus_arg) = (planes.to_string(), focus.to_string());
+        let mut args = vec!["--size", "640x512", "--json"];
+        args.extend(["--planes", &planes_arg, "--in-focus", &focus_arg]);
+        args.extend(extra);
+        sample(&raw, &args);
         let r = run(strata().args(["qc", "--json"]).arg(&raw));
-        let v: Value = serde_json::from_slice(&r.stdout).expect("QC JSON");
+        let v = stdout_json(&r);
         assert_eq!(v["best_plane"], focus, "{extra:?}: {v}");
         assert_eq!(v["passed"], true, "{extra:?}: {}", v["reasons"]);
         assert_eq!(r.status.code(), Some(0));
@@ -422,18 +374,10 @@ fn qc_gate_publishes_nothing_for_a_failing_stack() {
     let dir = tempfile::tempdir().expect("tempdir");
     let raw = dir.path().join("raw");
     // The focus peak at the first plane: the stack missed focus.
-    let r = run(strata()
-        .args([
-            "sample",
-            "--size",
-            "512x512",
-            "--planes",
-            "5",
-            "--in-focus",
-            "0",
-        ])
-        .arg(&raw));
-    assert_eq!(r.status.code(), Some(0));
+    sample(
+        &raw,
+        &["--size", "512x512", "--planes", "5", "--in-focus", "0"],
+    );
     let qc = run(strata().args(["qc", "--json"]).arg(&raw));
     assert_eq!(qc.status.code(), Some(1));
     let bids = dir.path().join("bids");
@@ -446,9 +390,7 @@ fn qc_gate_publishes_nothing_for_a_failing_stack() {
     );
     assert!(String::from_utf8_lossy(&r.stderr).contains("best_plane_not_at_edge"));
     let micr = bids.join("sub-A/micr");
-    let left: Vec<_> = std::fs::read_dir(&micr)
-        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
-        .unwrap_or_default();
+    let left = names(&micr);
     assert!(left.is_empty(), "published despite failing QC: {left:?}");
     // The same as one archive: its level 0 was being streamed into the archive, which is
     // never published, and no temporary file stays behind.
@@ -462,9 +404,7 @@ fn qc_gate_publishes_nothing_for_a_failing_stack() {
         "ozx",
     ]));
     assert_eq!(r.status.code(), Some(1));
-    let left: Vec<_> = std::fs::read_dir(&micr)
-        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
-        .unwrap_or_default();
+    let left = names(&micr);
     assert!(
         left.is_empty(),
         "ozx published despite failing QC: {left:?}"
@@ -488,7 +428,7 @@ fn plan_recommends_a_bids_valid_layout_within_the_quota() {
         "{}",
         String::from_utf8_lossy(&r.stderr)
     );
-    let v: Value = serde_json::from_slice(&r.stdout).expect("JSON");
+    let v = stdout_json(&r);
     let rec = &v["recommendation"]["row"];
     assert_eq!(rec["layout"], "zarr-v3-sharded", "{rec}");
     assert!(
@@ -532,7 +472,7 @@ fn stage_between_folders_and_a_zip_archive() {
         "{}",
         String::from_utf8_lossy(&dry.stderr)
     );
-    let v: Value = serde_json::from_slice(&dry.stdout).expect("JSON");
+    let v = stdout_json(&dry);
     assert_eq!(v["dry_run"], true);
     assert_eq!(v["copied"], 0);
     let objects = v["objects"].as_u64().expect("objects");
@@ -560,7 +500,7 @@ fn stage_between_folders_and_a_zip_archive() {
         "{}",
         String::from_utf8_lossy(&down.stderr)
     );
-    let v: Value = serde_json::from_slice(&down.stdout).expect("JSON");
+    let v = stdout_json(&down);
     assert_eq!(v["verified"], objects);
     for key in ["zarr.json", "0/zarr.json", "0/c.0.0.0.0", "1/c.0.0.0.0"] {
         assert_eq!(
@@ -576,9 +516,7 @@ fn stage_between_folders_and_a_zip_archive() {
 /// The group metadata of an image, without the provenance's start and finish times (the only
 /// part that differs between two conversions of the same stack).
 fn group_without_times(image: &Path) -> Value {
-    let mut v: Value =
-        serde_json::from_slice(&std::fs::read(image.join("zarr.json")).expect("group"))
-            .expect("JSON");
+    let mut v = read_json(&image.join("zarr.json"));
     let record = &mut v["attributes"]["strata"];
     assert!(record["finished"].is_string(), "{record}");
     record["started"] = Value::Null;
@@ -595,25 +533,20 @@ fn group_without_times(image: &Path) -> Value {
 fn killed_then_rerun(layout: &str, published: &str, mut check: impl FnMut(u64, &Path, &Path)) {
     let dir = tempfile::tempdir().expect("tempdir");
     let raw = dir.path().join("raw");
-    let r = run(strata()
-        .args([
-            "sample",
+    sample(
+        &raw,
+        &[
             "--size",
             "2048x2048",
             "--planes",
             "8",
             "--compression",
             "none",
-        ])
-        .arg(&raw));
-    assert_eq!(r.status.code(), Some(0));
+        ],
+    );
     let convert = |bids: &Path, layout: &str| {
-        let mut c = strata();
-        c.arg("convert")
-            .arg(&raw)
-            .arg("--bids-root")
-            .arg(bids)
-            .args(["--subject", "A", "--sample", "1", "--layout", layout])
+        let mut c = convert(&raw, bids);
+        c.args(["--subject", "A", "--sample", "1", "--layout", layout])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
         c
@@ -667,17 +600,6 @@ fn unpack(archive: &Path, back: &Path, journal: &Path) {
         "{}",
         String::from_utf8_lossy(&r.stderr)
     );
-}
-
-/// The names in a folder, sorted.
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .expect("folder")
-        .filter_map(Result::ok)
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 #[test]
@@ -737,10 +659,7 @@ fn killed_ozx_conversion_is_never_published_and_rerun_cleans_up() {
 fn ozx_layout_is_one_file_with_the_same_content() {
     let dir = tempfile::tempdir().expect("tempdir");
     let raw = dir.path().join("raw");
-    let r = run(strata()
-        .args(["sample", "--size", "700x600", "--planes", "3"])
-        .arg(&raw));
-    assert_eq!(r.status.code(), Some(0));
+    sample(&raw, &["--size", "700x600", "--planes", "3"]);
     let convert = |bids: &Path, layout: &str| {
         run(convert(&raw, bids).args([
             "--subject",
@@ -762,14 +681,10 @@ fn ozx_layout_is_one_file_with_the_same_content() {
         "{}",
         String::from_utf8_lossy(&r.stderr)
     );
-    let micr: Vec<String> = std::fs::read_dir(zipped.join("sub-A/micr"))
-        .expect("micr")
-        .filter_map(Result::ok)
-        .map(|e| e.file_name().to_string_lossy().into_owned())
+    let micr: Vec<String> = names(&zipped.join("sub-A/micr"))
+        .into_iter()
         .filter(|n| !n.starts_with('.'))
         .collect();
-    let mut micr = micr;
-    micr.sort();
     assert_eq!(micr, ["sub-A_sample-1_BF.json", "sub-A_sample-1_BF.ozx"]);
     // Unpack it with `strata stage` and compare every object with the folder layout.
     let back = dir.path().join("back");

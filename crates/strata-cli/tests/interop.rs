@@ -4,9 +4,8 @@
 //! Needs `STRATA_PYTHON` (a Python with zarr and ome-zarr-models; `cargo xtask test` sets it);
 //! skipped without it unless `STRATA_REQUIRE_PEERS` is set.
 
-use serde_json::Value;
-use std::path::Path;
-use std::process::Command;
+mod common;
+use common::{run, strata};
 
 #[test]
 fn demo_images_open_in_zarr_python_and_ome_zarr_models() {
@@ -15,7 +14,7 @@ fn demo_images_open_in_zarr_python_and_ome_zarr_models() {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("ds");
-    let status = Command::new(env!("CARGO_BIN_EXE_strata"))
+    let status = run(strata()
         .args([
             "demo",
             "--json",
@@ -27,31 +26,20 @@ fn demo_images_open_in_zarr_python_and_ome_zarr_models() {
             "3",
         ])
         .arg("--out")
-        .arg(&out)
-        .output()
-        .expect("strata demo");
+        .arg(&out));
     assert!(status.status.success());
     let micr = out.join("sub-BB01/micr");
-    let mut images: Vec<_> = std::fs::read_dir(&micr)
-        .expect("micr")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.to_string_lossy().ends_with(".ome.zarr"))
+    let images: Vec<_> = strata_testkit::names(&micr)
+        .into_iter()
+        .filter(|n| n.ends_with(".ome.zarr"))
+        .map(|n| micr.join(n))
         .collect();
-    images.sort();
     assert_eq!(images.len(), 2);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers/check_ome_zarr.py");
-    let result = Command::new(python)
-        .arg(script)
-        .args(&images)
-        .output()
-        .expect("run the peer script");
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
+    let v = strata_testkit::python_json(
+        &python,
+        strata_testkit::peer_script("check_ome_zarr.py"),
+        &images,
     );
-    let v: Value = serde_json::from_slice(&result.stdout).expect("peer JSON");
     for (image, seen) in images.iter().zip(v["images"].as_array().expect("images")) {
         assert_eq!(
             seen["valid"],

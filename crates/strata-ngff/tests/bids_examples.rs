@@ -10,24 +10,13 @@ use strata_ngff::{
     upgrade_zattrs, validate, validate_zarr_json,
 };
 
-const BIDS_EXAMPLES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/conformance/bids-examples"
-);
-
 const IMAGES: [&str; 2] = [
     "micr_SEMzarr/sub-01/ses-01/micr/sub-01_ses-01_sample-A_SPIM.ome.zarr",
     "micr_XPCTzarr/sub-01/ses-01/micr/sub-01_ses-01_sample-brain_XPCT.ome.zarr",
 ];
 
 fn image(rel: &str) -> PathBuf {
-    let root = PathBuf::from(BIDS_EXAMPLES);
-    assert!(
-        root.is_dir(),
-        "BIDS examples not found at {}: they must sit next to the repository (shared/conformance/bids-examples)",
-        root.display()
-    );
-    root.join(rel)
+    strata_testkit::bids_examples().join(rel)
 }
 
 fn json(path: &Path) -> serde_json::Value {

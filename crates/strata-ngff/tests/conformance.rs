@@ -12,13 +12,8 @@ use strata_ngff::{
     validate_zarr_json,
 };
 
-const ROOT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/conformance/ngff"
-);
-
 fn root() -> PathBuf {
-    let root = PathBuf::from(ROOT);
+    let root = strata_testkit::conformance("ngff");
     assert!(
         root.join("0.4").is_dir() && root.join("0.5").is_dir(),
         "OME-NGFF conformance data not found at {}: it must sit next to the repository (shared/conformance/ngff/{{0.4,0.5}})",

@@ -7,7 +7,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::{Image, Pixels, Rng, noise, slide};
 use serde_json::{Value, json};
@@ -15,20 +14,13 @@ use strata_qc::{PixelFormat, PlaneGeometry, PlaneQc, QcConfig, luminance, otsu_t
 
 const TOLERANCE: f64 = 1e-6;
 
-use strata_testkit::python;
+use strata_testkit::{python, python_json, run_python};
 
 fn skimage_png(py: &Path, file: &str) -> PathBuf {
-    let out = Command::new(py)
-        .args([
-            "-c",
-            "import os, skimage.data; print(os.path.dirname(skimage.data.__file__))",
-        ])
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_python(
+        py,
+        "-c",
+        ["import os, skimage.data; print(os.path.dirname(skimage.data.__file__))"],
     );
     PathBuf::from(String::from_utf8(out.stdout).expect("utf8").trim()).join(file)
 }
@@ -188,17 +180,7 @@ fn metrics_agree_with_opencv_and_scikit_image() {
     )
     .expect("manifest");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/qc_peer.py");
-    let out = Command::new(&py)
-        .arg(&script)
-        .arg(&manifest)
-        .output()
-        .expect("run peer");
-    assert!(
-        out.status.success(),
-        "peer failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let peer: Value = serde_json::from_slice(&out.stdout).expect("peer JSON");
+    let peer = python_json(&py, &script, [&manifest]);
     eprintln!("peers: {}", peer["versions"]);
 
     let theirs = peer["histogram_otsu"].as_array().expect("histogram_otsu");

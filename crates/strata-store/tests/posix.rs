@@ -17,7 +17,7 @@ async fn conformance_default_options() -> TestResult {
     let store: DynStore = Arc::new(PosixStore::open(dir.path())?);
     conformance::run_all(store, Size::Full).await;
     // No temporary file is left behind anywhere.
-    let leftovers: Vec<_> = walk(dir.path())
+    let leftovers: Vec<_> = strata_testkit::files(dir.path())
         .into_iter()
         .filter(|p| p.to_string_lossy().contains(".strata-tmp-"))
         .collect();
@@ -34,20 +34,6 @@ async fn conformance_every_fsync_policy_and_small_buffer() -> TestResult {
         conformance::run_all(store, Size::Small).await;
     }
     Ok(())
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            }
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[cfg(unix)]
@@ -118,10 +104,7 @@ async fn temp_files_are_hidden_and_in_the_target_directory() -> TestResult {
     let mut s = store.put_stream(&key).await?;
     s.write(Bytes::from(vec![1u8; 1000])).await?;
     let micr = dir.path().join("sub-01/micr/x.ome.zarr/0/c");
-    let names: Vec<String> = std::fs::read_dir(&micr)?
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
+    let names = strata_testkit::names(&micr);
     assert_eq!(names.len(), 1, "{names:?}");
     assert!(
         names[0].starts_with(".0.strata-tmp-"),

@@ -6,13 +6,11 @@
 //! `STRATA_REQUIRE_PEERS` is set.
 
 use std::path::Path;
-use std::process::Command;
 use strata_zstack::{
-    Compression, ConvertOptions, ImageOptions, MemorySource, NoHook, SampleType, Spacing,
-    StackInfo, convert,
+    Compression, ConvertOptions, ImageOptions, MemorySource, NoHook, SampleType, Spacing, convert,
 };
 
-use strata_testkit::python;
+use strata_testkit::{peer_script, python, run_python};
 
 mod common;
 
@@ -30,15 +28,7 @@ fn zarrs_level(image: &Path, level: usize, st: SampleType) -> Vec<u8> {
 
 fn check(w: u32, h: u32, planes: u32, channels: u32, st: SampleType) {
     let Some(python) = python() else { return };
-    let info = StackInfo {
-        width: w,
-        height: h,
-        planes,
-        channels,
-        sample_type: st,
-        pixel_size: None,
-        plane_names: (0..planes).map(|z| format!("z{z}.tif")).collect(),
-    };
+    let info = common::stack_info((w, h, planes), channels, st, |z| format!("z{z}.tif"));
     let n = (w * h * channels) as usize * st.bytes();
     let data: Vec<Vec<u8>> = (0..planes)
         .map(|z| {
@@ -67,14 +57,11 @@ fn check(w: u32, h: u32, planes: u32, channels: u32, st: SampleType) {
     let summary = convert(&mut source, &section, &opts, &mut NoHook).expect("convert");
     let out = dir.path().join("peer");
     std::fs::create_dir_all(&out).expect("mkdir");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers/read_levels.py");
-    let r = Command::new(python)
-        .arg(script)
-        .arg(&summary.output)
-        .arg(&out)
-        .output()
-        .expect("run peers");
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    run_python(
+        &python,
+        peer_script("read_levels.py"),
+        [&summary.output, &out],
+    );
 
     // Level 0 must equal the source, reordered to (c, z, y, x) little-endian.
     let bps = st.bytes();

@@ -13,15 +13,7 @@ mod common;
 use common::read_level;
 
 fn stack(w: u32, h: u32, planes: u32, channels: u32, st: SampleType) -> (StackInfo, Vec<Vec<u8>>) {
-    let info = StackInfo {
-        width: w,
-        height: h,
-        planes,
-        channels,
-        sample_type: st,
-        pixel_size: None,
-        plane_names: (0..planes).map(|z| format!("plane{z:02}.tif")).collect(),
-    };
+    let info = common::stack_info((w, h, planes), channels, st, |z| format!("plane{z:02}.tif"));
     let n = (w * h * channels) as usize;
     let planes: Vec<Vec<u8>> = (0..planes)
         .map(|z| {
@@ -267,21 +259,17 @@ impl ZStackSource for RowsOnly {
     }
 }
 
-/// Every file of a published image, by relative path.
+/// Every file of a published image's levels (not the group metadata), by relative path.
 fn files(root: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    for l in std::fs::read_dir(root).expect("image") {
-        let l = l.expect("entry").path();
-        if l.is_dir() {
-            for f in std::fs::read_dir(&l).expect("level") {
-                let f = f.expect("entry").path();
-                let name = f.strip_prefix(root).expect("prefix").display().to_string();
-                out.push((name, std::fs::read(&f).expect("read")));
-            }
-        }
-    }
-    out.sort();
-    out
+    strata_testkit::files(root)
+        .into_iter()
+        .filter(|f| f.parent() != Some(root))
+        .map(|f| {
+            let name = f.strip_prefix(root).expect("prefix").display().to_string();
+            let bytes = std::fs::read(&f).expect("read");
+            (name, bytes)
+        })
+        .collect()
 }
 
 #[test]
@@ -338,10 +326,7 @@ fn deterministic_and_inode_frugal() {
         let mut count = 0;
         for l in 0..4 {
             let level = s.output.join(l.to_string());
-            let names: Vec<String> = std::fs::read_dir(&level)
-                .expect("level")
-                .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-                .collect();
+            let names = strata_testkit::names(&level);
             assert_eq!(names.len(), 2, "{names:?}");
             count += names.len();
         }

@@ -12,20 +12,8 @@ use strata_zstack::{
 use tiff::encoder::{Compression as TC, DeflateLevel, Rational, TiffEncoder, colortype};
 use tiff::tags::ResolutionUnit;
 
-/// Reads a whole plane in bands of `band` rows.
-fn read_plane(s: &mut dyn ZStackSource, plane: u32, band: u32) -> Vec<u8> {
-    let info = s.info().clone();
-    let mut out = Vec::with_capacity(info.height as usize * info.row_bytes());
-    let mut y = 0;
-    while y < info.height {
-        let rows = band.min(info.height - y);
-        let mut buf = vec![0u8; rows as usize * info.row_bytes()];
-        s.read_band(plane, y, rows, &mut buf).expect("read band");
-        out.extend_from_slice(&buf);
-        y += rows;
-    }
-    out
-}
+mod common;
+use common::read_plane;
 
 /// Reads a whole plane region by region: bands of `band` rows, segments of `seg` columns.
 fn read_plane_by_regions(s: &mut dyn ZStackSource, plane: u32, band: u32, seg: u32) -> Vec<u8> {

@@ -1,8 +1,13 @@
-//! Helpers shared by the command's integration tests (each test binary uses some of them).
+//! Helpers shared by the command's integration tests (each test binary uses some of them);
+//! what is not about the `strata` binary itself comes from `strata_testkit`.
 #![allow(dead_code)]
 
 use std::path::Path;
 use std::process::{Command, Output};
+
+// Not every test binary uses both.
+#[allow(unused_imports)]
+pub(crate) use strata_testkit::{run, stderr};
 
 /// The `strata` binary under test.
 pub(crate) fn strata() -> Command {
@@ -16,12 +21,8 @@ pub(crate) fn convert(zstack: &Path, bids: &Path) -> Command {
     c
 }
 
-/// Runs `cmd` to completion, naming it if it cannot start.
-pub(crate) fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
-}
-
-/// The standard error of a run, as text.
-pub(crate) fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+/// Writes a synthetic z-stack into the folder `raw` with `strata sample <args> <raw>` and
+/// checks that it succeeded.
+pub(crate) fn sample(raw: &Path, args: &[&str]) -> Output {
+    strata_testkit::run_ok(strata().arg("sample").args(args).arg(raw))
 }
