@@ -281,6 +281,9 @@ fn run(jobs: &Receiver<Job>, free: &Sender<Block>) {
     }
 }
 
+/// Moves a finished temporary file (its path given) into place.
+pub(crate) type Publish = Box<dyn FnOnce(&Path) -> Result<()> + Send>;
+
 /// A streaming write through a store's I/O thread into a hidden temporary file; renamed into
 /// place by `complete` once written and synced.
 pub(crate) struct DirectPutStream {
@@ -292,7 +295,7 @@ pub(crate) struct DirectPutStream {
     written: u64,
     key: String,
     temp: PathBuf,
-    publish: Option<Box<dyn FnOnce(&Path) -> Result<()> + Send>>,
+    publish: Option<Publish>,
 }
 
 impl std::fmt::Debug for DirectPutStream {
@@ -314,7 +317,7 @@ impl DirectPutStream {
         file: File,
         temp: PathBuf,
         sync: bool,
-        publish: Box<dyn FnOnce(&Path) -> Result<()> + Send>,
+        publish: Publish,
     ) -> Self {
         let (file, plain, direct) = match open_direct(&temp) {
             Some(d) => (d, Some(file), true),

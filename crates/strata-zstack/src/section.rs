@@ -184,7 +184,7 @@ pub fn convert_section_from(
 ) -> Result<SectionOutcome> {
     let info = source.info().clone();
     let mut qc = match &options.qc_gate {
-        Some(_) => Some(QcHook::new(&info, options.qc.clone())?),
+        Some(_) => Some(QcHook::new(&info, options.qc)?),
         None => None,
     };
     let mut progress = options.progress.clone().map(|f| Progress {
