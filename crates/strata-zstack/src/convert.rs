@@ -304,10 +304,18 @@ fn start_output(
             let stem = name.to_string();
             let stem = stem.trim_end_matches(".ome.zarr");
             let key = sibling(image, &format!("{stem}.ozx"))?;
+            let mut options = OzxOptions::default();
             if let Some(root) = local {
-                PosixStore::open(root)?.remove_stale_temps(&key)?;
+                let posix = PosixStore::open(root)?;
+                posix.remove_stale_temps(&key)?;
+                // The levels that wait for the archive spool beside it, not in /tmp.
+                let folder = posix.path_of(&key);
+                if let Some(dir) = folder.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+                    options = options.spool_dir(dir);
+                }
             }
-            let writer = block_on(OzxWriter::create(&**store, &key, OzxOptions::default()))?;
+            let writer = block_on(OzxWriter::create(&**store, &key, options))?;
             Ok(Output::Archive { writer, key })
         }
         Layout::Folder if store.can_rename_prefix() => {

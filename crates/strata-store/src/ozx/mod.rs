@@ -62,6 +62,10 @@ pub struct OzxOptions {
     /// Bytes an entry stream that waits for the archive keeps in memory before it spools
     /// into an anonymous temporary file (see [`OzxWriter`]); 1 MiB by default.
     pub spool_memory: usize,
+    /// Folder of the spool files (`None`: the system's temporary folder). Spools hold the
+    /// entries that wait for the archive (for a converted section, its pyramid levels below
+    /// level 0: a third of its bytes), so put them on the file system of the archive.
+    pub spool_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for OzxOptions {
@@ -69,6 +73,7 @@ impl Default for OzxOptions {
         Self {
             ome_version: "0.5".into(),
             spool_memory: DEFAULT_SPOOL_MEMORY,
+            spool_dir: None,
         }
     }
 }
@@ -86,6 +91,13 @@ impl OzxOptions {
     #[must_use]
     pub fn spool_memory(mut self, bytes: usize) -> Self {
         self.spool_memory = bytes;
+        self
+    }
+
+    /// Sets the folder of the spool files.
+    #[must_use]
+    pub fn spool_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.spool_dir = Some(dir.into());
         self
     }
 

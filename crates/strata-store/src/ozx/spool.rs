@@ -21,6 +21,8 @@ pub(super) struct Spool {
     mem_len: usize,
     /// Bytes beyond this go to the file.
     mem_limit: usize,
+    /// Where the file is made (`None`: the system's temporary folder).
+    dir: Option<std::path::PathBuf>,
     file: Option<tokio::fs::File>,
     /// Bytes in the file.
     file_len: u64,
@@ -40,12 +42,13 @@ impl std::fmt::Debug for Spool {
 
 impl Spool {
     /// An empty spool keeping up to `mem_limit` bytes in memory.
-    pub(super) fn new(name: &str, mem_limit: usize) -> Self {
+    pub(super) fn new(name: &str, mem_limit: usize, dir: Option<std::path::PathBuf>) -> Self {
         Self {
             name: name.to_owned(),
             mem: VecDeque::new(),
             mem_len: 0,
             mem_limit,
+            dir,
             file: None,
             file_len: 0,
             file_read: 0,
@@ -56,7 +59,7 @@ impl Spool {
         Error::Io {
             op: "spool",
             key: self.name.clone(),
-            path: std::env::temp_dir(),
+            path: self.dir.clone().unwrap_or_else(std::env::temp_dir),
             source: e,
         }
     }
@@ -70,7 +73,11 @@ impl Spool {
                 self.mem.push_back(chunk);
                 return Ok(());
             }
-            let f = tempfile::tempfile().map_err(|e| self.io_error(e))?;
+            let f = match &self.dir {
+                Some(dir) => tempfile::tempfile_in(dir),
+                None => tempfile::tempfile(),
+            }
+            .map_err(|e| self.io_error(e))?;
             self.file = Some(tokio::fs::File::from_std(f));
             let held = std::mem::take(&mut self.mem);
             self.mem_len = 0;
@@ -135,7 +142,7 @@ mod tests {
 
     #[tokio::test]
     async fn memory_up_to_the_limit_then_a_file() -> Result<()> {
-        let mut s = Spool::new("x", 10);
+        let mut s = Spool::new("x", 10, None);
         s.write(Bytes::from_static(b"0123")).await?;
         s.write(Bytes::from_static(b"456789")).await?;
         assert!(s.file.is_none(), "exactly at the limit stays in memory");

@@ -246,6 +246,7 @@ struct Shared {
     open: StdMutex<BTreeMap<u64, String>>,
     next_id: AtomicU64,
     spool_memory: usize,
+    spool_dir: Option<std::path::PathBuf>,
     target: String,
 }
 
@@ -318,6 +319,7 @@ impl OzxWriter {
                 open: StdMutex::new(BTreeMap::new()),
                 next_id: AtomicU64::new(FREE + 1),
                 spool_memory: options.spool_memory,
+                spool_dir: options.spool_dir.clone(),
                 target: key.to_string(),
             }),
             options,
@@ -459,7 +461,11 @@ impl WritableStore for OzxWriter {
             self.shared.owner.store(id, Ordering::SeqCst);
             stream.kind = Kind::Direct { header_offset };
         } else {
-            stream.kind = Kind::Spooled(Spool::new(&stream.name, self.shared.spool_memory));
+            stream.kind = Kind::Spooled(Spool::new(
+                &stream.name,
+                self.shared.spool_memory,
+                self.shared.spool_dir.clone(),
+            ));
         }
         drop(st);
         Ok(Box::new(stream))
