@@ -11,6 +11,8 @@
 //! - [`zstack`]: the one-pass z-stack converter (TIFF in, sharded OME-Zarr + BIDS out).
 //! - [`qc`]: focus, exposure and tissue metrics, the QC gate and its HTML report.
 //! - [`plan`]: the inode and byte planner for layouts and DataLad groupings.
+//! - [`store`]: the async chunk-store traits and backends (POSIX/GPFS, object storage, `.ozx`
+//!   zip), zarrs integration and staging between tiers.
 //!
 //! ```
 //! let report = strata::bids::validate::validate(std::path::Path::new("."));
@@ -21,4 +23,5 @@ pub use strata_bids as bids;
 pub use strata_ngff as ngff;
 pub use strata_plan as plan;
 pub use strata_qc as qc;
+pub use strata_store as store;
 pub use strata_zstack as zstack;
