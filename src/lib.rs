@@ -12,6 +12,8 @@
 //! - [`qc`]: focus, exposure and tissue metrics, the QC gate and its HTML report.
 //! - [`plan`]: the inode and byte planner for layouts and DataLad groupings.
 //! - [`validate`]: the whole dataset check: BIDS verdicts plus every OME-Zarr image's contents.
+//! - [`store`]: the async chunk-store traits and backends (POSIX/GPFS, object storage, `.ozx`
+//!   zip), zarrs integration and staging between tiers.
 //!
 //! ```
 //! let report = strata::bids::validate::validate(std::path::Path::new("."));
@@ -23,4 +25,5 @@ pub use strata_ngff as ngff;
 pub use strata_plan as plan;
 pub use strata_qc as qc;
 pub use strata_validate as validate;
+pub use strata_store as store;
 pub use strata_zstack as zstack;

@@ -1,65 +1,8 @@
-//! Feeds arbitrary bytes to the OME-NGFF parser, validator, reader, upgrader
-//! and cross-check. Panics only on a crash or when metadata that validates
-//! cannot be read into the typed model.
+//! Feeds arbitrary bytes to the OME-NGFF parser, validator, reader, upgrader and
+//! cross-check (see [`strata_fuzz::ngff_metadata`]).
 
 #![no_main]
 
-use std::collections::BTreeMap;
-
 use libfuzzer_sys::fuzz_target;
-use serde_json::Value;
-use strata_ngff::{
-    ArraySummary, GroupMetadata, ValidateOptions, Version, cross_check, parse_json,
-    read_zarr_json, read_zattrs, upgrade_zattrs, validate, validate_zarr_json,
-};
 
-fn exercise(value: &Value) {
-    for opts in [
-        ValidateOptions::new(),
-        ValidateOptions::new().version(Version::V0_4),
-        ValidateOptions::new().version(Version::V0_5).strict(true),
-    ] {
-        let _ = validate(value, &opts).to_string();
-        let _ = validate_zarr_json(value, &opts).to_string();
-    }
-    if validate(value, &ValidateOptions::new().version(Version::V0_4)).is_valid() {
-        if let Err(e) = read_zattrs(value) {
-            panic!("valid 0.4 metadata does not read: {e}");
-        }
-        let _ = upgrade_zattrs(value);
-    }
-    if validate_zarr_json(value, &ValidateOptions::new()).is_valid() {
-        if let Err(e) = read_zarr_json(value) {
-            panic!("valid 0.5 metadata does not read: {e}");
-        }
-    }
-    let _ = ArraySummary::from_json(value);
-    if let Ok(group) = GroupMetadata::from_json(value) {
-        let mut arrays = BTreeMap::new();
-        for ms in group.ome().multiscales.iter().flatten() {
-            for (k, ds) in ms.datasets.iter().enumerate() {
-                let n = u64::try_from(k).unwrap_or(0);
-                arrays.insert(
-                    ds.path.clone(),
-                    ArraySummary {
-                        zarr_format: 3,
-                        shape: ms.axes.iter().map(|_| 1000 >> n.min(9)).collect(),
-                        data_type: "uint8".into(),
-                        dimension_names: Some(ms.axes.iter().map(|a| Some(a.name.clone())).collect()),
-                    },
-                );
-            }
-        }
-        let _ = cross_check(&group, &arrays).to_string();
-        let _ = group.into_v05().to_value();
-    }
-}
-
-fuzz_target!(|data: &[u8]| {
-    if let Ok(value) = parse_json(data) {
-        exercise(&value);
-        // Also as the `ome` object of a 0.5 group.
-        let wrapped = serde_json::json!({"zarr_format": 3, "node_type": "group", "attributes": {"ome": value}});
-        exercise(&wrapped);
-    }
-});
+fuzz_target!(|data: &[u8]| strata_fuzz::ngff_metadata(data));

@@ -2,7 +2,23 @@
 //!
 //! - `setup`: install what the tests need (Debian packages, a Python venv with the official
 //!   BIDS validator and the BIDS schema).
-//! - `test`: setup, then codegen check, fmt, clippy and the whole test suite.
+//! - `test`: setup, then, failing on the first error:
+//!   - the codegen check (the committed schema tables match the schema);
+//!   - `cargo fmt --check` of the workspace and of `fuzz/`;
+//!   - clippy with `-D warnings`: the workspace (all targets, default features); strata-zstack
+//!     and strata-cli with feature `hdf5`; strata-store with `--no-default-features`; `fuzz/`
+//!     (its own workspace, built in `target/fuzz`);
+//!   - rustdoc with `-D warnings`: the workspace, then strata-zstack and strata-cli with
+//!     `hdf5`;
+//!   - the workspace's tests (all targets) with every peer and service set and required
+//!     (validator, Python, DataLad, Chromium, an S3 server on loopback);
+//!   - the HDF5 tests (`--features hdf5`: strata-zstack `tiff_hdf5`, `hdf5_export`,
+//!     strata-cli `hdf5_cli`);
+//!   - strata-store's library and tests without default features;
+//!   - every fuzz target's body once over its committed inputs (`fuzz/inputs/<target>/`,
+//!     stable Rust, no libFuzzer);
+//!   - the doc tests;
+//!   - `strata demo`, then the official BIDS validator on what it wrote.
 //! - `codegen [--check] [--schema PATH]`: regenerate strata-bids' schema tables.
 //! - `bench-validate [--sections N]`: time `strata validate` against the official validator.
 //! - `bench-convert [--size WxH] [--planes N] [--baseline STRATA]`: time `strata convert`
@@ -112,6 +128,21 @@ pub(crate) fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
+/// The HDF5 features of the crates that have them (`--features` with several packages).
+const HDF5_FEATURES: &str = "strata-zstack/hdf5,strata-cli/hdf5";
+
+/// The fuzz crate, a workspace of its own.
+const FUZZ_MANIFEST: &str = "fuzz/Cargo.toml";
+
+/// Cargo arguments (after the subcommand) that build the fuzz crate, under `target/` like
+/// the rest.
+const FUZZ: &[&str] = &[
+    "--manifest-path",
+    FUZZ_MANIFEST,
+    "--target-dir",
+    "target/fuzz",
+];
+
 fn test(root: &Path) -> Result<(), String> {
     setup::run(root)?;
     let venv_bin = root.join(".venv/bin");
@@ -122,18 +153,46 @@ fn test(root: &Path) -> Result<(), String> {
             .args(["fmt", "--all", "--", "--check"]),
     )?;
     run_cmd(cargo().current_dir(root).args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
+        "fmt",
+        "--manifest-path",
+        FUZZ_MANIFEST,
         "--",
-        "-D",
-        "warnings",
+        "--check",
     ]))?;
-    // Every public item is documented and every doc link resolves.
+    // Lints, also of the code behind optional features: HDF5 on, strata-store's backends
+    // off, and the fuzz crate (its own workspace).
+    for args in [
+        &["--workspace"][..],
+        &[
+            "--package",
+            "strata-zstack",
+            "--package",
+            "strata-cli",
+            "--features",
+            HDF5_FEATURES,
+        ],
+        &["--package", "strata-store", "--no-default-features"],
+        FUZZ,
+    ] {
+        run_cmd(cargo().current_dir(root).arg("clippy").args(args).args([
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+    }
+    // Every public item is documented and every doc link resolves, with HDF5 too.
     run_cmd(
         cargo()
             .current_dir(root)
             .args(["doc", "--workspace", "--no-deps"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
+    )?;
+    run_cmd(
+        cargo()
+            .current_dir(root)
+            .args(["doc", "--no-deps", "--package", "strata-zstack"])
+            .args(["--package", "strata-cli", "--features", HDF5_FEATURES])
             .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
     // Peers and services are wired in through environment variables: tests that need them
@@ -175,6 +234,23 @@ fn test(root: &Path) -> Result<(), String> {
                 .env("STRATA_REQUIRE_PEERS", "1"),
         )?;
     }
+    // strata-store without its optional backends: the library and the tests that need none.
+    run_cmd(cargo().current_dir(root).args([
+        "test",
+        "--package",
+        "strata-store",
+        "--no-default-features",
+        "--lib",
+        "--tests",
+    ]))?;
+    // Each fuzz target's body over its committed inputs (seeds and past crashes).
+    run_cmd(
+        cargo()
+            .current_dir(root)
+            .arg("test")
+            .args(FUZZ)
+            .arg("--tests"),
+    )?;
     // Doc tests are not part of --all-targets.
     run_cmd(
         cargo()

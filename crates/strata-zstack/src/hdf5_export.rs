@@ -267,6 +267,51 @@ pub fn export_hdf5(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Hdf5ExportSummary> {
     let start = Instant::now();
+    check_options(opts)?;
+    let meta = read_image(image)?;
+    let band_rows = band_rows(opts, &meta.levels);
+    let total = check_bands(image, &meta, band_rows, opts.max_band_bytes)?;
+
+    // Write under a temporary name, rename when whole.
+    let (parent, tmp) = temp_path(out)?;
+    let store =
+        Arc::new(FilesystemStore::new(image).map_err(|e| bad(image, format!("opening: {e}")))?);
+    let job = Job {
+        image,
+        meta: &meta,
+        opts,
+        band_rows,
+    };
+    let written = write_file(&tmp, &store, &job, (total, progress));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    let bytes = publish(&tmp, out, &parent).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })?;
+    Ok(Hdf5ExportSummary {
+        output: out.to_owned(),
+        image: image.to_owned(),
+        levels: meta
+            .levels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| Hdf5LevelSummary {
+                dataset: format!("/{i}"),
+                shape: l.shape,
+            })
+            .collect(),
+        data_type: meta.sample_type.zarr_name().to_owned(),
+        bytes_in: total,
+        bytes,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Refuses options that cannot be written: a deflate level outside 1 to 9, a chunk size of
+/// 0, or compression when the HDF5 library has no deflate filter.
+fn check_options(opts: &Hdf5ExportOptions) -> Result<()> {
     if let Some(level) = opts.deflate
         && !(1..=9).contains(&level)
     {
@@ -284,8 +329,26 @@ pub fn export_hdf5(
             "this HDF5 library has no deflate filter: export without compression".into(),
         ));
     }
+    Ok(())
+}
 
-    // Group metadata: NGFF 0.5, validated, and the raw JSON for the attributes.
+/// The image's metadata, checked: what the copy needs before anything is written.
+struct ImageMeta {
+    /// The first multiscale image of the group.
+    ms: Multiscale,
+    /// Its levels, level 0 first (1 to [`MAX_LEVELS`]).
+    levels: Vec<LevelMeta>,
+    /// The sample type every level shares.
+    sample_type: SampleType,
+    /// The group's NGFF `multiscales` JSON (empty if absent), for the root attribute.
+    multiscales: String,
+    /// The group's `strata` provenance JSON, if any.
+    provenance: Option<String>,
+}
+
+/// Reads and checks the group `zarr.json` (NGFF 0.5, validated) and every level's array
+/// metadata: 1 to [`MAX_LEVELS`] levels of one sample type under four axes.
+fn read_image(image: &Path) -> Result<ImageMeta> {
     let group_file = image.join("zarr.json");
     if !group_file.is_file() {
         return Err(bad(
@@ -323,13 +386,43 @@ pub fn export_hdf5(
     if ms.axes.len() != 4 {
         return Err(bad(&group_file, "the axes are not (c, z, y, x)"));
     }
-    let band_rows = opts.chunk.map_or_else(
-        || levels[0].inner.filter(|&r| r > 0).unwrap_or(512),
+    let multiscales = group
+        .pointer("/attributes/ome/multiscales")
+        .map(serde_json::Value::to_string)
+        .unwrap_or_default();
+    let provenance = group
+        .pointer("/attributes/strata")
+        .map(serde_json::Value::to_string);
+    Ok(ImageMeta {
+        ms: ms.clone(),
+        levels,
+        sample_type,
+        multiscales,
+        provenance,
+    })
+}
+
+/// Rows per band (and HDF5 chunk edge): the chosen chunk size, else level 0's inner chunk
+/// height, else 512.
+fn band_rows(opts: &Hdf5ExportOptions, levels: &[LevelMeta]) -> u64 {
+    opts.chunk.map_or_else(
+        || {
+            levels
+                .first()
+                .and_then(|l| l.inner)
+                .filter(|&r| r > 0)
+                .unwrap_or(512)
+        },
         u64::from,
-    );
-    let bps = sample_type.bytes() as u64;
+    )
+}
+
+/// Checks that one band of every level fits in `max_band_bytes` and returns the uncompressed
+/// bytes of all levels.
+fn check_bands(image: &Path, meta: &ImageMeta, band_rows: u64, max_band_bytes: u64) -> Result<u64> {
+    let bps = meta.sample_type.bytes() as u64;
     let mut total = 0u64;
-    for l in &levels {
+    for l in &meta.levels {
         let [c, z, h, w] = l.shape;
         let overflow = || {
             bad(
@@ -342,11 +435,11 @@ pub fn export_hdf5(
             .and_then(|v| v.checked_mul(w))
             .and_then(|v| v.checked_mul(bps))
             .ok_or_else(overflow)?;
-        if band > opts.max_band_bytes {
+        if band > max_band_bytes {
             return Err(Error::Config(format!(
                 "level {}: a band of {band_rows} rows takes {band} bytes, more than the limit of \
-                 {} bytes: export with a smaller chunk",
-                l.path, opts.max_band_bytes
+                 {max_band_bytes} bytes: export with a smaller chunk",
+                l.path
             )));
         }
         total = z
@@ -357,15 +450,12 @@ pub fn export_hdf5(
             .and_then(|v| v.checked_add(total))
             .ok_or_else(overflow)?;
     }
-    let multiscales = group
-        .pointer("/attributes/ome/multiscales")
-        .map(serde_json::Value::to_string)
-        .unwrap_or_default();
-    let provenance = group
-        .pointer("/attributes/strata")
-        .map(serde_json::Value::to_string);
+    Ok(total)
+}
 
-    // Write under a temporary name, rename when whole.
+/// The output's folder (`.` for a bare file name) and the hidden temporary file next to the
+/// output that the export writes first.
+fn temp_path(out: &Path) -> Result<(PathBuf, PathBuf)> {
     let name = out
         .file_name()
         .and_then(|n| n.to_str())
@@ -375,152 +465,142 @@ pub fn export_hdf5(
         _ => PathBuf::from("."),
     };
     let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    let store =
-        Arc::new(FilesystemStore::new(image).map_err(|e| bad(image, format!("opening: {e}")))?);
-    let written = write_file(
-        &tmp,
-        &store,
-        image,
-        &levels,
-        ms,
-        &multiscales,
-        provenance.as_deref(),
-        opts,
-        band_rows,
-        (total, progress),
-    );
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    let finish = || -> Result<u64> {
-        let f = std::fs::File::open(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-        let bytes = f.metadata().map_err(|e| Error::io(&tmp, e))?.len();
-        std::fs::rename(&tmp, out).map_err(|e| Error::io(out, e))?;
-        if let Ok(d) = std::fs::File::open(&parent) {
-            let _ = d.sync_all();
-        }
-        Ok(bytes)
-    };
-    let bytes = finish().inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })?;
-    Ok(Hdf5ExportSummary {
-        output: out.to_owned(),
-        image: image.to_owned(),
-        levels: levels
-            .iter()
-            .enumerate()
-            .map(|(i, l)| Hdf5LevelSummary {
-                dataset: format!("/{i}"),
-                shape: l.shape,
-            })
-            .collect(),
-        data_type: sample_type.zarr_name().to_owned(),
-        bytes_in: total,
-        bytes,
-        seconds: start.elapsed().as_secs_f64(),
-    })
+    Ok((parent, tmp))
 }
 
-/// Writes the whole file at `tmp` (closed on return).
-#[allow(clippy::too_many_arguments)]
+/// Makes the complete file at `tmp` durable, renames it to `out` (then syncs `parent`, best
+/// effort) and returns its size.
+fn publish(tmp: &Path, out: &Path, parent: &Path) -> Result<u64> {
+    let f = std::fs::File::open(tmp).map_err(|e| Error::io(tmp, e))?;
+    f.sync_all().map_err(|e| Error::io(tmp, e))?;
+    let bytes = f.metadata().map_err(|e| Error::io(tmp, e))?.len();
+    std::fs::rename(tmp, out).map_err(|e| Error::io(out, e))?;
+    if let Ok(d) = std::fs::File::open(parent) {
+        let _ = d.sync_all();
+    }
+    Ok(bytes)
+}
+
+/// What the copy of every level shares.
+struct Job<'a> {
+    /// The OME-Zarr image read (named in errors).
+    image: &'a Path,
+    /// Its checked metadata.
+    meta: &'a ImageMeta,
+    /// The export options.
+    opts: &'a Hdf5ExportOptions,
+    /// Rows per band, also the HDF5 chunk edge.
+    band_rows: u64,
+}
+
+/// Writes the whole file at `tmp` (closed on return): the root attributes, then every level.
 fn write_file(
     tmp: &Path,
     store: &Arc<FilesystemStore>,
-    image: &Path,
-    levels: &[LevelMeta],
-    ms: &Multiscale,
-    multiscales: &str,
-    provenance: Option<&str>,
-    opts: &Hdf5ExportOptions,
-    band_rows: u64,
+    job: &Job<'_>,
     (total, progress): (u64, &mut dyn FnMut(u64, u64)),
 ) -> Result<()> {
     let err = h5err(tmp);
+    let meta = job.meta;
     let file = hdf5::File::create(tmp).map_err(&err)?;
-    attr_str(&file, "multiscales", multiscales).map_err(&err)?;
+    attr_str(&file, "multiscales", &meta.multiscales).map_err(&err)?;
     attr_str(&file, "ome_version", "0.5").map_err(&err)?;
-    axis_attrs(&file, ms, 0).map_err(&err)?;
-    if let Some(p) = provenance {
+    axis_attrs(&file, &meta.ms, 0).map_err(&err)?;
+    if let Some(p) = &meta.provenance {
         attr_str(&file, "strata", p).map_err(&err)?;
     }
     let mut done = 0u64;
     progress(done, total);
-    for (index, level) in levels.iter().enumerate() {
-        let array = Array::open(store.clone(), &format!("/{}", level.path))
-            .map_err(|e| bad(image, format!("level {}: {e}", level.path)))?;
-        if array.shape() != level.shape {
-            return Err(bad(
-                image,
-                format!("level {}: shape differs from its zarr.json", level.path),
-            ));
-        }
-        let [c, z, h, w] = level.shape;
-        let to_usize = |v: u64| {
-            usize::try_from(v).map_err(|_| bad(image, format!("level {}: too large", level.path)))
-        };
-        let (cu, zu, hu, wu) = (to_usize(c)?, to_usize(z)?, to_usize(h)?, to_usize(w)?);
-        let rows_max = to_usize(band_rows)?;
-        let chunk = (1, 1, rows_max.min(hu).max(1), rows_max.min(wu).max(1));
-        let name = index.to_string();
-        let ds = match level.sample_type {
-            SampleType::U8 => create_dataset::<u8>(&file, &name, (cu, zu, hu, wu), chunk, opts),
-            SampleType::U16 => create_dataset::<u16>(&file, &name, (cu, zu, hu, wu), chunk, opts),
-        }
-        .map_err(&err)?;
-        axis_attrs(&ds, ms, index).map_err(&err)?;
-        attr_str(&ds, "zarr_path", &level.path).map_err(&err)?;
-
-        let cache = ArrayShardedReadableExtCache::new(&array);
-        let codec = CodecOptions::default();
-        for plane in 0..z {
-            let mut y0 = 0u64;
-            while y0 < h {
-                let rows = band_rows.min(h - y0);
-                let subset =
-                    ArraySubset::new_with_ranges(&[0..c, plane..plane + 1, y0..y0 + rows, 0..w]);
-                let read_err = |e: zarrs::array::ArrayError| {
-                    bad(
-                        image,
-                        format!("level {} plane {plane} rows {y0}+{rows}: {e}", level.path),
-                    )
-                };
-                let shape = (cu, to_usize(rows)?, wu);
-                let y = to_usize(y0)?;
-                let sel = hdf5::Hyperslab::from(vec![
-                    hdf5::SliceOrIndex::from(..),
-                    hdf5::SliceOrIndex::Index(to_usize(plane)?),
-                    hdf5::SliceOrIndex::from(y..y + shape.1),
-                    hdf5::SliceOrIndex::from(..),
-                ]);
-                let shape_err = |e: ndarray::ShapeError| bad(image, format!("band shape: {e}"));
-                match level.sample_type {
-                    SampleType::U8 => {
-                        let band: Vec<u8> = array
-                            .retrieve_array_subset_sharded_opt(&cache, &subset, &codec)
-                            .map_err(read_err)?;
-                        let view =
-                            ndarray::ArrayView3::from_shape(shape, &band).map_err(shape_err)?;
-                        ds.write_slice(view, sel).map_err(&err)?;
-                    }
-                    SampleType::U16 => {
-                        let band: Vec<u16> = array
-                            .retrieve_array_subset_sharded_opt(&cache, &subset, &codec)
-                            .map_err(read_err)?;
-                        let view =
-                            ndarray::ArrayView3::from_shape(shape, &band).map_err(shape_err)?;
-                        ds.write_slice(view, sel).map_err(&err)?;
-                    }
-                }
-                done += c * rows * w * level.sample_type.bytes() as u64;
-                progress(done, total);
-                y0 += rows;
-            }
-            // One shard index at a time in memory.
-            cache.clear();
-        }
+    let mut copied = |bytes: u64| {
+        done += bytes;
+        progress(done, total);
+    };
+    for (index, level) in meta.levels.iter().enumerate() {
+        write_level(&file, tmp, store, job, (index, level), &mut copied)?;
     }
     file.close().map_err(&err)
+}
+
+/// Creates level `index`'s dataset (with its attributes) in `file`, the HDF5 file being
+/// written at `tmp`, and copies the level into it band by band, one plane at a time, calling
+/// `copied` with each band's uncompressed bytes.
+fn write_level(
+    file: &hdf5::File,
+    tmp: &Path,
+    store: &Arc<FilesystemStore>,
+    job: &Job<'_>,
+    (index, level): (usize, &LevelMeta),
+    copied: &mut dyn FnMut(u64),
+) -> Result<()> {
+    let err = h5err(tmp);
+    let array = Array::open(store.clone(), &format!("/{}", level.path))
+        .map_err(|e| bad(job.image, format!("level {}: {e}", level.path)))?;
+    if array.shape() != level.shape {
+        return Err(bad(
+            job.image,
+            format!("level {}: shape differs from its zarr.json", level.path),
+        ));
+    }
+    let [c, z, h, w] = level.shape;
+    let to_usize = |v: u64| {
+        usize::try_from(v).map_err(|_| bad(job.image, format!("level {}: too large", level.path)))
+    };
+    let (cu, zu, hu, wu) = (to_usize(c)?, to_usize(z)?, to_usize(h)?, to_usize(w)?);
+    let rows_max = to_usize(job.band_rows)?;
+    let chunk = (1, 1, rows_max.min(hu).max(1), rows_max.min(wu).max(1));
+    let name = index.to_string();
+    let ds = match level.sample_type {
+        SampleType::U8 => create_dataset::<u8>(file, &name, (cu, zu, hu, wu), chunk, job.opts),
+        SampleType::U16 => create_dataset::<u16>(file, &name, (cu, zu, hu, wu), chunk, job.opts),
+    }
+    .map_err(&err)?;
+    axis_attrs(&ds, &job.meta.ms, index).map_err(&err)?;
+    attr_str(&ds, "zarr_path", &level.path).map_err(&err)?;
+
+    let cache = ArrayShardedReadableExtCache::new(&array);
+    let codec = CodecOptions::default();
+    for plane in 0..z {
+        let mut y0 = 0u64;
+        while y0 < h {
+            let rows = job.band_rows.min(h - y0);
+            let subset =
+                ArraySubset::new_with_ranges(&[0..c, plane..plane + 1, y0..y0 + rows, 0..w]);
+            let read_err = |e: zarrs::array::ArrayError| {
+                bad(
+                    job.image,
+                    format!("level {} plane {plane} rows {y0}+{rows}: {e}", level.path),
+                )
+            };
+            let shape = (cu, to_usize(rows)?, wu);
+            let y = to_usize(y0)?;
+            let sel = hdf5::Hyperslab::from(vec![
+                hdf5::SliceOrIndex::from(..),
+                hdf5::SliceOrIndex::Index(to_usize(plane)?),
+                hdf5::SliceOrIndex::from(y..y + shape.1),
+                hdf5::SliceOrIndex::from(..),
+            ]);
+            let shape_err = |e: ndarray::ShapeError| bad(job.image, format!("band shape: {e}"));
+            match level.sample_type {
+                SampleType::U8 => {
+                    let band: Vec<u8> = array
+                        .retrieve_array_subset_sharded_opt(&cache, &subset, &codec)
+                        .map_err(read_err)?;
+                    let view = ndarray::ArrayView3::from_shape(shape, &band).map_err(shape_err)?;
+                    ds.write_slice(view, sel).map_err(&err)?;
+                }
+                SampleType::U16 => {
+                    let band: Vec<u16> = array
+                        .retrieve_array_subset_sharded_opt(&cache, &subset, &codec)
+                        .map_err(read_err)?;
+                    let view = ndarray::ArrayView3::from_shape(shape, &band).map_err(shape_err)?;
+                    ds.write_slice(view, sel).map_err(&err)?;
+                }
+            }
+            copied(c * rows * w * level.sample_type.bytes() as u64);
+            y0 += rows;
+        }
+        // One shard index at a time in memory.
+        cache.clear();
+    }
+    Ok(())
 }
