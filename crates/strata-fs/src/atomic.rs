@@ -225,6 +225,13 @@ impl AtomicFile {
         &self.file
     }
 
+    /// The open temporary file and its name, for writers that move the file between threads
+    /// themselves; publish with [`TempPath::persist`] (or keep the name and rename it).
+    #[must_use]
+    pub fn into_parts(self) -> (File, TempPath) {
+        (self.file, self.temp)
+    }
+
     /// fsyncs the file (unless [`Durability::None`]), renames it over the target and, for
     /// [`Durability::FileAndDir`], fsyncs the folder.
     ///
