@@ -4,6 +4,8 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(doc)]
 use super::QcConfig;
+#[cfg(doc)]
+use crate::pixel::PlaneGeometry;
 
 /// Focus measures of one plane. All filters use OpenCV's default border,
 /// `BORDER_REFLECT_101` (`gfedcb|abcdefgh|gfedcba`; a 1-pixel dimension reflects onto itself).
