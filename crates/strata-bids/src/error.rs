@@ -70,3 +70,10 @@ impl Error {
         }
     }
 }
+
+impl From<strata_fs::Error> for Error {
+    fn from(e: strata_fs::Error) -> Self {
+        let (path, source) = e.into_parts();
+        Self::Io { path, source }
+    }
+}

@@ -1,15 +1,13 @@
 //! TSV tables: `participants.tsv`, `samples.tsv`, `sub-<label>_sessions.tsv`.
 //!
-//! Rows are added by an atomic read-modify-write: an exclusive lock on a hidden lock file next
-//! to the table, a read, the change, a write to a hidden temporary file, fsync, and a rename
-//! over the table. Two processes converting different sections at once both land their rows,
+//! Rows are added by an atomic read-modify-write ([`strata_fs::update_locked`]): an exclusive
+//! lock on a hidden lock file next to the table, a read, the change, a write to a hidden
+//! temporary file, fsync, and a rename over the table. Two processes converting different sections at once both land their rows,
 //! and a reader never sees a half-written table.
 
 use crate::error::{Error, Result};
 use crate::name::Label;
 use crate::schema::generated;
-use std::fs::{File, OpenOptions};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 /// The value BIDS uses for a missing cell.
@@ -179,7 +177,8 @@ fn with_path(e: Error, path: &Path) -> Error {
 }
 
 /// Reads `path` (or starts from `Table::new(initial_columns)` if it does not exist), applies
-/// `change`, and publishes the result atomically, all under an exclusive lock.
+/// `change`, and publishes the result atomically, all under an exclusive lock
+/// ([`strata_fs::update_locked`]).
 ///
 /// # Errors
 /// I/O errors, a malformed existing table, or what `change` returns. On error the table on
@@ -189,52 +188,28 @@ pub fn update(
     initial_columns: &[&str],
     change: impl FnOnce(&mut Table) -> Result<()>,
 ) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| Error::Invalid {
+    if path.file_name().is_none() {
+        return Err(Error::Invalid {
             what: path.display().to_string(),
             message: "not a file path".into(),
-        })?
-        .to_string_lossy()
-        .into_owned();
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    // Hidden files are ignored by BIDS validators, so the lock file may stay in place; removing
-    // it would let a waiting process lock an unlinked inode.
-    let lock_path = dir.join(format!(".{file_name}.lock"));
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| Error::io(&lock_path, e))?;
-    lock.lock().map_err(|e| Error::io(&lock_path, e))?;
-
-    let mut table = match std::fs::read_to_string(path) {
-        Ok(text) => Table::parse(&text).map_err(|e| with_path(e, path))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Table::new(initial_columns),
-        Err(e) => return Err(Error::io(path, e)),
-    };
-    change(&mut table)?;
-
-    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = File::create(&tmp)?;
-        f.write_all(table.to_tsv().as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        // Make the rename itself durable.
-        File::open(dir)?.sync_all()
-    };
-    let result = write().map_err(|e| Error::io(path, e));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        });
     }
-    drop(lock);
-    result
+    strata_fs::update_locked(path, |old: Option<&[u8]>| {
+        let mut table = match old {
+            Some(bytes) => {
+                let text = std::str::from_utf8(bytes).map_err(|e| {
+                    Error::io(
+                        path,
+                        std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+                    )
+                })?;
+                Table::parse(text).map_err(|e| with_path(e, path))?
+            }
+            None => Table::new(initial_columns),
+        };
+        change(&mut table)?;
+        Ok(table.to_tsv().into_bytes())
+    })
 }
 
 /// `sample_type`: one of the values the schema allows.
@@ -500,7 +475,7 @@ mod tests {
             .expect("dir")
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.contains(".tmp-"))
+            .filter(|n| n.contains(".tmp-") || strata_fs::is_temp_name(n))
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
     }

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::model::{Axis, Multiscale, Omero};
 use crate::read::GroupMetadata;
 use crate::validate::{Report, Severity, ViolationKind, child, index, short, type_name};
 
@@ -227,158 +228,229 @@ pub fn cross_check(group: &GroupMetadata, arrays: &BTreeMap<String, ArraySummary
     let ome = group.ome();
     let base = group.ome_pointer();
     let is_label = ome.image_label.is_some();
-    let err = |report: &mut Report, path: String, message: String| {
-        report.push(path, Severity::Error, ViolationKind::Data, message);
-    };
     for (mi, ms) in ome.multiscales.iter().flatten().enumerate() {
         let mpath = index(&child(base, "multiscales"), mi);
-        let naxes = ms.axes.len();
-        let mut prev: Option<(usize, &ArraySummary, &[f64])> = None;
-        let mut first_dtype: Option<(usize, &str)> = None;
-        for (di, ds) in ms.datasets.iter().enumerate() {
-            let dpath = index(&child(&mpath, "datasets"), di);
-            let Some(arr) = arrays.get(&ds.path) else {
-                err(
-                    &mut report,
-                    child(&dpath, "path"),
-                    format!(
-                        "dataset path {:?} has no array (no {0}/zarr.json or {0}/.zarray found)",
-                        ds.path
-                    ),
-                );
-                continue;
-            };
-            if arr.shape.len() != naxes {
-                err(
-                    &mut report,
-                    child(&dpath, "path"),
-                    format!(
-                        "array {:?} has {} dimensions but the multiscale has {naxes} axes",
-                        ds.path,
-                        arr.shape.len()
-                    ),
-                );
-            }
-            if let Some(names) = &arr.dimension_names {
-                if names.len() == naxes {
-                    for (k, (name, axis)) in names.iter().zip(&ms.axes).enumerate() {
-                        if let Some(n) = name
-                            && *n != axis.name
-                        {
-                            err(
-                                &mut report,
-                                child(&dpath, "path"),
-                                format!(
-                                    "array {:?} names dimension {k} {n:?} but axis {k} is {:?}; dimension_names must equal the axis names",
-                                    ds.path, axis.name
-                                ),
-                            );
-                        }
-                    }
-                } else {
-                    err(
-                        &mut report,
-                        child(&dpath, "path"),
-                        format!(
-                            "array {:?} has {} dimension_names but the multiscale has {naxes} axes",
-                            ds.path,
-                            names.len()
-                        ),
-                    );
-                }
-            } else if arr.zarr_format == 3 {
-                report.push(
-                    child(&dpath, "path"),
-                    Severity::Warning,
-                    ViolationKind::Data,
-                    format!(
-                        "array {:?} has no dimension_names; set them to the axis names",
-                        ds.path
-                    ),
-                );
-            }
-            match first_dtype {
-                None => first_dtype = Some((di, &arr.data_type)),
-                Some((fi, dt)) if dt != arr.data_type => err(
-                    &mut report,
-                    child(&dpath, "path"),
-                    format!(
-                        "array {:?} has data type {} but dataset {fi} has {dt}; all levels must share one data type",
-                        ds.path, arr.data_type
-                    ),
-                ),
-                Some(_) => {}
-            }
-            if is_label && !arr.is_integer() {
-                err(
-                    &mut report,
-                    child(&dpath, "path"),
-                    format!(
-                        "label image array {:?} has data type {}; label images need an integer data type",
-                        ds.path, arr.data_type
-                    ),
-                );
-            }
-            let Some(scale) = ds.scale() else {
-                continue;
-            };
-            if let Some((pi, parr, pscale)) = prev
-                && parr.shape.len() == arr.shape.len()
-                && arr.shape.len() == naxes
-            {
-                for k in 0..naxes {
-                    let (Some(&ps), Some(&cs), Some(&pn), Some(&cn)) = (
-                        pscale.get(k),
-                        scale.get(k),
-                        parr.shape.get(k),
-                        arr.shape.get(k),
-                    ) else {
-                        continue;
-                    };
-                    if !(ps.is_finite() && cs.is_finite() && ps > 0.0 && cs > 0.0) {
-                        continue;
-                    }
-                    let ratio = cs / ps;
-                    let expected = pn as f64 / ratio;
-                    let lo = (expected - 1e-6).floor().max(0.0);
-                    let hi = (expected + 1e-6).ceil();
-                    let got = cn as f64;
-                    if got < lo || got > hi {
-                        let name = ms.axes.get(k).map_or("?", |a| a.name.as_str());
-                        err(
-                            &mut report,
-                            child(&dpath, "path"),
-                            format!(
-                                "axis {name:?}: level {di} has {cn} pixels, but level {pi} has {pn} and the scale grows by {ratio}, so {lo} to {hi} were expected"
-                            ),
-                        );
-                    }
-                }
-            }
-            prev = Some((di, arr, scale));
-        }
-        // omero channels vs the channel axis of level 0.
-        if let (Some(omero), Some(ds0)) = (&ome.omero, ms.datasets.first()) {
-            let caxis = ms.axes.iter().position(|a| {
-                a.axis_type
-                    .as_ref()
-                    .is_some_and(|t| t.as_str() == "channel")
-            });
-            if let (Some(k), Some(arr)) = (caxis, arrays.get(&ds0.path))
-                && let Some(&n) = arr.shape.get(k)
-                && omero.channels.len() as u64 != n
-            {
-                report.push(
-                    child(&child(base, "omero"), "channels"),
-                    Severity::Warning,
-                    ViolationKind::Data,
-                    format!(
-                        "omero lists {} channels but the channel axis has {n}",
-                        omero.channels.len()
-                    ),
-                );
-            }
+        check_levels(&mut report, &mpath, ms, arrays, is_label);
+        if let Some(omero) = &ome.omero {
+            check_omero_channels(&mut report, base, omero, ms, arrays);
         }
     }
     report
+}
+
+/// Adds an error about the data.
+fn error(report: &mut Report, path: String, message: String) {
+    report.push(path, Severity::Error, ViolationKind::Data, message);
+}
+
+/// A pyramid level that has an array and a scale.
+#[derive(Clone, Copy)]
+struct Level<'a> {
+    /// Position in `datasets`.
+    index: usize,
+    array: &'a ArraySummary,
+    scale: &'a [f64],
+}
+
+/// Checks each dataset of one multiscale (at `mpath`) against its array, and each level's
+/// shape against the level before it.
+fn check_levels(
+    report: &mut Report,
+    mpath: &str,
+    ms: &Multiscale,
+    arrays: &BTreeMap<String, ArraySummary>,
+    is_label: bool,
+) {
+    let mut prev: Option<Level<'_>> = None;
+    let mut first_dtype: Option<(usize, &str)> = None;
+    for (di, ds) in ms.datasets.iter().enumerate() {
+        let at = child(&index(&child(mpath, "datasets"), di), "path");
+        let Some(arr) = arrays.get(&ds.path) else {
+            error(
+                report,
+                at,
+                format!(
+                    "dataset path {:?} has no array (no {0}/zarr.json or {0}/.zarray found)",
+                    ds.path
+                ),
+            );
+            continue;
+        };
+        check_rank(report, &at, &ds.path, arr, ms.axes.len());
+        check_dimension_names(report, &at, &ds.path, arr, &ms.axes);
+        match first_dtype {
+            None => first_dtype = Some((di, &arr.data_type)),
+            Some((fi, dt)) if dt != arr.data_type => error(
+                report,
+                at.clone(),
+                format!(
+                    "array {:?} has data type {} but dataset {fi} has {dt}; all levels must share one data type",
+                    ds.path, arr.data_type
+                ),
+            ),
+            Some(_) => {}
+        }
+        if is_label && !arr.is_integer() {
+            error(
+                report,
+                at.clone(),
+                format!(
+                    "label image array {:?} has data type {}; label images need an integer data type",
+                    ds.path, arr.data_type
+                ),
+            );
+        }
+        let Some(scale) = ds.scale() else {
+            continue;
+        };
+        let level = Level {
+            index: di,
+            array: arr,
+            scale,
+        };
+        if let Some(p) = prev {
+            check_downsampling(report, &at, &ms.axes, p, level);
+        }
+        prev = Some(level);
+    }
+}
+
+/// The array at `path` (reported at `at`) has one dimension per axis.
+fn check_rank(report: &mut Report, at: &str, path: &str, arr: &ArraySummary, naxes: usize) {
+    if arr.shape.len() != naxes {
+        error(
+            report,
+            at.to_owned(),
+            format!(
+                "array {path:?} has {} dimensions but the multiscale has {naxes} axes",
+                arr.shape.len()
+            ),
+        );
+    }
+}
+
+/// The array's `dimension_names`, if any, equal the axis names; Zarr v3 arrays without them
+/// get a warning.
+fn check_dimension_names(
+    report: &mut Report,
+    at: &str,
+    path: &str,
+    arr: &ArraySummary,
+    axes: &[Axis],
+) {
+    let naxes = axes.len();
+    let Some(names) = &arr.dimension_names else {
+        if arr.zarr_format == 3 {
+            report.push(
+                at.to_owned(),
+                Severity::Warning,
+                ViolationKind::Data,
+                format!("array {path:?} has no dimension_names; set them to the axis names"),
+            );
+        }
+        return;
+    };
+    if names.len() != naxes {
+        error(
+            report,
+            at.to_owned(),
+            format!(
+                "array {path:?} has {} dimension_names but the multiscale has {naxes} axes",
+                names.len()
+            ),
+        );
+        return;
+    }
+    for (k, (name, axis)) in names.iter().zip(axes).enumerate() {
+        if let Some(n) = name
+            && *n != axis.name
+        {
+            error(
+                report,
+                at.to_owned(),
+                format!(
+                    "array {path:?} names dimension {k} {n:?} but axis {k} is {:?}; dimension_names must equal the axis names",
+                    axis.name
+                ),
+            );
+        }
+    }
+}
+
+/// Each extent of `level` is the extent of `prev` divided by the ratio of their scales,
+/// rounded up or down (checked only when both arrays have one dimension per axis).
+fn check_downsampling(
+    report: &mut Report,
+    at: &str,
+    axes: &[Axis],
+    prev: Level<'_>,
+    level: Level<'_>,
+) {
+    let naxes = axes.len();
+    let (parr, arr) = (prev.array, level.array);
+    if parr.shape.len() != arr.shape.len() || arr.shape.len() != naxes {
+        return;
+    }
+    for k in 0..naxes {
+        let (Some(&ps), Some(&cs), Some(&pn), Some(&cn)) = (
+            prev.scale.get(k),
+            level.scale.get(k),
+            parr.shape.get(k),
+            arr.shape.get(k),
+        ) else {
+            continue;
+        };
+        if !(ps.is_finite() && cs.is_finite() && ps > 0.0 && cs > 0.0) {
+            continue;
+        }
+        let ratio = cs / ps;
+        let expected = pn as f64 / ratio;
+        let lo = (expected - 1e-6).floor().max(0.0);
+        let hi = (expected + 1e-6).ceil();
+        let got = cn as f64;
+        if got < lo || got > hi {
+            let name = axes.get(k).map_or("?", |a| a.name.as_str());
+            let (di, pi) = (level.index, prev.index);
+            error(
+                report,
+                at.to_owned(),
+                format!(
+                    "axis {name:?}: level {di} has {cn} pixels, but level {pi} has {pn} and the scale grows by {ratio}, so {lo} to {hi} were expected"
+                ),
+            );
+        }
+    }
+}
+
+/// `omero.channels` has one entry per element of the channel axis of the multiscale's first
+/// level (a warning otherwise).
+fn check_omero_channels(
+    report: &mut Report,
+    base: &str,
+    omero: &Omero,
+    ms: &Multiscale,
+    arrays: &BTreeMap<String, ArraySummary>,
+) {
+    let Some(ds0) = ms.datasets.first() else {
+        return;
+    };
+    let caxis = ms.axes.iter().position(|a| {
+        a.axis_type
+            .as_ref()
+            .is_some_and(|t| t.as_str() == "channel")
+    });
+    if let (Some(k), Some(arr)) = (caxis, arrays.get(&ds0.path))
+        && let Some(&n) = arr.shape.get(k)
+        && omero.channels.len() as u64 != n
+    {
+        report.push(
+            child(&child(base, "omero"), "channels"),
+            Severity::Warning,
+            ViolationKind::Data,
+            format!(
+                "omero lists {} channels but the channel axis has {n}",
+                omero.channels.len()
+            ),
+        );
+    }
 }

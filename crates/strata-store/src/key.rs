@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 
 /// Marker inside the hidden names of files being written (`.<name>.strata-tmp-...`). Keys may
 /// not contain it, so a key never collides with an in-flight temporary object.
-pub(crate) const TEMP_MARKER: &str = ".strata-tmp-";
+pub(crate) const TEMP_MARKER: &str = strata_fs::TEMP_MARKER;
 
 /// A validated object key: relative, `/`-separated, no empty, `.` or `..` segments, no
 /// leading or trailing `/`, no NUL or other control characters, no `\`.

@@ -10,14 +10,13 @@ use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::direct::{BlockIo, DirectPutStream};
 use crate::error::{Error, Result};
-use crate::key::{StoreKey, TEMP_MARKER};
+use crate::key::StoreKey;
 use crate::traits::{
     ByteRange, ListableStore, ObjectMeta, PutStream, ReadableStore, Usage, WritableStore,
 };
@@ -109,8 +108,6 @@ struct Inner {
     direct: std::sync::OnceLock<Arc<BlockIo>>,
 }
 
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
 fn io_err(op: &'static str, key: &str, path: &Path, source: io::Error) -> Error {
     Error::Io {
         op,
@@ -118,6 +115,12 @@ fn io_err(op: &'static str, key: &str, path: &Path, source: io::Error) -> Error 
         path: path.to_owned(),
         source,
     }
+}
+
+/// An error of the shared file-system layer, as a store error.
+fn fs_err(op: &'static str, key: &str, e: strata_fs::Error) -> Error {
+    let (path, source) = e.into_parts();
+    io_err(op, key, &path, source)
 }
 
 fn join_err(op: &'static str, key: &str, e: tokio::task::JoinError) -> Error {
@@ -129,10 +132,6 @@ fn join_err(op: &'static str, key: &str, e: tokio::task::JoinError) -> Error {
     }
 }
 
-fn is_temp_name(name: &str) -> bool {
-    name.starts_with('.') && name.contains(TEMP_MARKER)
-}
-
 impl PosixStore {
     /// Removes the temporary files that interrupted writes of `key` left beside it (a write
     /// is published by renaming its temporary file; a killed process leaves that file).
@@ -142,25 +141,8 @@ impl PosixStore {
     /// An I/O error naming the folder or file.
     pub fn remove_stale_temps(&self, key: &StoreKey) -> Result<u64> {
         let target = self.inner.check_inside(key.as_str())?;
-        let (Some(parent), Some(name)) = (target.parent(), target.file_name()) else {
-            return Ok(0);
-        };
-        let prefix = format!(".{}{TEMP_MARKER}", name.to_string_lossy());
-        let entries = match fs::read_dir(parent) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(io_err("remove_stale_temps", key.as_str(), parent, e)),
-        };
-        let mut removed = 0;
-        for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().starts_with(&prefix) {
-                let path = entry.path();
-                fs::remove_file(&path)
-                    .map_err(|e| io_err("remove_stale_temps", key.as_str(), &path, e))?;
-                removed += 1;
-            }
-        }
-        Ok(removed)
+        strata_fs::remove_stale_temps(&target)
+            .map_err(|e| fs_err("remove_stale_temps", key.as_str(), e))
     }
 
     /// Opens a store at an existing directory with default options.
@@ -300,20 +282,19 @@ impl Inner {
         Ok((file, meta.len()))
     }
 
-    fn temp_path(&self, target: &Path) -> PathBuf {
-        let name = target
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        target.with_file_name(format!(".{name}{TEMP_MARKER}{}-{n}", std::process::id()))
+    /// The shared layer's durability for this store's fsync policy.
+    fn durability(&self) -> strata_fs::Durability {
+        match self.options.fsync {
+            FsyncPolicy::None => strata_fs::Durability::None,
+            FsyncPolicy::File => strata_fs::Durability::File,
+            FsyncPolicy::FileAndDir => strata_fs::Durability::FileAndDir,
+        }
     }
 
-    /// Creates the parent directories of `key` and a temporary file beside its target.
-    fn create_temp(&self, op: &'static str, key: &str) -> Result<(File, PathBuf, PathBuf)> {
+    /// Creates the parent directories of `key` and an atomic file beside its target.
+    fn create_atomic(&self, op: &'static str, key: &str) -> Result<strata_fs::AtomicFile> {
         let target = self.check_inside(key)?;
         let parent = target.parent().unwrap_or(&self.root).to_owned();
-        let temp = self.temp_path(&target);
         // A concurrent delete may prune the freshly created directory: retry a few times.
         let mut last = None;
         for _ in 0..4 {
@@ -322,22 +303,29 @@ impl Inner {
             }
             // The directories now exist: check again that none of them escapes.
             self.check_inside(key)?;
-            match fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&temp)
-            {
-                Ok(f) => return Ok((f, temp, target)),
+            match strata_fs::AtomicFile::create_with(&target, self.durability()) {
+                Ok(f) => return Ok(f),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => last = Some(e),
-                Err(e) => return Err(io_err(op, key, &temp, e)),
+                Err(e) => return Err(fs_err(op, key, e)),
             }
         }
-        Err(io_err(
-            op,
-            key,
-            &temp,
-            last.unwrap_or_else(|| io::Error::other("cannot create temporary file")),
-        ))
+        Err(match last {
+            Some(e) => fs_err(op, key, e),
+            None => io_err(
+                op,
+                key,
+                &target,
+                io::Error::other("cannot create temporary file"),
+            ),
+        })
+    }
+
+    /// Creates the parent directories of `key` and a temporary file beside its target.
+    fn create_temp(&self, op: &'static str, key: &str) -> Result<(File, PathBuf, PathBuf)> {
+        let atomic = self.create_atomic(op, key)?;
+        let target = atomic.target().to_owned();
+        let (file, temp) = atomic.into_parts();
+        Ok((file, temp.keep(), target))
     }
 
     /// Syncs and renames a finished temporary file into place.
@@ -383,9 +371,7 @@ impl Inner {
         if self.options.fsync == FsyncPolicy::FileAndDir
             && let Some(dir) = target.parent()
         {
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| io_err(op, key, dir, e))?;
+            strata_fs::sync_dir(dir).map_err(|e| fs_err(op, key, e))?;
         }
         Ok(())
     }
@@ -457,7 +443,7 @@ impl Inner {
                 dirs += d2;
             } else {
                 files += 1;
-                if is_temp_name(&name) || StoreKey::new(key.as_str()).is_err() {
+                if strata_fs::is_temp_name(&name) || StoreKey::new(key.as_str()).is_err() {
                     continue;
                 }
                 let size = if ft.is_symlink() {
@@ -567,12 +553,19 @@ impl WritableStore for PosixStore {
 
     async fn put(&self, key: &StoreKey, value: Bytes) -> Result<()> {
         self.blocking("put", key, move |inner, key| {
-            let (mut file, temp, target) = inner.create_temp("put", key)?;
-            if let Err(e) = file.write_all(&value) {
-                let _ = fs::remove_file(&temp);
-                return Err(io_err("put", key, &temp, e));
+            // Dropping the atomic file on an error removes its temporary.
+            let mut file = inner.create_atomic("put", key)?;
+            file.write_all(&value)
+                .map_err(|e| io_err("put", key, file.temp_path(), e))?;
+            if file.target().is_dir() {
+                return Err(io_err(
+                    "put",
+                    key,
+                    file.target(),
+                    io::Error::other("a directory (a prefix of other keys) exists under this key"),
+                ));
             }
-            inner.publish("put", key, file, &temp, &target)
+            file.commit().map_err(|e| fs_err("put", key, e))
         })
         .await
     }
@@ -632,9 +625,7 @@ impl WritableStore for PosixStore {
             fs::rename(&src, &dst).map_err(|e| io_err("rename_prefix", to.as_str(), &dst, e))?;
             if inner.options.fsync != FsyncPolicy::None {
                 for dir in [Some(parent.as_path()), src.parent()].into_iter().flatten() {
-                    File::open(dir)
-                        .and_then(|d| d.sync_all())
-                        .map_err(|e| io_err("rename_prefix", from, dir, e))?;
+                    strata_fs::sync_dir(dir).map_err(|e| fs_err("rename_prefix", from, e))?;
                 }
             }
             Ok(())

@@ -10,6 +10,7 @@
 //!   (`Hdf5Stack`), and an OME-Zarr image copied into one HDF5 file for legacy tools
 //!   (`export_hdf5`).
 //! - [`sample`]: synthetic brightfield z-stacks as tiled TIFFs ([`write_sample`]).
+//! - [`tiff_writer`]: a streaming tiled TIFF / BigTIFF encoder ([`TiledTiffWriter`]).
 //! - [`mod@convert`]: one section into a BIDS dataset in any store (POSIX folder, object
 //!   storage, `.ozx` archive), metadata last ([`prepare`], then [`Prepared::publish`]).
 //! - [`qc`]: quality control fed by the same read ([`QcHook`], [`run_qc`]).
@@ -30,6 +31,7 @@ pub mod section;
 pub mod shard;
 pub mod source;
 pub mod tiff_source;
+pub mod tiff_writer;
 
 pub use convert::{
     ConvertOptions, ConvertSummary, Layout, Prepared, Section, SourceFile, Spacing, convert,

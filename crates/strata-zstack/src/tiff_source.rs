@@ -400,7 +400,10 @@ fn reopen_plane(
     })
 }
 
-type Opened = (Decoder<BufReader<File>>, Option<JpegChunks>);
+type Opened = (FileDecoder, Option<JpegChunks>);
+
+/// A TIFF decoder reading a file.
+type FileDecoder = Decoder<BufReader<File>>;
 
 /// Reads and checks one file's first image directory; with `keep`, also returns the decoder
 /// (and what JPEG decoding needs) positioned on that image.
@@ -419,29 +422,125 @@ fn open_plane(
     let mut decoder = Decoder::new(BufReader::new(file))
         .map_err(|e| tiff_err(path, "not a readable TIFF", &e))?
         .with_limits(options.limits());
-    let terr = |what: &str, e: tiff::TiffError| tiff_err(path, what, &e);
 
-    let (width, height) = decoder.dimensions().map_err(|e| terr("no image size", e))?;
-    let u16_tag = |d: &mut Decoder<BufReader<File>>, tag: Tag| -> Result<Option<u16>> {
-        d.find_tag_unsigned::<u16>(tag)
-            .map_err(|e| tiff_err(path, &format!("tag {tag:?}"), &e))
+    let tags = FormatTags::read(&mut decoder, path)?;
+    let (sample_type, jpeg) = tags.check(path)?;
+    let pixel_bytes = u64::from(tags.channels) * sample_type.bytes() as u64;
+    let layout = chunk_layout(&mut decoder, path, tags.height, pixel_bytes, options)?;
+    let (offsets, counts) = chunk_locations(&mut decoder, path, layout.tiled)?;
+    let meta = PlaneMeta {
+        width: tags.width,
+        height: tags.height,
+        channels: u32::from(tags.channels),
+        sample_type,
+        chunk_w: layout.chunk_w,
+        chunk_h: layout.chunk_h,
+        chunk_h_full: layout.chunk_h_full,
+        tiled: layout.tiled,
+        jpeg,
+        pixel_size: pixel_size(&mut decoder),
     };
-    let channels = u16_tag(&mut decoder, Tag::SamplesPerPixel)?.unwrap_or(1);
-    let bits: Vec<u16> = decoder
-        .find_tag_unsigned_vec::<u16>(Tag::BitsPerSample)
-        .map_err(|e| terr("tag BitsPerSample", e))?
-        .unwrap_or_else(|| vec![1]);
-    let formats: Vec<u16> = decoder
-        .find_tag_unsigned_vec::<u16>(Tag::SampleFormat)
-        .map_err(|e| terr("tag SampleFormat", e))?
-        .unwrap_or_else(|| vec![1]);
-    let photometric = u16_tag(&mut decoder, Tag::PhotometricInterpretation)?;
-    let compression = u16_tag(&mut decoder, Tag::Compression)?.unwrap_or(1);
-    let planar = u16_tag(&mut decoder, Tag::PlanarConfiguration)?.unwrap_or(1);
-    let extra = decoder
-        .find_tag(Tag::ExtraSamples)
-        .map_err(|e| terr("tag ExtraSamples", e))?;
+    check_chunk_locations(path, &meta, &offsets, &counts, file_len, options)?;
+    let opened = match raw {
+        None => None,
+        Some(file) => {
+            let jpeg_chunks = if jpeg {
+                Some(jpeg_chunks(&mut decoder, path, file, offsets, counts)?)
+            } else {
+                None
+            };
+            Some((decoder, jpeg_chunks))
+        }
+    };
+    Ok((meta, opened))
+}
 
+/// The tags of an image directory that decide whether its pixels can be read.
+struct FormatTags {
+    width: u32,
+    height: u32,
+    channels: u16,
+    bits: Vec<u16>,
+    formats: Vec<u16>,
+    photometric: Option<u16>,
+    compression: u16,
+    planar: u16,
+    extra: bool,
+}
+
+impl FormatTags {
+    /// Reads the tags (with the TIFF defaults for absent ones); a tag that cannot be read is an
+    /// error naming it.
+    fn read(decoder: &mut FileDecoder, path: &Path) -> Result<Self> {
+        let terr = |what: &str, e: tiff::TiffError| tiff_err(path, what, &e);
+        let (width, height) = decoder.dimensions().map_err(|e| terr("no image size", e))?;
+        let u16_tag = |d: &mut FileDecoder, tag: Tag| -> Result<Option<u16>> {
+            d.find_tag_unsigned::<u16>(tag)
+                .map_err(|e| tiff_err(path, &format!("tag {tag:?}"), &e))
+        };
+        let channels = u16_tag(decoder, Tag::SamplesPerPixel)?.unwrap_or(1);
+        let bits: Vec<u16> = decoder
+            .find_tag_unsigned_vec::<u16>(Tag::BitsPerSample)
+            .map_err(|e| terr("tag BitsPerSample", e))?
+            .unwrap_or_else(|| vec![1]);
+        let formats: Vec<u16> = decoder
+            .find_tag_unsigned_vec::<u16>(Tag::SampleFormat)
+            .map_err(|e| terr("tag SampleFormat", e))?
+            .unwrap_or_else(|| vec![1]);
+        let photometric = u16_tag(decoder, Tag::PhotometricInterpretation)?;
+        let compression = u16_tag(decoder, Tag::Compression)?.unwrap_or(1);
+        let planar = u16_tag(decoder, Tag::PlanarConfiguration)?.unwrap_or(1);
+        let extra = decoder
+            .find_tag(Tag::ExtraSamples)
+            .map_err(|e| terr("tag ExtraSamples", e))?
+            .is_some();
+        Ok(Self {
+            width,
+            height,
+            channels,
+            bits,
+            formats,
+            photometric,
+            compression,
+            planar,
+            extra,
+        })
+    }
+
+    /// Checks that the pixels are supported; returns their sample type and whether the chunks
+    /// are JPEG-compressed.
+    fn check(&self, path: &Path) -> Result<(SampleType, bool)> {
+        let sample_type = sample_type_of(path, &self.bits, &self.formats)?;
+        if self.extra {
+            return Err(input(
+                path,
+                "extra samples (alpha) are not supported: gray or RGB only",
+            ));
+        }
+        if self.planar != PlanarConfiguration::Chunky.to_u16() {
+            return Err(input(
+                path,
+                "planar configuration 2 (separate colour planes) is not supported: \
+                 rewrite the file with interleaved (chunky) RGB",
+            ));
+        }
+        let jpeg = is_jpeg(path, self.compression)?;
+        let photo = self
+            .photometric
+            .and_then(PhotometricInterpretation::from_u16);
+        check_photometric(path, self.channels, photo, jpeg)?;
+        if jpeg && sample_type != SampleType::U8 {
+            return Err(input(path, "JPEG with 16-bit samples is not supported"));
+        }
+        if jpeg && photo == Some(PhotometricInterpretation::WhiteIsZero) {
+            return Err(input(path, "JPEG with MinIsWhite is not supported"));
+        }
+        Ok((sample_type, jpeg))
+    }
+}
+
+/// The sample type of equal 8- or 16-bit unsigned integer samples.
+fn sample_type_of(path: &Path, bits: &[u16], formats: &[u16]) -> Result<SampleType> {
     let bit = match bits.first() {
         Some(&b) if bits.iter().all(|&x| x == b) => b,
         _ => return Err(input(path, format!("mixed bits per sample {bits:?}"))),
@@ -462,70 +561,75 @@ fn open_plane(
             format!("sample format {formats:?} is not supported (unsigned integers only)"),
         ));
     }
-    if extra.is_some() {
-        return Err(input(
-            path,
-            "extra samples (alpha) are not supported: gray or RGB only",
-        ));
-    }
-    if planar != PlanarConfiguration::Chunky.to_u16() {
-        return Err(input(
-            path,
-            "planar configuration 2 (separate colour planes) is not supported: \
-             rewrite the file with interleaved (chunky) RGB",
-        ));
-    }
-    let method = CompressionMethod::from_u16_exhaustive(compression);
-    let jpeg = match method {
+    Ok(sample_type)
+}
+
+/// Whether a supported compression is JPEG; an error for unsupported ones.
+fn is_jpeg(path: &Path, compression: u16) -> Result<bool> {
+    match CompressionMethod::from_u16_exhaustive(compression) {
         CompressionMethod::None
         | CompressionMethod::LZW
         | CompressionMethod::Deflate
         | CompressionMethod::OldDeflate
         | CompressionMethod::PackBits
-        | CompressionMethod::ZSTD => false,
-        CompressionMethod::ModernJPEG => true,
-        other => {
-            return Err(input(
-                path,
-                format!(
-                    "compression {other:?} ({compression}) is not supported: use none, LZW, \
-                     Deflate, PackBits, JPEG or ZSTD"
-                ),
-            ));
-        }
-    };
-    let photo = photometric.and_then(PhotometricInterpretation::from_u16);
+        | CompressionMethod::ZSTD => Ok(false),
+        CompressionMethod::ModernJPEG => Ok(true),
+        other => Err(input(
+            path,
+            format!(
+                "compression {other:?} ({compression}) is not supported: use none, LZW, \
+                 Deflate, PackBits, JPEG or ZSTD"
+            ),
+        )),
+    }
+}
+
+/// Checks the colour model: gray (`MinIsBlack` or `MinIsWhite`), RGB, or YCbCr in JPEG.
+fn check_photometric(
+    path: &Path,
+    channels: u16,
+    photo: Option<PhotometricInterpretation>,
+    jpeg: bool,
+) -> Result<()> {
     match (channels, photo) {
         (
             1,
             Some(PhotometricInterpretation::BlackIsZero | PhotometricInterpretation::WhiteIsZero),
-        ) => {}
-        (1, None) => {}
-        (3, Some(PhotometricInterpretation::RGB)) => {}
-        (3, Some(PhotometricInterpretation::YCbCr)) if jpeg => {}
-        (1 | 3, p) => {
-            return Err(input(
-                path,
-                format!(
-                    "photometric interpretation {p:?} with {channels} samples is not supported \
-                     (gray MinIsBlack/MinIsWhite, RGB, or JPEG YCbCr)"
-                ),
-            ));
-        }
-        (n, _) => {
-            return Err(input(
-                path,
-                format!("{n} samples per pixel are not supported (1 gray or 3 RGB)"),
-            ));
-        }
+        )
+        | (1, None)
+        | (3, Some(PhotometricInterpretation::RGB)) => Ok(()),
+        (3, Some(PhotometricInterpretation::YCbCr)) if jpeg => Ok(()),
+        (1 | 3, p) => Err(input(
+            path,
+            format!(
+                "photometric interpretation {p:?} with {channels} samples is not supported \
+                 (gray MinIsBlack/MinIsWhite, RGB, or JPEG YCbCr)"
+            ),
+        )),
+        (n, _) => Err(input(
+            path,
+            format!("{n} samples per pixel are not supported (1 gray or 3 RGB)"),
+        )),
     }
-    if jpeg && sample_type != SampleType::U8 {
-        return Err(input(path, "JPEG with 16-bit samples is not supported"));
-    }
-    if jpeg && photo == Some(PhotometricInterpretation::WhiteIsZero) {
-        return Err(input(path, "JPEG with MinIsWhite is not supported"));
-    }
+}
 
+/// The shape of the tiles or strips.
+struct ChunkLayout {
+    tiled: bool,
+    chunk_w: u32,
+    chunk_h: u32,
+    chunk_h_full: u32,
+}
+
+/// Reads the tile or strip shape and checks that one decoded chunk fits
+/// [`TiffOptions::max_tile_bytes`].
+fn chunk_layout(
+    decoder: &mut FileDecoder,
+    path: &Path,
+    height: u32,
+    pixel_bytes: u64,
+    options: &TiffOptions,
+) -> Result<ChunkLayout> {
     let tiled = decoder.get_chunk_type() == ChunkType::Tile;
     // The decoder validated the chunk layout when it read the directory, so this cannot fail.
     let (chunk_w, chunk_h_raw) = catch_unwind(AssertUnwindSafe(|| decoder.chunk_dimensions()))
@@ -537,7 +641,6 @@ fn open_plane(
     // A tile is decoded whole (JPEG tiles include their padding); a strip never exceeds the
     // plane.
     let chunk_h_full = if tiled { chunk_h_raw } else { chunk_h };
-    let pixel_bytes = u64::from(channels) * (u64::from(bit) / 8);
     let chunk_bytes = u64::from(chunk_w) * u64::from(chunk_h_full) * pixel_bytes;
     if chunk_bytes > options.max_tile_bytes as u64 {
         return Err(input(
@@ -551,7 +654,21 @@ fn open_plane(
             ),
         ));
     }
+    Ok(ChunkLayout {
+        tiled,
+        chunk_w,
+        chunk_h,
+        chunk_h_full,
+    })
+}
 
+/// The chunks' file offsets and byte counts (empty when the tags are absent).
+fn chunk_locations(
+    decoder: &mut FileDecoder,
+    path: &Path,
+    tiled: bool,
+) -> Result<(Vec<u64>, Vec<u64>)> {
+    let terr = |what: &str, e: tiff::TiffError| tiff_err(path, what, &e);
     let (offsets_tag, counts_tag) = if tiled {
         (Tag::TileOffsets, Tag::TileByteCounts)
     } else {
@@ -571,18 +688,19 @@ fn open_plane(
         .transpose()
         .map_err(|e| terr("chunk byte counts", e))?
         .unwrap_or_default();
-    let meta = PlaneMeta {
-        width,
-        height,
-        channels: u32::from(channels),
-        sample_type,
-        chunk_w,
-        chunk_h,
-        chunk_h_full,
-        tiled,
-        jpeg,
-        pixel_size: pixel_size(&mut decoder),
-    };
+    Ok((offsets, counts))
+}
+
+/// Checks that there is one offset and count per chunk, that every chunk lies inside the file
+/// and that none exceeds [`TiffOptions::max_compressed_tile_bytes`].
+fn check_chunk_locations(
+    path: &Path,
+    meta: &PlaneMeta,
+    offsets: &[u64],
+    counts: &[u64],
+    file_len: u64,
+    options: &TiffOptions,
+) -> Result<()> {
     let expected = u64::from(meta.chunks_across()) * u64::from(meta.chunk_rows());
     if offsets.len() as u64 != expected || counts.len() != offsets.len() {
         return Err(input(
@@ -594,14 +712,14 @@ fn open_plane(
             ),
         ));
     }
-    for (i, (&o, &c)) in offsets.iter().zip(&counts).enumerate() {
+    for (i, (&o, &c)) in offsets.iter().zip(counts).enumerate() {
         if o.checked_add(c).is_none_or(|end| end > file_len) {
             return Err(input(
                 path,
                 format!(
                     "{} {i} lies past the end of the file (offset {o} + {c} bytes, file size \
                      {file_len}): the file is truncated or corrupt",
-                    if tiled { "tile" } else { "strip" }
+                    if meta.tiled { "tile" } else { "strip" }
                 ),
             ));
         }
@@ -616,34 +734,35 @@ fn open_plane(
             ));
         }
     }
-    let opened = match raw {
-        None => None,
-        Some(file) => {
-            let jpeg_chunks = if jpeg {
-                let tables = decoder
-                    .find_tag(Tag::JPEGTables)
-                    .map_err(|e| terr("JPEG tables", e))?
-                    .map(Value::into_u8_vec)
-                    .transpose()
-                    .map_err(|e| terr("JPEG tables", e))?;
-                Some(JpegChunks {
-                    file,
-                    offsets,
-                    counts,
-                    tables,
-                })
-            } else {
-                None
-            };
-            Some((decoder, jpeg_chunks))
-        }
-    };
-    Ok((meta, opened))
+    Ok(())
+}
+
+/// What raw JPEG decoding needs: the file, the chunk locations and the shared tables.
+fn jpeg_chunks(
+    decoder: &mut FileDecoder,
+    path: &Path,
+    file: File,
+    offsets: Vec<u64>,
+    counts: Vec<u64>,
+) -> Result<JpegChunks> {
+    let terr = |what: &str, e: tiff::TiffError| tiff_err(path, what, &e);
+    let tables = decoder
+        .find_tag(Tag::JPEGTables)
+        .map_err(|e| terr("JPEG tables", e))?
+        .map(Value::into_u8_vec)
+        .transpose()
+        .map_err(|e| terr("JPEG tables", e))?;
+    Ok(JpegChunks {
+        file,
+        offsets,
+        counts,
+        tables,
+    })
 }
 
 /// Pixel size in micrometres from XResolution / YResolution and ResolutionUnit (inch or
 /// centimetre); `None` when absent, unitless or not positive.
-fn pixel_size(decoder: &mut Decoder<BufReader<File>>) -> Option<PixelSize> {
+fn pixel_size(decoder: &mut FileDecoder) -> Option<PixelSize> {
     let unit = decoder
         .find_tag_unsigned::<u16>(Tag::ResolutionUnit)
         .ok()

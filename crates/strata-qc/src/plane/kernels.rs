@@ -1,330 +1,18 @@
-//! Per-plane metrics, accumulated band by band.
-
-use serde::{Deserialize, Serialize};
+//! The filter kernels: 3x3 Laplacian, Sobel gradient, modified Laplacian and Brenner sums,
+//! histograms and the thumbnail, accumulated row by row in exact integers.
 
 use crate::error::{Error, Result};
 use crate::otsu::otsu_threshold;
-use crate::pixel::{PixelFormat, PlaneGeometry, Samples, rgb8_to_gray, rgb16_to_gray};
+use crate::pixel::PlaneGeometry;
 
-/// Tunables of the per-plane and per-stack analysis (not pass/fail thresholds: those are
-/// [`crate::Rules`]).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct QcConfig {
-    /// Edge of the square tiles of the focus map, in pixels (8..=4096). Default 512, the inner
-    /// chunk size of the layout.
-    pub tile_size: usize,
-    /// A tile is a tissue tile when at least this fraction of its pixels is tissue (at or below
-    /// the plane's Otsu threshold). Default 0.5.
-    pub tile_min_tissue: f64,
-    /// A tissue tile is out of focus when its best focus (the largest variance of the Laplacian
-    /// over all planes) is below this fraction of the median best focus of all tissue tiles.
-    /// Default 0.2.
-    pub tile_relative_focus_floor: f64,
-    /// Also count a tissue tile as out of focus when its own focus peak is on the first or last
-    /// plane (its focus lies outside the stack). Only applies to stacks of 3 or more planes.
-    /// Default true.
-    pub tile_edge_peak_is_out_of_focus: bool,
-    /// Longest side of the 8-bit thumbnail made of each plane while it streams by (box average
-    /// over whole `f x f` blocks, `f` the smallest integer factor that fits; values scaled
-    /// linearly from the sample type's range). 0 makes none. Default 256, at most 4096.
-    pub thumbnail_max_side: usize,
-}
-
-impl Default for QcConfig {
-    fn default() -> Self {
-        Self {
-            tile_size: 512,
-            tile_min_tissue: 0.5,
-            tile_relative_focus_floor: 0.2,
-            tile_edge_peak_is_out_of_focus: true,
-            thumbnail_max_side: 256,
-        }
-    }
-}
-
-impl QcConfig {
-    /// Checks the ranges documented on the fields.
-    ///
-    /// # Errors
-    /// [`Error::InvalidGeometry`] naming the bad field.
-    pub fn validate(&self) -> Result<()> {
-        if !(8..=4096).contains(&self.tile_size) {
-            return Err(Error::InvalidGeometry(format!(
-                "tile_size {} outside 8..=4096",
-                self.tile_size
-            )));
-        }
-        if !(0.0..=1.0).contains(&self.tile_min_tissue) {
-            return Err(Error::InvalidGeometry(format!(
-                "tile_min_tissue {} outside 0..=1",
-                self.tile_min_tissue
-            )));
-        }
-        if !(0.0..=1.0).contains(&self.tile_relative_focus_floor) {
-            return Err(Error::InvalidGeometry(format!(
-                "tile_relative_focus_floor {} outside 0..=1",
-                self.tile_relative_focus_floor
-            )));
-        }
-        if self.thumbnail_max_side > 4096 {
-            return Err(Error::InvalidGeometry(format!(
-                "thumbnail_max_side {} above 4096",
-                self.thumbnail_max_side
-            )));
-        }
-        Ok(())
-    }
-}
-
-/// Focus measures of one plane. All filters use OpenCV's default border,
-/// `BORDER_REFLECT_101` (`gfedcb|abcdefgh|gfedcba`; a 1-pixel dimension reflects onto itself).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct FocusMetrics {
-    /// Population variance of the Laplacian `[[0,1,0],[1,-4,1],[0,1,0]]` over all pixels
-    /// (`cv2.Laplacian(img, cv2.CV_64F).var()`). The primary focus measure: it picks the best
-    /// plane.
-    pub variance_of_laplacian: f64,
-    /// Tenengrad: mean over all pixels of `Gx^2 + Gy^2`, with `Gx`, `Gy` the 3x3 Sobel
-    /// derivatives (`cv2.Sobel(img, cv2.CV_64F, 1, 0)` and `(0, 1)`), no threshold.
-    pub tenengrad: f64,
-    /// Brenner: mean over all pixels with `x + 2 < width` of `(I[y][x+2] - I[y][x])^2`
-    /// (horizontal, no threshold, no border); 0 when the width is below 3.
-    pub brenner: f64,
-    /// Normalised gray-level variance: population variance of the intensities divided by their
-    /// mean; 0 for an all-black plane.
-    pub normalized_variance: f64,
-    /// Modified Laplacian (Nayar): mean over all pixels of `|2I - I_left - I_right| + |2I -
-    /// I_up - I_down|`, with the border reflected.
-    pub modified_laplacian: f64,
-}
-
-/// Exposure measures of one plane (on luminance for RGB input).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct ExposureMetrics {
-    /// Mean intensity.
-    pub mean: f64,
-    /// Population standard deviation of the intensities.
-    pub std: f64,
-    /// Smallest intensity.
-    pub min: u32,
-    /// Largest intensity.
-    pub max: u32,
-    /// Fraction of pixels at or above the saturation value ([`PlaneGeometry::max_value`],
-    /// by default 255 or 65535).
-    pub saturated_fraction: f64,
-    /// Fraction of pixels equal to 0.
-    pub black_fraction: f64,
-    /// RMS contrast: `std / max_value` (standard deviation of the intensities scaled to 0..1).
-    pub rms_contrast: f64,
-    /// Michelson contrast `(max - min) / (max + min)`; 0 for an all-black plane.
-    pub michelson_contrast: f64,
-}
-
-/// Tissue detection on one plane (brightfield: tissue is darker than the bright background).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct TissueMetrics {
-    /// Otsu threshold, identical to `skimage.filters.threshold_otsu` on the integer plane.
-    pub otsu_threshold: u32,
-    /// Fraction of pixels at or below the threshold; 0 when the plane has a single value.
-    pub tissue_fraction: f64,
-    /// Contrast between the two Otsu classes: `(mean of pixels > threshold - mean of pixels <=
-    /// threshold) / max_value`; 0 for a single-valued plane. Low on a blank slide, where Otsu
-    /// splits background noise into two classes.
-    pub class_separation: f64,
-}
-
-/// All scalar metrics of one plane.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct PlaneMetrics {
-    /// Width in pixels.
-    pub width: usize,
-    /// Height in pixels.
-    pub height: usize,
-    /// Focus measures.
-    pub focus: FocusMetrics,
-    /// Exposure measures.
-    pub exposure: ExposureMetrics,
-    /// Tissue detection.
-    pub tissue: TissueMetrics,
-}
-
-/// One tile of the per-plane focus map.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct TileStat {
-    /// Variance of the Laplacian over the tile's pixels (the Laplacian is computed on the whole
-    /// plane, so tile edges see their true neighbours).
-    pub focus: f64,
-    /// The tile's intensity quantile at [`QcConfig::tile_min_tissue`]: the smallest value `q`
-    /// such that at least that fraction of the tile's pixels is `<= q`. The tile is tissue when
-    /// `q <= otsu_threshold`. Exact for 8-bit data; for 16-bit data it is the upper edge of its
-    /// 16-value bin (so a tile is classified as tissue conservatively).
-    pub tissue_quantile: u32,
-}
-
-/// The per-tile map of one plane, tiles in row-major order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TileMap {
-    /// Tile edge in pixels (the last column and row may be smaller).
-    pub tile_size: usize,
-    /// Tiles per row.
-    pub cols: usize,
-    /// Tile rows.
-    pub rows: usize,
-    /// `cols * rows` tiles.
-    pub tiles: Vec<TileStat>,
-}
-
-impl TileMap {
-    /// Whether tile `i` is a tissue tile at Otsu threshold `threshold`.
-    #[must_use]
-    pub fn is_tissue(&self, i: usize, threshold: u32) -> bool {
-        self.tiles
-            .get(i)
-            .is_some_and(|t| t.tissue_quantile <= threshold)
-    }
-}
-
-/// An 8-bit gray image (a plane's thumbnail).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GrayImage {
-    /// Width in pixels.
-    pub width: usize,
-    /// Height in pixels.
-    pub height: usize,
-    /// `width * height` pixels, row-major.
-    pub pixels: Vec<u8>,
-}
-
-impl GrayImage {
-    /// Borrows it as the report's [`crate::Thumbnail`] of plane `plane`.
-    #[must_use]
-    pub fn as_thumbnail(&self, plane: usize) -> crate::Thumbnail<'_> {
-        crate::Thumbnail {
-            plane,
-            width: self.width,
-            height: self.height,
-            pixels: &self.pixels,
-        }
-    }
-}
-
-/// Everything QC keeps of one plane: its metrics, its tile map and its thumbnail.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PlaneQc {
-    /// Scalar metrics.
-    pub metrics: PlaneMetrics,
-    /// Per-tile focus and tissue map.
-    pub tiles: TileMap,
-    /// Thumbnail ([`QcConfig::thumbnail_max_side`]); `None` when disabled.
-    pub thumbnail: Option<GrayImage>,
-}
-
-/// Computes the metrics of a whole plane held in memory (the same code path as feeding it as
-/// one band).
-///
-/// # Errors
-/// As [`PlaneAccumulator::new`] and [`PlaneAccumulator::push_band`].
-pub fn analyze_plane(
-    geometry: PlaneGeometry,
-    samples: Samples<'_>,
-    config: &QcConfig,
-) -> Result<PlaneQc> {
-    let mut acc = PlaneAccumulator::new(geometry, config)?;
-    acc.push_band(samples)?;
-    acc.finish()
-}
-
-/// Accumulates the metrics of one plane from bands of full-width rows fed in order.
-///
-/// Memory: two carried rows (the 3x3 filters' halo), the histogram (256 or 65536 counters),
-/// per-tile counters for one row of tiles, and one [`TileStat`] per tile. All sums are exact
-/// integers (`u128`/`i128`), so any band split gives bit-identical results.
-#[derive(Debug)]
-pub struct PlaneAccumulator {
-    inner: Inner,
-}
-
-#[derive(Debug)]
-enum Inner {
-    U8(Acc<u8>),
-    U16(Acc<u16>),
-}
-
-impl PlaneAccumulator {
-    /// Starts a plane.
-    ///
-    /// # Errors
-    /// [`Error::InvalidGeometry`] if the geometry or the configuration is invalid.
-    pub fn new(geometry: PlaneGeometry, config: &QcConfig) -> Result<Self> {
-        geometry.validate()?;
-        config.validate()?;
-        let inner = match geometry.format {
-            PixelFormat::Gray8 | PixelFormat::Rgb8 => Inner::U8(Acc::new(geometry, config)),
-            PixelFormat::Gray16 | PixelFormat::Rgb16 => Inner::U16(Acc::new(geometry, config)),
-        };
-        Ok(Self { inner })
-    }
-
-    /// The plane's geometry.
-    #[must_use]
-    pub fn geometry(&self) -> PlaneGeometry {
-        match &self.inner {
-            Inner::U8(a) => a.geometry,
-            Inner::U16(a) => a.geometry,
-        }
-    }
-
-    /// Rows received so far (the `y0` the next band must start at).
-    #[must_use]
-    pub fn rows_received(&self) -> usize {
-        match &self.inner {
-            Inner::U8(a) => a.rows_received,
-            Inner::U16(a) => a.rows_received,
-        }
-    }
-
-    /// Feeds the next band: whole rows, `rows * width * channels` samples. An empty band is
-    /// accepted and ignored.
-    ///
-    /// # Errors
-    /// [`Error::InvalidBand`] if the sample type does not match the format, the length is not a
-    /// whole number of rows, or the band runs past the last row.
-    pub fn push_band(&mut self, samples: Samples<'_>) -> Result<()> {
-        match (&mut self.inner, samples) {
-            (Inner::U8(a), Samples::U8(s)) => a.push(s, rgb8_to_gray),
-            (Inner::U16(a), Samples::U16(s)) => a.push(s, rgb16_to_gray),
-            (inner, _) => {
-                let (geometry, y0) = match inner {
-                    Inner::U8(a) => (a.geometry, a.rows_received),
-                    Inner::U16(a) => (a.geometry, a.rows_received),
-                };
-                Err(Error::InvalidBand {
-                    plane: 0,
-                    y0,
-                    reason: format!(
-                        "sample type does not match pixel format {:?}",
-                        geometry.format
-                    ),
-                })
-            }
-        }
-    }
-
-    /// Finishes the plane and computes its metrics.
-    ///
-    /// # Errors
-    /// [`Error::IncompletePlane`] if not all rows were fed.
-    pub fn finish(self) -> Result<PlaneQc> {
-        match self.inner {
-            Inner::U8(a) => a.finish(),
-            Inner::U16(a) => a.finish(),
-        }
-    }
-}
+use super::QcConfig;
+use super::metrics::{
+    ExposureMetrics, FocusMetrics, GrayImage, PlaneMetrics, PlaneQc, TileMap, TileStat,
+    TissueMetrics,
+};
 
 /// Integer sample types.
-trait Sample: Copy + Default + std::fmt::Debug + Send + Sync + 'static {
+pub(super) trait Sample: Copy + Default + std::fmt::Debug + Send + Sync + 'static {
     /// Histogram bins of the full range.
     const BINS: usize;
     /// Right shift from a value to its tile-histogram bin.
@@ -588,10 +276,11 @@ impl ThumbBuilder {
     }
 }
 
+/// The accumulator of one plane of integer samples `T`.
 #[derive(Debug)]
-struct Acc<T: Sample> {
-    geometry: PlaneGeometry,
-    rows_received: usize,
+pub(super) struct Acc<T: Sample> {
+    pub(super) geometry: PlaneGeometry,
+    pub(super) rows_received: usize,
     /// The last two rows received: `carry[..w]` the older, `carry[w..]` the newer.
     carry: Vec<T>,
     carried: usize,
@@ -602,7 +291,8 @@ struct Acc<T: Sample> {
 }
 
 impl<T: Sample> Acc<T> {
-    fn new(geometry: PlaneGeometry, config: &QcConfig) -> Self {
+    /// Starts a plane (geometry and configuration already validated).
+    pub(super) fn new(geometry: PlaneGeometry, config: &QcConfig) -> Self {
         let w = geometry.width;
         let tile_cols = w.div_ceil(config.tile_size);
         let tile_bins = T::TILE_COPIES * (T::BINS >> T::TILE_SHIFT);
@@ -630,7 +320,8 @@ impl<T: Sample> Acc<T> {
         }
     }
 
-    fn push(&mut self, samples: &[T], to_gray: fn(&[T], &mut Vec<T>)) -> Result<()> {
+    /// Feeds the next band of interleaved samples, converting colour to gray with `to_gray`.
+    pub(super) fn push(&mut self, samples: &[T], to_gray: fn(&[T], &mut Vec<T>)) -> Result<()> {
         let w = self.geometry.width;
         let ch = self.geometry.format.channels();
         let row_len = w * ch;
@@ -712,7 +403,8 @@ impl<T: Sample> Acc<T> {
         self.rows_received = end;
     }
 
-    fn finish(self) -> Result<PlaneQc> {
+    /// Finishes the plane: the last rows' filters, then the metrics.
+    pub(super) fn finish(self) -> Result<PlaneQc> {
         let g = self.geometry;
         if self.rows_received != g.height {
             return Err(Error::IncompletePlane {
@@ -954,107 +646,5 @@ fn variance(n: u64, s1: i128, s2: u128) -> f64 {
             let mean = s1 as f64 / nf;
             (s2 as f64 / nf - mean * mean).max(0.0)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn gray8(w: usize, h: usize, data: &[u8]) -> PlaneQc {
-        analyze_plane(
-            PlaneGeometry::new(w, h, PixelFormat::Gray8),
-            Samples::U8(data),
-            &QcConfig::default(),
-        )
-        .expect("valid plane")
-    }
-
-    #[test]
-    fn one_pixel_plane() {
-        let q = gray8(1, 1, &[200]);
-        assert_eq!(q.metrics.focus.variance_of_laplacian, 0.0);
-        assert_eq!(q.metrics.focus.brenner, 0.0);
-        assert_eq!(q.metrics.exposure.mean, 200.0);
-        assert_eq!(q.metrics.tissue.otsu_threshold, 200);
-        assert_eq!(q.metrics.tissue.tissue_fraction, 0.0);
-        assert_eq!(q.tiles.tiles.len(), 1);
-    }
-
-    #[test]
-    fn one_row_laplacian_matches_opencv() {
-        // cv2.Laplacian(np.array([[202,195,36,125,65]], np.uint8), cv2.CV_64F)
-        // == [-14, -152, 248, -149, 120]
-        let q = gray8(5, 1, &[202, 195, 36, 125, 65]);
-        let l = [-14f64, -152., 248., -149., 120.];
-        let mean = l.iter().sum::<f64>() / 5.0;
-        let var = l.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 5.0;
-        assert!((q.metrics.focus.variance_of_laplacian - var).abs() < 1e-9 * var);
-    }
-
-    #[test]
-    fn thumbnail_is_a_box_average() {
-        // 5 x 3 plane, max side 2 -> factor 3: blocks of 3 x 3 and 2 x 3 pixels.
-        let data: Vec<u8> = (0..15).map(|i| (i * 10) as u8).collect();
-        let config = QcConfig {
-            thumbnail_max_side: 2,
-            ..QcConfig::default()
-        };
-        let q = analyze_plane(
-            PlaneGeometry::new(5, 3, PixelFormat::Gray8),
-            Samples::U8(&data),
-            &config,
-        )
-        .expect("valid");
-        let t = q.thumbnail.expect("thumbnail");
-        assert_eq!((t.width, t.height), (2, 1));
-        // mean of columns 0..3 = (0+10+20+50+60+70+100+110+120)/9 = 60; columns 3..5 = 85
-        assert_eq!(t.pixels, [60, 85]);
-        let q16 = analyze_plane(
-            PlaneGeometry::new(1, 1, PixelFormat::Gray16),
-            Samples::U16(&[65535]),
-            &config,
-        )
-        .expect("valid");
-        assert_eq!(q16.thumbnail.expect("t").pixels, [255]);
-        let none = QcConfig {
-            thumbnail_max_side: 0,
-            ..QcConfig::default()
-        };
-        let q = analyze_plane(
-            PlaneGeometry::new(5, 3, PixelFormat::Gray8),
-            Samples::U8(&data),
-            &none,
-        )
-        .expect("valid");
-        assert!(q.thumbnail.is_none());
-    }
-
-    #[test]
-    fn u16_saturation_and_black() {
-        let data = [0u16, 65535, 65535, 1000];
-        let q = analyze_plane(
-            PlaneGeometry::new(2, 2, PixelFormat::Gray16),
-            Samples::U16(&data),
-            &QcConfig::default(),
-        )
-        .expect("valid");
-        assert_eq!(q.metrics.exposure.saturated_fraction, 0.5);
-        assert_eq!(q.metrics.exposure.black_fraction, 0.25);
-        assert_eq!(q.metrics.exposure.michelson_contrast, 1.0);
-    }
-
-    #[test]
-    fn bad_bands_are_errors() {
-        let g = PlaneGeometry::new(4, 2, PixelFormat::Gray8);
-        let mut a = PlaneAccumulator::new(g, &QcConfig::default()).expect("valid");
-        assert!(a.push_band(Samples::U8(&[1, 2, 3])).is_err());
-        assert!(a.push_band(Samples::U16(&[1, 2, 3, 4])).is_err());
-        assert!(a.push_band(Samples::U8(&[0; 12])).is_err());
-        a.push_band(Samples::U8(&[0; 4])).expect("one row");
-        assert!(matches!(
-            a.finish(),
-            Err(Error::IncompletePlane { received: 1, .. })
-        ));
     }
 }
