@@ -24,6 +24,6 @@ pub use strata_bids as bids;
 pub use strata_ngff as ngff;
 pub use strata_plan as plan;
 pub use strata_qc as qc;
-pub use strata_validate as validate;
 pub use strata_store as store;
+pub use strata_validate as validate;
 pub use strata_zstack as zstack;

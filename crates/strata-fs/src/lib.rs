@@ -43,6 +43,6 @@ pub use atomic::{
 pub use error::{Error, Result};
 pub use hash::{sha256_file, sha256_file_until};
 pub use names::{
-    LOCK_SUFFIX, TEMP_GLOBS, TEMP_MARKER, is_lock_name, is_temp_name, is_temp_of, lock_name,
-    remove_stale_temps, temp_name,
+    LOCK_SUFFIX, STAGED_GLOBS, TEMP_GLOBS, TEMP_MARKER, exclude_globs, is_lock_name, is_temp_name,
+    is_temp_of, lock_name, partial_name, remove_stale_temps, replaced_name, temp_name,
 };

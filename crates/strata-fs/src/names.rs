@@ -26,6 +26,29 @@ pub const LOCK_SUFFIX: &str = ".lock";
 /// Glob patterns matching every temporary and lock file this crate names, for exclude lists.
 pub const TEMP_GLOBS: [&str; 2] = [".*.strata-tmp-*", ".*.lock"];
 
+/// Glob patterns of the hidden folders a conversion stages an image in
+/// (`.<image>.partial`, being written; `.<image>.replaced`, the earlier image while the new
+/// one is renamed into place): see [`partial_name`] and [`replaced_name`].
+pub const STAGED_GLOBS: [&str; 2] = [".*.partial", ".*.replaced"];
+
+/// Every pattern an exclude list needs: [`TEMP_GLOBS`] and [`STAGED_GLOBS`].
+#[must_use]
+pub fn exclude_globs() -> Vec<&'static str> {
+    TEMP_GLOBS.iter().chain(&STAGED_GLOBS).copied().collect()
+}
+
+/// The hidden name an image named `name` is written under before it is published.
+#[must_use]
+pub fn partial_name(name: &str) -> String {
+    format!(".{name}.partial")
+}
+
+/// The hidden name an earlier image named `name` is moved to while the new one replaces it.
+#[must_use]
+pub fn replaced_name(name: &str) -> String {
+    format!(".{name}.replaced")
+}
+
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// The file name of `target` (empty when it has none).

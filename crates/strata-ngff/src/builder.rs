@@ -267,3 +267,51 @@ impl MultiscaleBuilder {
 pub fn group_zarr_json(multiscale: Multiscale) -> Value {
     ZarrGroup::new(OmeMetadata::image_v05(multiscale)).to_value()
 }
+
+/// The `(height, width)` of every level of a 2 x 2 pyramid, level 0 first: each level halves
+/// the one above (rounding up), down to `levels` levels, or (`None`) to the first level that
+/// fits one `chunk` x `chunk` chunk (or is one pixel high or wide). At most 64 levels. This is
+/// the pyramid the converter writes and the planner counts.
+#[must_use]
+pub fn pyramid_shapes(
+    height: u64,
+    width: u64,
+    chunk: u64,
+    levels: Option<usize>,
+) -> Vec<(u64, u64)> {
+    let mut out = vec![(height, width)];
+    let (mut h, mut w) = (height, width);
+    loop {
+        let more = match levels {
+            Some(n) => out.len() < n,
+            None => (h > chunk || w > chunk) && h > 1 && w > 1,
+        };
+        if !more || out.len() >= 64 {
+            break;
+        }
+        h = h.div_ceil(2);
+        w = w.div_ceil(2);
+        out.push((h, w));
+    }
+    out
+}
+
+#[cfg(test)]
+mod pyramid_tests {
+    use super::pyramid_shapes;
+
+    #[test]
+    fn pyramid_goes_down_to_one_chunk() {
+        assert_eq!(
+            pyramid_shapes(4096, 4096, 512, None),
+            [(4096, 4096), (2048, 2048), (1024, 1024), (512, 512)]
+        );
+        assert_eq!(
+            pyramid_shapes(1000, 300, 512, None),
+            [(1000, 300), (500, 150)]
+        );
+        assert_eq!(pyramid_shapes(100, 100, 512, None), [(100, 100)]);
+        assert_eq!(pyramid_shapes(5000, 1, 512, None), [(5000, 1)]);
+        assert_eq!(pyramid_shapes(5, 5, 1, Some(2)), [(5, 5), (3, 3)]);
+    }
+}

@@ -91,7 +91,7 @@ mod read;
 pub mod units;
 pub mod validate;
 
-pub use builder::{AxisSpec, MultiscaleBuilder, group_zarr_json};
+pub use builder::{AxisSpec, MultiscaleBuilder, group_zarr_json, pyramid_shapes};
 pub use crosscheck::{ArraySummary, cross_check, is_integer_type};
 pub use error::{Error, Result};
 pub use model::{

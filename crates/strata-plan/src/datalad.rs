@@ -13,7 +13,7 @@
 //! [`save`] creates the datasets as needed (`datalad create --force`, so a section is saved only
 //! once it is published) in the chosen [`AnnexMode`], with the [`LARGEFILES_RULES`] that keep
 //! metadata (`*.json`, `*.tsv`, `README`, ...) in git and annex everything else (the shards),
-//! and the [`EXCLUDES`] that keep transient files out; then it saves the section's files in one
+//! and the [`excludes`] that keep transient files out; then it saves the section's files in one
 //! recursive `datalad save` whose message holds the provenance.
 //!
 //! ```no_run
@@ -65,7 +65,9 @@ pub const LARGEFILES_RULES: [&str; 10] = [
 
 /// `.git/info/exclude` patterns added to every dataset: the converter's transient files (table
 /// locks, partial and replaced images, temporary sidecars), never content.
-pub const EXCLUDES: [&str; 5] = [".*.lock", ".*.partial", ".*.replaced", ".*.tmp", ".*.tmp-*"];
+pub fn excludes() -> Vec<&'static str> {
+    strata_fs::exclude_globs()
+}
 
 /// How to install what saving into DataLad needs.
 const INSTALL_HINT: &str = "--datalad needs DataLad and git-annex: install them with \
@@ -507,7 +509,7 @@ pub fn ensure_rules(dataset: &Path) -> Result<()> {
     std::fs::write(&path, text).map_err(|e| err(format!("{}: {e}", path.display())))
 }
 
-/// Appends the [`EXCLUDES`] missing from the dataset's `.git/info/exclude` (not tracked, so
+/// Appends the [`excludes`] missing from the dataset's `.git/info/exclude` (not tracked, so
 /// no file is added to the dataset). Does nothing where `.git` is not a folder.
 ///
 /// # Errors
@@ -525,7 +527,7 @@ pub fn ensure_excludes(dataset: &Path) -> Result<()> {
         Err(e) => return Err(err(format!("{}: {e}", path.display()))),
     };
     let before = text.len();
-    for pattern in EXCLUDES {
+    for pattern in excludes() {
         if !text.lines().any(|l| l.trim() == pattern) {
             if !text.is_empty() && !text.ends_with('\n') {
                 text.push('\n');

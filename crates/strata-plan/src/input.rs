@@ -247,24 +247,16 @@ impl PlanInput {
         Ok(())
     }
 
-    /// Level shapes `(height, width)` from level 0 down, as the converter writes them.
+    /// Level shapes `(height, width)` from level 0 down, as the converter writes them
+    /// ([`strata_ngff::pyramid_shapes`]).
     #[must_use]
     pub fn level_shapes(&self) -> Vec<(u64, u64)> {
-        let mut out = vec![(self.height, self.width)];
-        let (mut h, mut w) = (self.height, self.width);
         let chunk = self.chunk.0.max(self.chunk.1);
-        loop {
-            let more = match self.levels {
-                Some(n) => out.len() < n as usize,
-                None => (h > chunk || w > chunk) && h > 1 && w > 1,
-            };
-            if !more || out.len() >= 64 {
-                break;
-            }
-            h = h.div_ceil(2);
-            w = w.div_ceil(2);
-            out.push((h, w));
-        }
-        out
+        strata_ngff::pyramid_shapes(
+            self.height,
+            self.width,
+            chunk,
+            self.levels.map(|n| n as usize),
+        )
     }
 }

@@ -144,8 +144,8 @@ pub struct SourceFile {
     pub sha256: Option<String>,
 }
 
-/// Names, sizes and (with `checksums`) SHA-256 of `files`, read one after the other with a
-/// 1 MiB buffer. Returns `None` if `stop` is set before the end (the conversion failed).
+/// Names, sizes and (with `checksums`) SHA-256 of `files` ([`strata_fs::sha256_file_until`]),
+/// read one after the other. Returns `None` if `stop` is set before the end (the conversion failed).
 ///
 /// # Errors
 /// An I/O error naming the file.
@@ -154,46 +154,25 @@ pub fn source_files(
     checksums: bool,
     stop: &AtomicBool,
 ) -> Result<Option<Vec<SourceFile>>> {
-    use sha2::{Digest, Sha256};
-    use std::io::Read;
     let mut out = Vec::with_capacity(files.len());
-    let mut buf = vec![0u8; 1 << 20];
     for path in files {
         let name = path.file_name().map_or_else(
             || path.display().to_string(),
             |n| n.to_string_lossy().into(),
         );
-        let io = |e| Error::io(path, e);
-        let mut file = std::fs::File::open(path).map_err(io)?;
-        let mut bytes = 0u64;
-        let mut hash = Sha256::new();
-        if checksums {
-            loop {
-                if stop.load(Ordering::Relaxed) {
-                    return Ok(None);
-                }
-                let n = file.read(&mut buf).map_err(io)?;
-                if n == 0 {
-                    break;
-                }
-                hash.update(&buf[..n]);
-                bytes += n as u64;
+        let (bytes, sha256) = if checksums {
+            match strata_fs::sha256_file_until(path, stop).map_err(|e| Error::io(path, e.into()))? {
+                Some((bytes, hex)) => (bytes, Some(hex)),
+                None => return Ok(None),
             }
         } else {
-            bytes = file.metadata().map_err(io)?.len();
-        }
+            let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+            (meta.len(), None)
+        };
         out.push(SourceFile {
             name,
             bytes,
-            sha256: checksums.then(|| {
-                hash.finalize()
-                    .iter()
-                    .fold(String::with_capacity(64), |mut s, b| {
-                        use std::fmt::Write as _;
-                        let _ = write!(s, "{b:02x}");
-                        s
-                    })
-            }),
+            sha256,
         });
     }
     Ok(Some(out))
@@ -319,7 +298,7 @@ fn start_output(
             Ok(Output::Archive { writer, key })
         }
         Layout::Folder if store.can_rename_prefix() => {
-            let partial = sibling(image, &format!(".{name}.partial"))?;
+            let partial = sibling(image, &strata_fs::partial_name(&name.to_string()))?;
             clear(store, &partial)?;
             Ok(Output::Staged { partial })
         }
@@ -572,7 +551,7 @@ impl Prepared {
             Output::Staged { partial } => {
                 block_on(store.put(&partial.join("zarr.json")?, text))?;
                 // Replace an earlier conversion only now that this one is whole.
-                let replaced = sibling(&image, &format!(".{}.replaced", self.name))?;
+                let replaced = sibling(&image, &strata_fs::replaced_name(&self.name.to_string()))?;
                 clear(&store, &replaced)?;
                 match block_on(store.rename_prefix(&image, &replaced)) {
                     Err(e) if !e.is_not_found() => return Err(e.into()),
@@ -614,7 +593,7 @@ impl Prepared {
             // conversion of the section in the folder layout stays beside it.
             clear(
                 &store,
-                &sibling(&image, &format!(".{}.partial", self.name))?,
+                &sibling(&image, &strata_fs::partial_name(&self.name.to_string()))?,
             )?;
             clear(&store, &image)?;
         }

@@ -272,8 +272,11 @@ pub fn export_hdf5(
     let band_rows = band_rows(opts, &meta.levels);
     let total = check_bands(image, &meta, band_rows, opts.max_band_bytes)?;
 
-    // Write under a temporary name, rename when whole.
-    let (parent, tmp) = temp_path(out)?;
+    // Write under a temporary name, rename when whole (the temporary goes on any error).
+    if out.file_name().is_none() {
+        return Err(Error::Config(format!("{}: not a file path", out.display())));
+    }
+    let tmp = strata_fs::TempPath::new(out);
     let store =
         Arc::new(FilesystemStore::new(image).map_err(|e| bad(image, format!("opening: {e}")))?);
     let job = Job {
@@ -282,14 +285,12 @@ pub fn export_hdf5(
         opts,
         band_rows,
     };
-    let written = write_file(&tmp, &store, &job, (total, progress));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    let bytes = publish(&tmp, out, &parent).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })?;
+    write_file(tmp.path(), &store, &job, (total, progress))?;
+    let bytes = std::fs::metadata(tmp.path())
+        .map_err(|e| Error::io(tmp.path(), e))?
+        .len();
+    tmp.persist(out, strata_fs::Durability::FileAndDir)
+        .map_err(|e| Error::io(out, e.into()))?;
     Ok(Hdf5ExportSummary {
         output: out.to_owned(),
         image: image.to_owned(),
@@ -451,34 +452,6 @@ fn check_bands(image: &Path, meta: &ImageMeta, band_rows: u64, max_band_bytes: u
             .ok_or_else(overflow)?;
     }
     Ok(total)
-}
-
-/// The output's folder (`.` for a bare file name) and the hidden temporary file next to the
-/// output that the export writes first.
-fn temp_path(out: &Path) -> Result<(PathBuf, PathBuf)> {
-    let name = out
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| Error::Config(format!("{}: not a file path", out.display())))?;
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    Ok((parent, tmp))
-}
-
-/// Makes the complete file at `tmp` durable, renames it to `out` (then syncs `parent`, best
-/// effort) and returns its size.
-fn publish(tmp: &Path, out: &Path, parent: &Path) -> Result<u64> {
-    let f = std::fs::File::open(tmp).map_err(|e| Error::io(tmp, e))?;
-    f.sync_all().map_err(|e| Error::io(tmp, e))?;
-    let bytes = f.metadata().map_err(|e| Error::io(tmp, e))?.len();
-    std::fs::rename(tmp, out).map_err(|e| Error::io(out, e))?;
-    if let Ok(d) = std::fs::File::open(parent) {
-        let _ = d.sync_all();
-    }
-    Ok(bytes)
 }
 
 /// What the copy of every level shares.

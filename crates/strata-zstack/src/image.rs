@@ -95,17 +95,15 @@ pub struct ArraysSummary {
     pub bytes_out: u64,
 }
 
-/// Level shapes `(height, width)` from level 0 down to the first level that fits one chunk.
+/// Level shapes `(height, width)` from level 0 down to the first level that fits one chunk
+/// ([`strata_ngff::pyramid_shapes`]).
 #[must_use]
 pub fn level_shapes(height: u32, width: u32, chunk: u32) -> Vec<(u32, u32)> {
-    let mut out = vec![(height, width)];
-    let (mut h, mut w) = (height, width);
-    while (h > chunk || w > chunk) && h > 1 && w > 1 {
-        h = h.div_ceil(2);
-        w = w.div_ceil(2);
-        out.push((h, w));
-    }
-    out
+    strata_ngff::pyramid_shapes(height.into(), width.into(), chunk.into(), None)
+        .into_iter()
+        // Each level is at most level 0's size, which fits u32.
+        .map(|(h, w)| (h as u32, w as u32))
+        .collect()
 }
 
 /// The Zarr key of a level's shard `zs` (chunk key encoding `default` with separator `.`: the
@@ -842,17 +840,6 @@ fn read_into(
 mod tests {
     use super::*;
     use crate::MemorySource;
-
-    #[test]
-    fn pyramid_goes_down_to_one_chunk() {
-        assert_eq!(
-            level_shapes(4096, 4096, 512),
-            [(4096, 4096), (2048, 2048), (1024, 1024), (512, 512)]
-        );
-        assert_eq!(level_shapes(1000, 300, 512), [(1000, 300), (500, 150)]);
-        assert_eq!(level_shapes(100, 100, 512), [(100, 100)]);
-        assert_eq!(level_shapes(5000, 1, 512), [(5000, 1)]);
-    }
 
     fn stack(planes: u32, side: u32) -> MemorySource {
         let info = StackInfo {

@@ -411,7 +411,7 @@ fn bad_images_are_errors_and_leave_no_file() {
     let left: Vec<_> = std::fs::read_dir(dir.path())
         .expect("ls")
         .map(|e| e.expect("entry").file_name())
-        .filter(|n| n.to_string_lossy().contains(".tmp"))
+        .filter(|n| strata_fs::is_temp_name(n))
         .collect();
     assert!(left.is_empty(), "temporary files left: {left:?}");
 
