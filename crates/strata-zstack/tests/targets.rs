@@ -175,7 +175,7 @@ fn object_storage_holds_the_same_bytes() {
     };
     let endpoint = endpoint.to_string_lossy().into_owned();
     let bucket = format!("strata-targets-{}", std::process::id());
-    create_bucket(&endpoint, &bucket);
+    strata_testkit::create_bucket(&endpoint, &bucket);
     let prefix = StoreKey::new("brains/bb01").expect("key");
     let s3 = ObjectStoreBackend::s3(&S3Options::from_env(&bucket).endpoint(&endpoint))
         .expect("s3")
@@ -216,26 +216,4 @@ fn object_storage_holds_the_same_bytes() {
     convert(&mut stack(), &section(at), &folder_opts, &mut NoHook).expect("convert to S3");
     let (in_s3, _) = split(objects(&*s3, None));
     assert_eq!(in_s3, image);
-}
-
-/// Creates a bucket with a plain HTTP `PUT /<bucket>` (the test server accepts unsigned
-/// requests; object_store cannot create buckets).
-fn create_bucket(endpoint: &str, bucket: &str) {
-    use std::io::{Read, Write};
-    let hostport = endpoint
-        .strip_prefix("http://")
-        .expect("an http:// endpoint")
-        .trim_end_matches('/');
-    let mut s = std::net::TcpStream::connect(hostport).expect("connect");
-    write!(
-        s,
-        "PUT /{bucket} HTTP/1.1\r\nHost: {hostport}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .expect("request");
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).expect("response");
-    assert!(
-        resp.lines().next().unwrap_or_default().contains(" 200"),
-        "{resp}"
-    );
 }
