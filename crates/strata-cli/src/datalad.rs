@@ -9,7 +9,7 @@ use strata_plan::Grouping;
 use strata_plan::datalad::{AnnexMode, Datalad, Placement, Section, place, save};
 use strata_zstack::ConvertSummary;
 
-use crate::zstack::{self, ConvertArgs};
+use crate::convert::{ConvertArgs, Hdf5Args, convert_with, print_convert_with};
 
 type DynResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -138,7 +138,7 @@ fn provenance(
 /// saved; rerunning the command converts it again and saves it).
 pub(crate) fn convert(
     mut a: ConvertArgs,
-    h5: &zstack::Hdf5Args,
+    h5: &Hdf5Args,
     grouping: Grouping,
     compact: bool,
     json_out: bool,
@@ -153,7 +153,7 @@ pub(crate) fn convert(
     let dl = Datalad::locate()?;
     a.session.clone_from(&placement.session);
     let started = SystemTime::now();
-    let (summary, peak, exported) = zstack::convert_with(&a, h5, json_out)?;
+    let (summary, peak, exported) = convert_with(&a, h5, json_out)?;
     // An HDF5 copy written inside the superdataset is saved (annexed) with the section.
     let extra: Vec<PathBuf> = h5
         .export
@@ -189,7 +189,7 @@ pub(crate) fn convert(
         ))
     })?;
     let saved = serde_json::to_value(&saved)?;
-    zstack::print_convert_with(&summary, peak, json_out, Some(&saved), exported.as_ref())
+    print_convert_with(&summary, peak, json_out, Some(&saved), exported.as_ref())
 }
 
 #[cfg(test)]

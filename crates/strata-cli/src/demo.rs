@@ -3,7 +3,7 @@
 //! `sourcedata/`, converts it into the BIDS dataset as sharded OME-Zarr with its pyramid,
 //! sidecar and table rows, and finally validates the dataset.
 
-use crate::zstack::{ConvertArgs, convert, print_convert};
+use crate::convert::{ConvertArgs, convert, print_convert};
 use serde_json::json;
 use std::path::PathBuf;
 use strata_zstack::{Compression, SampleOptions};
@@ -24,7 +24,7 @@ pub(crate) struct Options {
     #[arg(long, default_value = "BB01")]
     pub(crate) subject: String,
     /// Plane size, WIDTHxHEIGHT.
-    #[arg(long, default_value = "1024x1024", value_parser = crate::zstack::parse_size)]
+    #[arg(long, default_value = "1024x1024", value_parser = crate::common::parse_size)]
     pub(crate) size: (u32, u32),
     /// Focus levels per section.
     #[arg(long, default_value_t = 8)]

@@ -20,7 +20,7 @@ pub(crate) struct Options {
     #[arg(long, default_value_t = 30)]
     pub(crate) planes: u64,
     /// Plane size, WIDTHxHEIGHT.
-    #[arg(long, default_value = "120000x150000", value_parser = crate::zstack::parse_size)]
+    #[arg(long, default_value = "120000x150000", value_parser = crate::common::parse_size)]
     pub(crate) plane: (u32, u32),
     /// Sample type: uint8 or uint16.
     #[arg(long, default_value = "uint8")]
