@@ -14,7 +14,7 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use strata_bids::name::{Label, Suffix};
 use strata_zstack::{
-    Compression, ConvertOptions, ConvertSummary, ImageOptions, Section, SectionOptions, Spacing,
+    Compression, ConvertOptions, ConvertSummary, ImageOptions, PixelSize, Section, SectionOptions,
 };
 
 /// The flags of `strata convert`.
@@ -252,18 +252,18 @@ fn micrometres(unit: &str) -> Result<f64, String> {
 }
 
 /// The pixel spacing of `--pixel-size` in micrometres (`None` without it: from the TIFFs).
-fn spacing(a: &ConvertArgs) -> DynResult<Option<Spacing>> {
+fn spacing(a: &ConvertArgs) -> DynResult<Option<PixelSize>> {
     let Some(v) = &a.pixel_size else {
         return Ok(None);
     };
     let unit = micrometres(&a.pixel_units)?;
     match v.as_slice() {
-        [x, y, z] => Ok(Some(Spacing {
+        [x, y, z] => Ok(Some(PixelSize {
             x: x * unit,
             y: y * unit,
             z: z * unit,
         })),
-        [x, y] => Ok(Some(Spacing {
+        [x, y] => Ok(Some(PixelSize {
             x: x * unit,
             y: y * unit,
             z: 1.0,
@@ -320,7 +320,7 @@ fn output_store(a: &ConvertArgs, h5: &Hdf5Args) -> DynResult<Option<strata_store
 fn section_options(
     a: &ConvertArgs,
     h5: &Hdf5Args,
-    spacing: Option<Spacing>,
+    spacing: Option<PixelSize>,
     store: Option<strata_store::DynStore>,
     stream_ozx: bool,
     bar: &ProgressBar,
@@ -332,7 +332,7 @@ fn section_options(
             planes_per_shard: a.planes_per_shard,
             ..ImageOptions::default()
         },
-        spacing,
+        pixel_size: spacing,
         checksums: a.checksums,
         layout: if stream_ozx {
             strata_zstack::Layout::Ozx

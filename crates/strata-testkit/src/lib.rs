@@ -325,6 +325,31 @@ pub fn git_identity(cmd: &mut Command) -> &mut Command {
         .env("GIT_CONFIG_NOSYSTEM", "1")
 }
 
+/// Creates a bucket on the test S3 server at `endpoint` (`http://host:port`) with a plain
+/// HTTP `PUT /<bucket>` (the test server accepts unsigned requests; `object_store` cannot
+/// create buckets). Panics with the server's answer when it refuses.
+pub fn create_bucket(endpoint: &str, bucket: &str) {
+    use std::io::{Read, Write};
+    let hostport = endpoint
+        .strip_prefix("http://")
+        .unwrap_or_else(|| panic!("bucket creation needs an http:// endpoint, not {endpoint}"))
+        .trim_end_matches('/');
+    let mut s = std::net::TcpStream::connect(hostport)
+        .unwrap_or_else(|e| panic!("connecting to the S3 server at {hostport}: {e}"));
+    let request = format!(
+        "PUT /{bucket} HTTP/1.1\r\nHost: {hostport}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    let mut resp = String::new();
+    s.write_all(request.as_bytes())
+        .and_then(|()| s.read_to_string(&mut resp))
+        .unwrap_or_else(|e| panic!("creating bucket {bucket} at {endpoint}: {e}"));
+    let status = resp.lines().next().unwrap_or_default();
+    assert!(
+        status.contains(" 200"),
+        "creating bucket {bucket} at {endpoint}: {status}"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,29 +436,4 @@ mod tests {
             format!("{GIT_NAME} <{GIT_EMAIL}> / {GIT_NAME} <{GIT_EMAIL}>")
         );
     }
-}
-
-/// Creates a bucket on the test S3 server at `endpoint` (`http://host:port`) with a plain
-/// HTTP `PUT /<bucket>` (the test server accepts unsigned requests; `object_store` cannot
-/// create buckets). Panics with the server's answer when it refuses.
-pub fn create_bucket(endpoint: &str, bucket: &str) {
-    use std::io::{Read, Write};
-    let hostport = endpoint
-        .strip_prefix("http://")
-        .unwrap_or_else(|| panic!("bucket creation needs an http:// endpoint, not {endpoint}"))
-        .trim_end_matches('/');
-    let mut s = std::net::TcpStream::connect(hostport)
-        .unwrap_or_else(|e| panic!("connecting to the S3 server at {hostport}: {e}"));
-    let request = format!(
-        "PUT /{bucket} HTTP/1.1\r\nHost: {hostport}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    let mut resp = String::new();
-    s.write_all(request.as_bytes())
-        .and_then(|()| s.read_to_string(&mut resp))
-        .unwrap_or_else(|e| panic!("creating bucket {bucket} at {endpoint}: {e}"));
-    let status = resp.lines().next().unwrap_or_default();
-    assert!(
-        status.contains(" 200"),
-        "creating bucket {bucket} at {endpoint}: {status}"
-    );
 }

@@ -22,7 +22,7 @@
 
 use crate::error::{Error, Result};
 use crate::image::{ArraysSummary, BandHook, ImageOptions, shard_key, write_arrays_to};
-use crate::source::ZStackSource;
+use crate::source::{PixelSize, ZStackSource};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -76,17 +76,6 @@ impl Section {
     }
 }
 
-/// Physical pixel size of level 0, in micrometres.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Spacing {
-    /// Pixel width.
-    pub x: f64,
-    /// Pixel height.
-    pub y: f64,
-    /// Distance between focus levels.
-    pub z: f64,
-}
-
 /// How a section's image is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Layout {
@@ -105,7 +94,7 @@ pub struct ConvertOptions {
     pub image: ImageOptions,
     /// Pixel size; `None` takes x and y from the source's metadata (an error if it has none)
     /// and z = 1 um.
-    pub spacing: Option<Spacing>,
+    pub pixel_size: Option<PixelSize>,
     /// Extra sidecar keys (Manufacturer, BodyPart, ...), merged into the written sidecar.
     pub sidecar_extra: serde_json::Map<String, serde_json::Value>,
     /// Record the SHA-256 of every source file in the provenance (read once more, on a
@@ -123,7 +112,7 @@ impl Default for ConvertOptions {
     fn default() -> Self {
         Self {
             image: ImageOptions::default(),
-            spacing: None,
+            pixel_size: None,
             sidecar_extra: serde_json::Map::new(),
             checksums: true,
             layout: Layout::Folder,
@@ -310,8 +299,8 @@ fn start_output(
     }
 }
 
-fn spacing(source: &dyn ZStackSource, opts: &ConvertOptions) -> Result<Spacing> {
-    if let Some(s) = opts.spacing {
+fn spacing(source: &dyn ZStackSource, opts: &ConvertOptions) -> Result<PixelSize> {
+    if let Some(s) = opts.pixel_size {
         if [s.x, s.y, s.z].iter().all(|v| v.is_finite() && *v > 0.0) {
             return Ok(s);
         }
@@ -321,7 +310,7 @@ fn spacing(source: &dyn ZStackSource, opts: &ConvertOptions) -> Result<Spacing> 
         )));
     }
     match source.info().pixel_size {
-        Some(p) if p.x > 0.0 && p.y > 0.0 => Ok(Spacing { x: p.x, y: p.y, z: 1.0 }),
+        Some(p) if p.x > 0.0 && p.y > 0.0 && p.z > 0.0 => Ok(p),
         _ => Err(Error::Config(
             "the TIFF files record no pixel size: pass it, e.g. --pixel-size 0.25,0.25,2 --pixel-units um"
                 .into(),
@@ -360,7 +349,7 @@ pub struct Prepared {
     group: serde_json::Value,
     arrays: ArraysSummary,
     info: crate::source::StackInfo,
-    spacing: Spacing,
+    spacing: PixelSize,
 }
 
 /// Reads the stack once and writes every array, without publishing anything: the caller
@@ -638,7 +627,7 @@ fn write_bids_metadata(
     local: Option<&std::path::Path>,
     section: &Section,
     name: &MicrName,
-    spacing: Spacing,
+    spacing: PixelSize,
     opts: &ConvertOptions,
 ) -> Result<()> {
     let mut sidecar = MicroscopySidecar::new(

@@ -75,7 +75,7 @@ fn element_size(ds: &Dataset) -> Option<PixelSize> {
         [y, x] | [_, y, x] => (y, x),
         _ => return None,
     };
-    (x.is_finite() && y.is_finite() && x > 0.0 && y > 0.0).then_some(PixelSize { x, y })
+    (x.is_finite() && y.is_finite() && x > 0.0 && y > 0.0).then_some(PixelSize::xy(x, y))
 }
 
 /// Whether a dataset's `axes` attribute says `(c, z, y, x)`.

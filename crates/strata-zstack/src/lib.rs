@@ -34,8 +34,8 @@ pub mod tiff_source;
 pub mod tiff_writer;
 
 pub use convert::{
-    ConvertOptions, ConvertSummary, Layout, Prepared, Section, SourceFile, Spacing, convert,
-    prepare, source_files, utc,
+    ConvertOptions, ConvertSummary, Layout, Prepared, Section, SourceFile, convert, prepare,
+    source_files, utc,
 };
 pub use error::{Error, Result};
 #[cfg(feature = "hdf5")]

@@ -171,10 +171,10 @@ impl SyntheticStack {
             planes: opts.planes,
             channels: opts.channels,
             sample_type: opts.sample_type,
-            pixel_size: Some(crate::source::PixelSize {
-                x: opts.pixel_size_um,
-                y: opts.pixel_size_um,
-            }),
+            pixel_size: Some(crate::source::PixelSize::xy(
+                opts.pixel_size_um,
+                opts.pixel_size_um,
+            )),
             plane_names: (0..opts.planes).map(plane_name).collect(),
         };
         Ok(Self { opts, info, radii })

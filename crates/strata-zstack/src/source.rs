@@ -32,13 +32,33 @@ impl SampleType {
     }
 }
 
-/// Physical size of a pixel, in micrometres.
+/// Physical size of a level-0 voxel, in micrometres: pixel width and height, and the distance
+/// between focus levels. The one pixel-size type of the converter: what a source records and
+/// what a conversion writes (NGFF scale, sidecar `PixelSize`, provenance).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PixelSize {
     /// Width of a pixel.
     pub x: f64,
     /// Height of a pixel.
     pub y: f64,
+    /// Distance between focus levels.
+    pub z: f64,
+}
+
+impl PixelSize {
+    /// Distance between focus levels when the source records none: 1 um.
+    pub const DEFAULT_Z: f64 = 1.0;
+
+    /// A pixel of `x` by `y` um, focus levels [`PixelSize::DEFAULT_Z`] apart (what sources
+    /// that record only the plane's resolution, such as TIFF, report).
+    #[must_use]
+    pub fn xy(x: f64, y: f64) -> Self {
+        Self {
+            x,
+            y,
+            z: Self::DEFAULT_Z,
+        }
+    }
 }
 
 /// The geometry every plane of a z-stack shares.

@@ -784,7 +784,7 @@ fn pixel_size(decoder: &mut FileDecoder) -> Option<PixelSize> {
     };
     let x = res(Tag::XResolution)?;
     let y = res(Tag::YResolution).unwrap_or(x);
-    Some(PixelSize { x, y })
+    Some(PixelSize::xy(x, y))
 }
 
 impl OpenPlane {

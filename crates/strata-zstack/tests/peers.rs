@@ -7,7 +7,7 @@
 
 use std::path::Path;
 use strata_zstack::{
-    Compression, ConvertOptions, ImageOptions, MemorySource, NoHook, SampleType, Spacing, convert,
+    Compression, ConvertOptions, ImageOptions, MemorySource, NoHook, PixelSize, SampleType, convert,
 };
 
 use strata_testkit::{peer_script, python, run_python};
@@ -46,7 +46,7 @@ fn check(w: u32, h: u32, planes: u32, channels: u32, st: SampleType) {
             planes_per_shard: None,
             ..ImageOptions::default()
         },
-        spacing: Some(Spacing {
+        pixel_size: Some(PixelSize {
             x: 0.5,
             y: 0.5,
             z: 1.0,

@@ -5,8 +5,8 @@
 use std::path::Path;
 use strata_bids::name::{Label, Suffix};
 use strata_zstack::{
-    Compression, ConvertOptions, ImageOptions, MemorySource, NoHook, SampleType, Section, Spacing,
-    StackInfo, ZStackSource, convert,
+    Compression, ConvertOptions, ImageOptions, MemorySource, NoHook, PixelSize, SampleType,
+    Section, StackInfo, ZStackSource, convert,
 };
 
 mod common;
@@ -59,7 +59,7 @@ fn segmented(chunk: u32, segment_chunks: Option<u32>) -> ConvertOptions {
             planes_per_shard: None,
             segment_chunks,
         },
-        spacing: Some(Spacing {
+        pixel_size: Some(PixelSize {
             x: 0.25,
             y: 0.25,
             z: 2.0,

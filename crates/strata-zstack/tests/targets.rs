@@ -12,7 +12,7 @@ use strata_store::{
     block_on,
 };
 use strata_zstack::{
-    ConvertOptions, ImageOptions, Layout, MemorySource, NoHook, SampleType, Section, Spacing,
+    ConvertOptions, ImageOptions, Layout, MemorySource, NoHook, PixelSize, SampleType, Section,
     StackInfo, convert,
 };
 
@@ -56,7 +56,7 @@ fn options(layout: Layout, store: Option<strata_store::DynStore>) -> ConvertOpti
             chunk: 128,
             ..ImageOptions::default()
         },
-        spacing: Some(Spacing {
+        pixel_size: Some(PixelSize {
             x: 0.5,
             y: 0.5,
             z: 2.0,
