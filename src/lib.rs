@@ -14,12 +14,15 @@
 //! - [`validate`]: the whole dataset check: BIDS verdicts plus every OME-Zarr image's contents.
 //! - [`store`]: the async chunk-store traits and backends (POSIX/GPFS, object storage, `.ozx`
 //!   zip), zarrs integration and staging between tiers.
+//! - [`access`]: the read side: open an image anywhere (folder, `.ozx`, S3) and read regions of
+//!   its levels in parallel.
 //!
 //! ```
 //! let report = strata::bids::validate::validate(std::path::Path::new("."));
 //! assert!(report.is_ok());
 //! ```
 
+pub use strata_access as access;
 pub use strata_bids as bids;
 pub use strata_ngff as ngff;
 pub use strata_plan as plan;

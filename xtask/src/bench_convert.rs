@@ -88,6 +88,7 @@ pub(crate) fn run(
     size: &str,
     planes: u32,
     baseline: Option<&Path>,
+    runs: usize,
 ) -> Result<(), String> {
     crate::setup::run(root)?;
     run_cmd(
@@ -101,7 +102,8 @@ pub(crate) fn run(
     let work = root.join("target/bench-convert");
     let zstack = work.join(format!("zstack-{size}x{planes}"));
     sample(&strata, &zstack, size, planes)?;
-    let runs = 3;
+    // The peers take seconds each and vary little: three runs of each.
+    let peer_runs = 3;
 
     let mut ours = Vec::new();
     let mut last = Value::Null;
@@ -126,7 +128,7 @@ pub(crate) fn run(
         let mut times = Vec::new();
         let mut peak = 0;
         let mut peer_inodes = 0;
-        for _ in 0..runs {
+        for _ in 0..peer_runs {
             let out = work.join(format!("peer-{tool}.ome.zarr"));
             let _ = std::fs::remove_dir_all(&out);
             let (secs, v) = run_json(
@@ -143,9 +145,9 @@ pub(crate) fn run(
         peers.push((tool, median(times), peak, peer_inodes));
     }
     let o = median(ours);
-    let peak = last["peak_memory_bytes"].as_u64().unwrap_or_default();
+    let peak = median(our_peak.clone()) as u64;
     println!(
-        "bench-convert: {planes} x {size} uint8 z-stack ({}), median of {runs}",
+        "bench-convert: {planes} x {size} uint8 z-stack ({}), median of {runs} (peers: {peer_runs})",
         zstack.display()
     );
     println!(

@@ -21,7 +21,7 @@
 //!   - `strata demo`, then the official BIDS validator on what it wrote.
 //! - `codegen [--check] [--schema PATH]`: regenerate strata-bids' schema tables.
 //! - `bench-validate [--sections N]`: time `strata validate` against the official validator.
-//! - `bench-convert [--size WxH] [--planes N] [--baseline STRATA]`: time `strata convert`
+//! - `bench-convert [--size WxH] [--planes N] [--runs N] [--baseline STRATA]`: time `strata convert`
 //!   against Python peers (and against another build of `strata`, interleaved).
 
 mod bench;
@@ -56,12 +56,21 @@ fn main() -> ExitCode {
                 .map(|s| s.parse::<u32>().map_err(|e| format!("--planes: {e}")))
                 .transpose();
             let baseline = flag_value(&args, "--baseline").map(PathBuf::from);
+            let runs = flag_value(&args, "--runs")
+                .map(|s| s.parse::<usize>().map_err(|e| format!("--runs: {e}")))
+                .transpose()
+                .and_then(|r| match r {
+                    Some(0) => Err("--runs: at least 1".to_string()),
+                    r => Ok(r.unwrap_or(3)),
+                });
             planes.and_then(|p| {
-                bench_convert::run(&root, &size, p.unwrap_or(30), baseline.as_deref())
+                runs.and_then(|r| {
+                    bench_convert::run(&root, &size, p.unwrap_or(30), baseline.as_deref(), r)
+                })
             })
         }
         _ => Err(
-            "usage: cargo xtask <setup | test | codegen [--check] [--schema PATH] | bench-validate [--sections N] | bench-convert [--size WxH] [--planes N] [--baseline STRATA]>"
+            "usage: cargo xtask <setup | test | codegen [--check] [--schema PATH] | bench-validate [--sections N] | bench-convert [--size WxH] [--planes N] [--runs N] [--baseline STRATA]>"
                 .into(),
         ),
     };

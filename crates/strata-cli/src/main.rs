@@ -9,6 +9,7 @@ mod demo;
 mod export_hdf5;
 mod plan;
 mod qc;
+mod read;
 mod report;
 mod sample;
 mod stage;
@@ -53,6 +54,9 @@ enum Command {
     /// Check a z-stack's quality (focus, exposure, tissue) without converting it. Exit 0 when
     /// it passes the rules, 1 when it fails.
     Qc(qc::QcCmd),
+    /// Read one region of an image (an .ome.zarr folder, an .ozx file or s3://...) into a
+    /// .npy or .tif file, for a quick look.
+    Read(read::ReadCmd),
 }
 
 impl Command {
@@ -67,6 +71,7 @@ impl Command {
             Self::Plan(options) => plan::run(&options).map(|()| false),
             Self::Stage(options) => stage::run(&options).map(|()| false),
             Self::Qc(c) => c.run(),
+            Self::Read(c) => c.run(),
         }
     }
 }

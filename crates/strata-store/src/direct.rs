@@ -296,6 +296,8 @@ pub(crate) struct DirectPutStream {
     key: String,
     temp: PathBuf,
     publish: Option<Publish>,
+    /// Counted in the I/O thread's open streams (until its last block is sent).
+    counted: bool,
 }
 
 impl std::fmt::Debug for DirectPutStream {
@@ -347,6 +349,15 @@ impl DirectPutStream {
             key: key.to_owned(),
             temp,
             publish: Some(publish),
+            counted: true,
+        }
+    }
+
+    /// No longer counted as open: a stream whose last block is sent (it waits for the write
+    /// and the sync) holds no block, so the pool does not grow for it.
+    fn uncount(&mut self) {
+        if std::mem::take(&mut self.counted) {
+            self.io.open.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -420,6 +431,7 @@ impl PutStream for DirectPutStream {
                     done: Some(done),
                 })
                 .map_err(|e| self.err("put_stream", e))?;
+            self.uncount();
             written
                 .await
                 .map_err(|_| self.err("put_stream", stopped()))?
@@ -442,6 +454,6 @@ impl PutStream for DirectPutStream {
 impl Drop for DirectPutStream {
     fn drop(&mut self) {
         self.abandon();
-        self.io.open.fetch_sub(1, Ordering::Relaxed);
+        self.uncount();
     }
 }

@@ -83,6 +83,31 @@ pub fn sync_storage<S: ?Sized>(
     ))
 }
 
+/// Blocks on futures with [`crate::block_on`]: the runtime current on the calling thread, or
+/// the process-wide one strata-store starts on first use. For sync zarrs storage used from
+/// plain threads (rayon's, `main`) without a runtime handle to pass around.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BridgeBlockOn;
+
+impl AsyncToSyncBlockOn for BridgeBlockOn {
+    fn block_on<F: core::future::Future>(&self, future: F) -> F::Output {
+        crate::block_on(future)
+    }
+}
+
+/// Sync zarrs storage over any strata store, driven by [`BridgeBlockOn`].
+pub type BridgedStorage<S> = AsyncToSyncStorageAdapter<ZarrsStorage<S>, BridgeBlockOn>;
+
+/// zarrs' sync storage traits over `store`, driving its futures with [`crate::block_on`]
+/// (call it from plain threads, not from inside async tasks).
+#[must_use]
+pub fn bridged_storage<S: ?Sized>(store: Arc<S>) -> Arc<BridgedStorage<S>> {
+    Arc::new(AsyncToSyncStorageAdapter::new(
+        Arc::new(ZarrsStorage::new(store)),
+        BridgeBlockOn,
+    ))
+}
+
 fn to_storage_error(e: Error) -> StorageError {
     match e {
         Error::Io { source, .. } => StorageError::IOError(Arc::new(source)),
