@@ -7,7 +7,7 @@
 //! objects are read and written in parallel.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -261,6 +261,22 @@ impl Inner {
         }
     }
 
+    /// Reads part of the file under `key` (one `pread`).
+    fn read_range(&self, key: &StoreKey, range: ByteRange) -> Result<Bytes> {
+        let k = key.as_str();
+        let (file, len) = self.open_file("get_range", k)?;
+        let r = range.resolve(key, len)?;
+        let n = usize::try_from(r.end - r.start).map_err(|_| Error::InvalidRange {
+            key: k.to_owned(),
+            range: range.to_string(),
+            size: len,
+        })?;
+        let mut buf = vec![0; n];
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut buf, r.start)
+            .map_err(|e| io_err("get_range", k, &self.path_of_str(k), e))?;
+        Ok(Bytes::from(buf))
+    }
+
     fn open_file(&self, op: &'static str, key: &str) -> Result<(File, u64)> {
         let path = self.check_inside(key)?;
         let file = match File::open(&path) {
@@ -499,21 +515,14 @@ impl ReadableStore for PosixStore {
 
     async fn get_range(&self, key: &StoreKey, range: ByteRange) -> Result<Bytes> {
         let k = key.clone();
-        self.blocking("get_range", key, move |inner, key| {
-            let (mut file, len) = inner.open_file("get_range", key)?;
-            let r = range.resolve(&k, len)?;
-            let n = usize::try_from(r.end - r.start).map_err(|_| Error::InvalidRange {
-                key: key.to_owned(),
-                range: range.to_string(),
-                size: len,
-            })?;
-            let mut buf = vec![0; n];
-            file.seek(SeekFrom::Start(r.start))
-                .and_then(|_| file.read_exact(&mut buf))
-                .map_err(|e| io_err("get_range", key, &inner.path_of_str(key), e))?;
-            Ok(Bytes::from(buf))
+        self.blocking("get_range", key, move |inner, _| {
+            inner.read_range(&k, range)
         })
         .await
+    }
+
+    fn get_range_blocking(&self, key: &StoreKey, range: ByteRange) -> Option<Result<Bytes>> {
+        Some(self.inner.read_range(key, range))
     }
 
     async fn size(&self, key: &StoreKey) -> Result<u64> {

@@ -101,6 +101,19 @@ pub trait ReadableStore: Send + Sync + Debug {
     /// [`Error::NotFound`], or [`Error::InvalidRange`] when the range does not fit the object.
     async fn get_range(&self, key: &StoreKey, range: ByteRange) -> Result<Bytes>;
 
+    /// Part of an object, read on the calling thread, for callers on plain threads (never
+    /// from an async task: it blocks). `Some` where the backend's reads are blocking system
+    /// calls anyway (POSIX files, archives on them), which then skip the hand-over to the
+    /// async runtime's blocking pool; `None` (the default) where reads need the runtime
+    /// (object storage): use [`get_range`](Self::get_range) then.
+    ///
+    /// # Errors
+    /// As [`get_range`](Self::get_range).
+    fn get_range_blocking(&self, key: &StoreKey, range: ByteRange) -> Option<Result<Bytes>> {
+        let _ = (key, range);
+        None
+    }
+
     /// The object's size in bytes (a HEAD request on object storage).
     ///
     /// # Errors
@@ -251,6 +264,13 @@ macro_rules! forward {
             }
             async fn get_range(&self, key: &StoreKey, range: ByteRange) -> Result<Bytes> {
                 (**self).get_range(key, range).await
+            }
+            fn get_range_blocking(
+                &self,
+                key: &StoreKey,
+                range: ByteRange,
+            ) -> Option<Result<Bytes>> {
+                (**self).get_range_blocking(key, range)
             }
             async fn size(&self, key: &StoreKey) -> Result<u64> {
                 (**self).size(key).await

@@ -83,29 +83,59 @@ pub fn sync_storage<S: ?Sized>(
     ))
 }
 
-/// Blocks on futures with [`crate::block_on`]: the runtime current on the calling thread, or
-/// the process-wide one strata-store starts on first use. For sync zarrs storage used from
-/// plain threads (rayon's, `main`) without a runtime handle to pass around.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct BridgeBlockOn;
+/// zarrs' sync read trait over a strata store, for readers on plain threads (rayon's,
+/// `main`): reads go to [`ReadableStore::get_range_blocking`] where the backend has it (no
+/// hand-over to another thread), else through [`crate::block_on`].
+#[derive(Debug)]
+pub struct SyncReader<S: ?Sized> {
+    store: Arc<S>,
+}
 
-impl AsyncToSyncBlockOn for BridgeBlockOn {
-    fn block_on<F: core::future::Future>(&self, future: F) -> F::Output {
-        crate::block_on(future)
+impl<S: ?Sized> SyncReader<S> {
+    /// The adapter over `store`.
+    pub fn new(store: Arc<S>) -> Self {
+        Self { store }
     }
 }
 
-/// Sync zarrs storage over any strata store, driven by [`BridgeBlockOn`].
-pub type BridgedStorage<S> = AsyncToSyncStorageAdapter<ZarrsStorage<S>, BridgeBlockOn>;
+impl<S: ReadableStore + ?Sized> SyncReader<S> {
+    fn read(&self, key: &StoreKey, range: ByteRange) -> crate::Result<Bytes> {
+        match self.store.get_range_blocking(key, range.clone()) {
+            Some(r) => r,
+            None => crate::block_on(self.store.get_range(key, range)),
+        }
+    }
+}
 
-/// zarrs' sync storage traits over `store`, driving its futures with [`crate::block_on`]
-/// (call it from plain threads, not from inside async tasks).
-#[must_use]
-pub fn bridged_storage<S: ?Sized>(store: Arc<S>) -> Arc<BridgedStorage<S>> {
-    Arc::new(AsyncToSyncStorageAdapter::new(
-        Arc::new(ZarrsStorage::new(store)),
-        BridgeBlockOn,
-    ))
+impl<S: ReadableStore + ?Sized + 'static> zarrs_storage::ReadableStorageTraits for SyncReader<S> {
+    fn get_partial_many<'a>(
+        &'a self,
+        key: &ZKey,
+        byte_ranges: ByteRangeIterator<'a>,
+    ) -> Result<zarrs_storage::MaybeBytesIterator<'a>, StorageError> {
+        let key = key_of(key)?;
+        let mut out = Vec::new();
+        for r in byte_ranges {
+            match self.read(&key, range_of(r)) {
+                Ok(b) => out.push(Ok(b)),
+                Err(e) if e.is_not_found() => return Ok(None),
+                Err(e) => out.push(Err(to_storage_error(e))),
+            }
+        }
+        Ok(Some(Box::new(out.into_iter())))
+    }
+
+    fn size_key(&self, key: &ZKey) -> Result<Option<u64>, StorageError> {
+        match crate::block_on(self.store.size(&key_of(key)?)) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(to_storage_error(e)),
+        }
+    }
+
+    fn supports_get_partial(&self) -> bool {
+        true
+    }
 }
 
 fn to_storage_error(e: Error) -> StorageError {

@@ -492,6 +492,22 @@ impl ReadableStore for OzxStore {
             .await
     }
 
+    fn get_range_blocking(&self, key: &StoreKey, range: ByteRange) -> Option<Result<Bytes>> {
+        let read = || {
+            let e = self.entry(key)?.clone();
+            let r = range.resolve(key, e.size)?;
+            if r.start == r.end {
+                return Ok(Some(Bytes::new()));
+            }
+            // The local header is read once per entry (then cached), on the runtime.
+            let off = crate::block_on(self.data_offset(key, &e))?;
+            self.src
+                .get_range_blocking(&self.key, (off + r.start..off + r.end).into())
+                .transpose()
+        };
+        read().transpose()
+    }
+
     async fn size(&self, key: &StoreKey) -> Result<u64> {
         Ok(self.entry(key)?.size)
     }
