@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-fn run_json(cmd: &mut Command) -> Result<(f64, Value), String> {
+pub(crate) fn run_json(cmd: &mut Command) -> Result<(f64, Value), String> {
     let shown = format!("{cmd:?}");
     let start = Instant::now();
     let out = cmd
@@ -42,7 +42,7 @@ fn count_inodes(path: &Path) -> u64 {
     n
 }
 
-fn sample(strata: &Path, dir: &Path, size: &str, planes: u32) -> Result<(), String> {
+pub(crate) fn sample(strata: &Path, dir: &Path, size: &str, planes: u32) -> Result<(), String> {
     let marker = dir.join(".complete");
     if marker.exists() {
         return Ok(());
@@ -78,7 +78,7 @@ fn convert(strata: &Path, zstack: &Path, bids: &Path) -> Result<(f64, Value), St
     )
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }

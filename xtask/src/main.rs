@@ -23,9 +23,12 @@
 //! - `bench-validate [--sections N]`: time `strata validate` against the official validator.
 //! - `bench-convert [--size WxH] [--planes N] [--runs N] [--baseline STRATA]`: time `strata convert`
 //!   against Python peers (and against another build of `strata`, interleaved).
+//! - `bench-read [--patches N]`: random patch reads by strata-access against zarrs,
+//!   tensorstore and zarr-python on the same converted section.
 
 mod bench;
 mod bench_convert;
+mod bench_read;
 mod codegen;
 mod services;
 mod setup;
@@ -50,6 +53,12 @@ fn main() -> ExitCode {
                 .transpose();
             sections.and_then(|n| bench::validate(&root, n.unwrap_or(7000)))
         }
+        Some("bench-read") => {
+            let patches = flag_value(&args, "--patches")
+                .map(|s| s.parse::<usize>().map_err(|e| format!("--patches: {e}")))
+                .transpose();
+            patches.and_then(|n| bench_read::run(&root, n.unwrap_or(1000).max(1)))
+        }
         Some("bench-convert") => {
             let size = flag_value(&args, "--size").unwrap_or_else(|| "4096x4096".into());
             let planes = flag_value(&args, "--planes")
@@ -70,7 +79,7 @@ fn main() -> ExitCode {
             })
         }
         _ => Err(
-            "usage: cargo xtask <setup | test | codegen [--check] [--schema PATH] | bench-validate [--sections N] | bench-convert [--size WxH] [--planes N] [--runs N] [--baseline STRATA]>"
+            "usage: cargo xtask <setup | test | codegen [--check] [--schema PATH] | bench-validate [--sections N] | bench-convert [--size WxH] [--planes N] [--runs N] [--baseline STRATA] | bench-read [--patches N]>"
                 .into(),
         ),
     };

@@ -333,6 +333,10 @@ impl Image {
     /// [`Error::Chunk`] naming the chunk that could not be read or decoded.
     pub fn read_region(&self, level: usize, region: &Region) -> Result<Vec<u8>> {
         let bytes = self.check(level, region)?;
+        if self.cache.is_none() && bytes > 0 {
+            // zarrs' buffer is the result: no copy.
+            return self.decode_uncached(level, self.level_ref(level)?, region, bytes);
+        }
         let mut out = vec![0u8; bytes];
         self.read_checked(level, region, &mut out)?;
         Ok(out)
@@ -436,14 +440,14 @@ impl Image {
     }
 
     /// Without a cache, zarrs decodes the touched inner chunks (in parallel, on rayon's pool)
-    /// straight into one buffer of the region: one copy fewer than chunk by chunk.
-    fn read_uncached(
+    /// straight into one buffer of the region.
+    fn decode_uncached(
         &self,
         level: usize,
         l: &Level,
         region: &Region,
-        out: &mut [u8],
-    ) -> Result<()> {
+        want: usize,
+    ) -> Result<Vec<u8>> {
         let subset = ArraySubset::new_with_ranges(region.ranges());
         let bytes: ArrayBytes<'static> = l
             .array
@@ -451,19 +455,27 @@ impl Image {
             .map_err(|e| self.region_error(level, l, region, &e.to_string()))?;
         let raw = bytes
             .into_fixed()
-            .map_err(|e| self.region_error(level, l, region, &e.to_string()))?;
-        if raw.len() != out.len() {
+            .map_err(|e| self.region_error(level, l, region, &e.to_string()))?
+            .into_owned();
+        if raw.len() != want {
             return Err(self.region_error(
                 level,
                 l,
                 region,
-                &format!(
-                    "decoded to {} bytes, the region needs {}",
-                    raw.len(),
-                    out.len()
-                ),
+                &format!("decoded to {} bytes, the region needs {want}", raw.len()),
             ));
         }
+        Ok(raw)
+    }
+
+    fn read_uncached(
+        &self,
+        level: usize,
+        l: &Level,
+        region: &Region,
+        out: &mut [u8],
+    ) -> Result<()> {
+        let raw = self.decode_uncached(level, l, region, out.len())?;
         out.copy_from_slice(&raw);
         Ok(())
     }

@@ -175,6 +175,25 @@ pub async fn ranged(store: &DynStore) {
         ),
         "{store:?}: ranged read of a missing key"
     );
+    // The blocking read, where the backend has one, gives the same bytes and the same errors.
+    if let Some(got) = store.get_range_blocking(&k, (1234..5678).into()) {
+        let got = ok("get_range_blocking", store, got);
+        assert_eq!(got, v.slice(1234..5678), "{store:?}: blocking range");
+        assert!(
+            matches!(
+                store.get_range_blocking(&k, ByteRange::From(10_001)),
+                Some(Err(Error::InvalidRange { .. }))
+            ),
+            "{store:?}: blocking range beyond the object"
+        );
+        assert!(
+            matches!(
+                store.get_range_blocking(&key("conformance/ranged/missing"), (0..1).into()),
+                Some(Err(Error::NotFound { .. }))
+            ),
+            "{store:?}: blocking read of a missing key"
+        );
+    }
     let parts = ok(
         "get_ranges",
         store,
@@ -656,6 +675,11 @@ pub async fn read_only<S: ReadableStore + ListableStore + std::fmt::Debug + ?Siz
                 &v[want.start as usize..want.end as usize],
                 "{store:?}: range {r} of {k}"
             );
+            if let Some(blocking) = store.get_range_blocking(k, r.clone()) {
+                let blocking =
+                    blocking.unwrap_or_else(|e| panic!("{store:?}: blocking range {r} of {k}: {e}"));
+                assert_eq!(blocking, got, "{store:?}: blocking range {r} of {k}");
+            }
         }
         assert!(
             matches!(
