@@ -25,7 +25,9 @@ mod cache;
 mod error;
 mod image;
 mod location;
+mod sampler;
 
 pub use error::{Error, Result};
 pub use image::{Image, ImageOptions, LevelInfo, Region};
 pub use location::Location;
+pub use sampler::{Patch, PatchAt, PatchIter, PatchSampler, Positions, SamplerOptions};

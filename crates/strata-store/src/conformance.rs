@@ -676,8 +676,8 @@ pub async fn read_only<S: ReadableStore + ListableStore + std::fmt::Debug + ?Siz
                 "{store:?}: range {r} of {k}"
             );
             if let Some(blocking) = store.get_range_blocking(k, r.clone()) {
-                let blocking =
-                    blocking.unwrap_or_else(|e| panic!("{store:?}: blocking range {r} of {k}: {e}"));
+                let blocking = blocking
+                    .unwrap_or_else(|e| panic!("{store:?}: blocking range {r} of {k}: {e}"));
                 assert_eq!(blocking, got, "{store:?}: blocking range {r} of {k}");
             }
         }
