@@ -137,6 +137,7 @@ impl ConvertCmd {
             qc_gate: gate,
             ozx: self.layout == "ozx",
             checksums: !self.no_checksums,
+            sidecar_extra: serde_json::Map::new(),
         };
         let h5 = Hdf5Args {
             dataset: self.h5_dataset,
@@ -176,6 +177,8 @@ pub(crate) struct ConvertArgs {
     pub(crate) ozx: bool,
     /// Record the SHA-256 of every source file in the provenance.
     pub(crate) checksums: bool,
+    /// Extra sidecar keys (what the scanner records: Manufacturer, BodyPart, ...).
+    pub(crate) sidecar_extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// What `strata convert` needs HDF5 for: which datasets of an `.h5` input hold the planes,
@@ -334,13 +337,13 @@ fn section_options(
         },
         pixel_size: spacing,
         checksums: a.checksums,
+        sidecar_extra: a.sidecar_extra.clone(),
         layout: if stream_ozx {
             strata_zstack::Layout::Ozx
         } else {
             strata_zstack::Layout::Folder
         },
         store,
-        ..ConvertOptions::default()
     };
     let mut options = SectionOptions::default().convert(convert);
     if let Some(rules) = &a.qc_gate {

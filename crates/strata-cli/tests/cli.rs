@@ -83,7 +83,18 @@ fn demo_writes_a_valid_dataset() {
     );
     let v = stdout_json(&r);
     assert_eq!(v["validation"]["summary"]["errors"], 0);
+    // The demo records what a scanner would: a newcomer sees no warning.
+    assert_eq!(
+        v["validation"]["summary"]["warnings"], 0,
+        "{}",
+        v["validation"]["issues"]
+    );
     assert_eq!(v["validation"]["summary"]["samples"], 2);
+    let sidecar = strata_testkit::read_json(
+        &out.join("sub-BB01/micr/sub-BB01_sample-0001_stain-Nissl_BF.json"),
+    );
+    assert_eq!(sidecar["SampleStaining"], "Nissl");
+    assert!(out.join("README").is_file());
     let conversion = &v["conversions"][1];
     assert_eq!(conversion["planes"], 3);
     // 700 x 600 -> 350 x 300: two levels, one shard each, no chunk folders.
