@@ -113,11 +113,10 @@ impl Location {
                 let store: Arc<dyn ReadableStore> = Arc::new(
                     block_on(OzxStore::open(Arc::clone(&parent), archive)).map_err(store_err)?,
                 );
-                let sidecar = sidecar_name(&name).map(|n| (parent, n));
-                Ok(Opened {
-                    store,
-                    sidecar: sidecar.and_then(|(s, n)| key(&n, &image).ok().map(|k| (s, k))),
-                })
+                let sidecar = sidecar_name(&name)
+                    .and_then(|n| key(&n, &image).ok())
+                    .map(|k| (parent, k));
+                Ok(Opened { store, sidecar })
             }
             Self::S3 { bucket, key: k } => {
                 let bucket_store: Arc<dyn ReadableStore> = Arc::new(

@@ -150,6 +150,8 @@ struct Mask {
 pub struct PatchSampler {
     images: Vec<Arc<Image>>,
     masks: Vec<Option<Mask>>,
+    /// Each image's share of random positions: its tissue pixels (all pixels without a mask).
+    weights: Vec<u64>,
     options: SamplerOptions,
 }
 
@@ -201,9 +203,20 @@ impl PatchSampler {
                 None
             });
         }
+        let weights = masks
+            .iter()
+            .zip(&images)
+            .map(|(m, img)| match m {
+                Some(m) => m.tissue.len() as u64,
+                None => img
+                    .level(options.level)
+                    .map_or(0, |l| l.shape[1] * l.shape[2] * l.shape[3]),
+            })
+            .collect();
         Ok(Self {
             images,
             masks,
+            weights,
             options,
         })
     }
@@ -309,23 +322,12 @@ impl PatchSampler {
     /// tissue pixel of its mask (or any pixel), the patch centred there within the level.
     fn random_at(&self, r: u64) -> Option<PatchAt> {
         let o = &self.options;
-        let weights: Vec<u64> = self
-            .masks
-            .iter()
-            .zip(&self.images)
-            .map(|(m, img)| match m {
-                Some(m) => m.tissue.len() as u64,
-                None => img
-                    .level(o.level)
-                    .map_or(0, |l| l.shape[1] * l.shape[2] * l.shape[3]),
-            })
-            .collect();
-        let total: u64 = weights.iter().sum();
+        let total: u64 = self.weights.iter().sum();
         if total == 0 {
             return None;
         }
         let mut pick = r % total;
-        let image = weights.iter().position(|&wt| {
+        let image = self.weights.iter().position(|&wt| {
             if pick < wt {
                 true
             } else {

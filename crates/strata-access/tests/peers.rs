@@ -3,18 +3,14 @@
 //! `.ozx`, the archive by zarr-python only: see `tests/peers/read_regions.py`). Needs the
 //! Python peers (`STRATA_PYTHON`, set by `cargo xtask test`).
 
-use std::path::Path;
+mod common;
 
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
 use serde_json::json;
 use strata_access::{Image, Region};
-use strata_bids::name::{Label, Suffix};
 use strata_store::sha2::{Digest, Sha256};
-use strata_zstack::{
-    ConvertOptions, ImageOptions, Layout, MemorySource, NoHook, PixelSize, SampleType, Section,
-    StackInfo, convert,
-};
+use strata_zstack::{Layout, MemorySource, SampleType, StackInfo};
 
 fn source(channels: u32, sample: SampleType) -> MemorySource {
     let (w, h, planes) = (520u32, 390u32, 3u32);
@@ -44,32 +40,6 @@ fn source(channels: u32, sample: SampleType) -> MemorySource {
     MemorySource::new(info, data).expect("stack")
 }
 
-fn convert_to(root: &Path, src: &mut MemorySource, layout: Layout) -> String {
-    let section = Section {
-        bids_root: root.to_owned(),
-        subject: Label::new("sub", "P01").expect("label"),
-        session: None,
-        sample: Label::new("sample", "01").expect("label"),
-        stain: None,
-        suffix: Suffix::BF,
-    };
-    let options = ConvertOptions {
-        image: ImageOptions {
-            chunk: 128,
-            ..ImageOptions::default()
-        },
-        pixel_size: Some(PixelSize {
-            x: 1.0,
-            y: 1.0,
-            z: 2.0,
-        }),
-        layout,
-        ..ConvertOptions::default()
-    };
-    let out = convert(src, &section, &options, &mut NoHook).expect("convert");
-    out.output.to_string_lossy().into_owned()
-}
-
 fn sha(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
@@ -92,7 +62,9 @@ fn regions_equal_zarr_python_and_tensorstore() {
     ] {
         for layout in [Layout::Folder, Layout::Ozx] {
             let dir = tempfile::tempdir().expect("tempdir");
-            let path = convert_to(dir.path(), &mut source(channels, sample), layout);
+            let path = common::convert_to(dir.path(), &mut source(channels, sample), layout, 1.0)
+                .to_string_lossy()
+                .into_owned();
             let img = Image::open(&path).expect("open");
             let mut regions = Vec::new();
             let mut ours = Vec::new();

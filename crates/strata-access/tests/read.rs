@@ -6,13 +6,11 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod common;
+
 use proptest::prelude::*;
 use strata_access::{Error, Image, ImageOptions, Region};
-use strata_bids::name::{Label, Suffix};
-use strata_zstack::{
-    ConvertOptions, ImageOptions as WriteOptions, Layout, MemorySource, NoHook, PixelSize,
-    SampleType, Section, StackInfo, convert,
-};
+use strata_zstack::{Layout, MemorySource, SampleType, StackInfo};
 use zarrs::array::{Array, ArraySubset};
 use zarrs::filesystem::FilesystemStore;
 
@@ -95,32 +93,9 @@ const GRAY: Stack = Stack {
     sample: SampleType::U8,
 };
 
-/// Converts `stack` under `root` (inner chunks of 128) and returns the image's path.
+/// Converts `stack` under `root` (pixels of 0.5 um) and returns the image's path.
 fn convert_to(root: &Path, stack: &Stack, layout: Layout) -> PathBuf {
-    let section = Section {
-        bids_root: root.to_owned(),
-        subject: Label::new("sub", "BB01").expect("label"),
-        session: None,
-        sample: Label::new("sample", "0042").expect("label"),
-        stain: None,
-        suffix: Suffix::BF,
-    };
-    let options = ConvertOptions {
-        image: WriteOptions {
-            chunk: 128,
-            ..WriteOptions::default()
-        },
-        pixel_size: Some(PixelSize {
-            x: 0.5,
-            y: 0.5,
-            z: 2.0,
-        }),
-        layout,
-        ..ConvertOptions::default()
-    };
-    convert(&mut stack.source(), &section, &options, &mut NoHook)
-        .expect("convert")
-        .output
+    common::convert_to(root, &mut stack.source(), layout, 0.5)
 }
 
 fn open(path: &Path) -> Image {

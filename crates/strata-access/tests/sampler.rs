@@ -2,16 +2,14 @@
 //! and the epoch, shares of ranks and workers never overlap and together cover the grid, and
 //! the read-ahead iterator yields the patches that `read` gives.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
 use strata_access::{Image, PatchSampler, Positions, Region, SamplerOptions};
-use strata_bids::name::{Label, Suffix};
-use strata_zstack::{
-    ConvertOptions, ImageOptions, MemorySource, NoHook, PixelSize, SampleType, Section, StackInfo,
-    convert,
-};
+use strata_zstack::{Layout, MemorySource, SampleType, StackInfo};
 
 /// 1024 x 512, 3 planes: the left half is tissue (dark, textured), the right half background.
 fn image(root: &Path) -> Arc<Image> {
@@ -39,29 +37,9 @@ fn image(root: &Path) -> Arc<Image> {
                 .collect()
         })
         .collect();
-    let section = Section {
-        bids_root: root.to_owned(),
-        subject: Label::new("sub", "S1").expect("label"),
-        session: None,
-        sample: Label::new("sample", "01").expect("label"),
-        stain: None,
-        suffix: Suffix::BF,
-    };
-    let options = ConvertOptions {
-        image: ImageOptions {
-            chunk: 128,
-            ..ImageOptions::default()
-        },
-        pixel_size: Some(PixelSize {
-            x: 1.0,
-            y: 1.0,
-            z: 2.0,
-        }),
-        ..ConvertOptions::default()
-    };
     let mut src = MemorySource::new(info, data).expect("stack");
-    let out = convert(&mut src, &section, &options, &mut NoHook).expect("convert");
-    Arc::new(Image::open(out.output.to_str().expect("utf-8")).expect("open"))
+    let path = common::convert_to(root, &mut src, Layout::Folder, 1.0);
+    Arc::new(Image::open(path.to_str().expect("utf-8")).expect("open"))
 }
 
 #[test]
