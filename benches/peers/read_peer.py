@@ -1,7 +1,8 @@
 """Peer readers for `cargo xtask bench-read`: the same patches read with tensorstore (with a
-cache pool of the same budget as strata's chunk cache) or zarr-python 3.
+cache pool of the same budget as strata's chunk cache), zarr-python 3, or Strata's own
+Python package (`strata`, to compare the binding with the Rust API).
 
-Usage: python read_peer.py {tensorstore|zarr} IMAGE POSITIONS.json --size N [--cache-mib M]
+Usage: python read_peer.py {tensorstore|zarr|strata} IMAGE POSITIONS.json --size N [--cache-mib M]
 
 POSITIONS.json is a list of [z, y, x] (level 0, channel 0). Prints patches per second as JSON.
 """
@@ -15,7 +16,7 @@ import numpy as np
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("tool", choices=["tensorstore", "zarr"])
+    ap.add_argument("tool", choices=["tensorstore", "zarr", "strata"])
     ap.add_argument("image")
     ap.add_argument("positions")
     ap.add_argument("--size", type=int, default=512)
@@ -36,6 +37,14 @@ def main():
 
         def read(z, y, x):
             return arr[0, z, y : y + n, x : x + n].read().result()
+
+    elif args.tool == "strata":
+        import strata
+
+        img = strata.open(args.image, cache_bytes=args.cache_mib << 20)
+
+        def read(z, y, x):
+            return img.read(0, c=0, z=z, y=slice(y, y + n), x=slice(x, x + n))
 
     else:
         import zarr

@@ -68,6 +68,15 @@ pub(crate) fn run(root: &Path, patches: usize) -> Result<(), String> {
     ]))?;
     // `--example` with two packages builds the example of the one that has it, and the
     // binaries of both.
+    // The Python package, built in release mode as a user's `pip install ./python` builds it.
+    let venv_bin = root.join(".venv/bin");
+    run_cmd(
+        Command::new(venv_bin.join("pip"))
+            .current_dir(root)
+            .args(["install", "--quiet", "--no-build-isolation", "--no-deps"])
+            .args(["--force-reinstall", "./python"])
+            .env("PATH", crate::path_with(&venv_bin)?),
+    )?;
     let strata = root.join("target/release/strata");
     let reader = root.join("target/release/examples/read_patches");
     let python = root.join(".venv/bin/python");
@@ -105,6 +114,8 @@ pub(crate) fn run(root: &Path, patches: usize) -> Result<(), String> {
         ("tensorstore, 256 MiB cache", theirs("tensorstore", &cache)),
         ("zarr-python 3", theirs("zarr", &[])),
         ("zarrs (Rust), folder", ours(&folder, &["--zarrs"])),
+        ("strata (Python), folder", theirs("strata", &[])),
+        ("strata (Python), folder, cache", theirs("strata", &cache)),
         ("strata-access, folder", ours(&folder, &[])),
         ("strata-access, folder, cache", ours(&folder, &cache)),
         ("strata-access, .ozx", ours(&archive, &[])),
@@ -146,6 +157,82 @@ pub(crate) fn run(root: &Path, patches: usize) -> Result<(), String> {
             "  {name:<42} {r:>10.0} {:>15.2}x {:>15.2}x",
             r / base,
             r / cached_base
+        );
+    }
+    loader(root, &strata, &work, &python)
+}
+
+/// The DataLoader-style run: 256 x 256 patches through torch's DataLoader with 2 workers over
+/// 8 sections, `strata.PatchDataset` (on tissue) against a naive tensorstore loop.
+fn loader(root: &Path, strata: &Path, work: &Path, python: &Path) -> Result<(), String> {
+    let bids = work.join("loader-bids");
+    let marker = bids.join(".complete");
+    if !marker.exists() {
+        let _ = std::fs::remove_dir_all(&bids);
+        run_json(
+            Command::new(strata)
+                .args(["demo", "--out"])
+                .arg(&bids)
+                .args([
+                    "--sections",
+                    "8",
+                    "--size",
+                    "4096x4096",
+                    "--planes",
+                    "4",
+                    "--json",
+                ]),
+        )?;
+        std::fs::write(&marker, b"").map_err(|e| e.to_string())?;
+    }
+    let peer = root.join("benches/peers/loader_peer.py");
+    let patches = "4000";
+    let mut results: Vec<(&str, Vec<Value>)> = vec![
+        ("strata.PatchDataset", Vec::new()),
+        ("naive tensorstore loop", Vec::new()),
+    ];
+    for _ in 0..3 {
+        for (i, tool) in ["strata", "tensorstore"].iter().enumerate() {
+            let (_, v) = run_json(Command::new(python).arg(&peer).arg(tool).arg(&bids).args([
+                "--patches",
+                patches,
+                "--workers",
+                "2",
+            ]))?;
+            results[i].1.push(v);
+        }
+    }
+    println!(
+        "bench-read, DataLoader: {patches} random 256 x 256 patches, batches of 32, 2 workers, 8 sections of 4 x 4096 x 4096 ({}), median of 3 rounds",
+        bids.display()
+    );
+    println!(
+        "  {:<26} {:>10} {:>16} {:>10} {:>14}",
+        "loader", "patches/s", "vs tensorstore", "tissue", "peak RSS MiB"
+    );
+    let summary: Vec<(f64, f64, f64)> = results
+        .iter()
+        .map(|(_, runs)| {
+            let pick = |k: &str| {
+                median(
+                    runs.iter()
+                        .map(|v| v[k].as_f64().unwrap_or_default())
+                        .collect(),
+                )
+            };
+            (
+                pick("patches_per_second"),
+                pick("tissue_fraction"),
+                pick("peak_rss_mib"),
+            )
+        })
+        .collect();
+    let base = summary[1].0.max(f64::MIN_POSITIVE);
+    for ((name, _), (rate, tissue, rss)) in results.iter().zip(&summary) {
+        println!(
+            "  {name:<26} {rate:>10.0} {:>15.2}x {:>9.0}% {rss:>14.0}",
+            rate / base,
+            tissue * 100.0
         );
     }
     Ok(())

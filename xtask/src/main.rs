@@ -12,6 +12,9 @@
 //!     `hdf5`;
 //!   - the workspace's tests (all targets) with every peer and service set and required
 //!     (validator, Python, DataLad, Chromium, an S3 server on loopback);
+//!   - the Python package (`python/`): installed into the venv by `pip install ./python`,
+//!     then its pytest suite (zarr-python as the reference reader, torch's DataLoader with
+//!     worker processes, the S3 server);
 //!   - the HDF5 tests (`--features hdf5`: strata-zstack `tiff_hdf5`, `hdf5_export`,
 //!     strata-cli `hdf5_cli`);
 //!   - strata-store's library and tests without default features;
@@ -146,6 +149,41 @@ pub(crate) fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
+/// The Python package: `pip install ./python` into the venv (maturin builds the extension
+/// with the dev profile, whose dependencies the workspace tests just built), then its pytest
+/// suite against the `strata` binary of the same build, with torch and the S3 server required.
+fn python_package(root: &Path, venv_bin: &Path, s3_endpoint: &str) -> Result<(), String> {
+    let path = path_with(venv_bin)?;
+    run_cmd(
+        Command::new(venv_bin.join("pip"))
+            .current_dir(root)
+            .args(["install", "--quiet", "--no-build-isolation", "--no-deps"])
+            .args(["--force-reinstall", "./python"])
+            .env("PATH", &path)
+            .env("MATURIN_PEP517_ARGS", "--profile dev"),
+    )?;
+    run_cmd(
+        Command::new(venv_bin.join("python"))
+            .current_dir(root)
+            .args(["-m", "pytest", "-q", "python/tests"])
+            .env("PATH", &path)
+            .env("STRATA_BIN", root.join("target/debug/strata"))
+            .env("STRATA_S3_ENDPOINT", s3_endpoint)
+            .env("AWS_ACCESS_KEY_ID", "strata-test")
+            .env("AWS_SECRET_ACCESS_KEY", "strata-test")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("STRATA_REQUIRE_PEERS", "1"),
+    )
+}
+
+/// `PATH` with `dir` first (maturin's build backend runs `maturin` from the venv).
+pub(crate) fn path_with(dir: &Path) -> Result<std::ffi::OsString, String> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs = vec![dir.to_path_buf()];
+    dirs.extend(std::env::split_paths(&path));
+    std::env::join_paths(dirs).map_err(|e| format!("PATH: {e}"))
+}
+
 /// The HDF5 features of the crates that have them (`--features` with several packages).
 const HDF5_FEATURES: &str = "strata-zstack/hdf5,strata-cli/hdf5";
 
@@ -233,6 +271,7 @@ fn test(root: &Path) -> Result<(), String> {
             .env("AWS_DEFAULT_REGION", "us-east-1")
             .env("STRATA_REQUIRE_PEERS", "1"),
     )?;
+    python_package(root, &venv_bin, &s3.endpoint)?;
     drop(s3);
     // HDF5 input and output are an optional feature (it needs the C library, installed
     // above); h5py, the independent reader, comes from the venv.

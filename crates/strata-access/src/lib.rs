@@ -22,11 +22,13 @@
 //! ```
 
 mod cache;
+mod dataset;
 mod error;
 mod image;
 mod location;
 mod sampler;
 
+pub use dataset::{DatasetImage, Selection, dataset_images};
 pub use error::{Error, Result};
 pub use image::{Image, ImageOptions, LevelInfo, Region};
 pub use location::Location;

@@ -227,6 +227,12 @@ impl PatchSampler {
         &self.images
     }
 
+    /// The options the sampler was made with.
+    #[must_use]
+    pub fn options(&self) -> &SamplerOptions {
+        &self.options
+    }
+
     /// Fraction of each image's mask-level pixels that are tissue (1 without a mask).
     #[must_use]
     pub fn tissue_fractions(&self) -> Vec<f64> {

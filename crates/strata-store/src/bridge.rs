@@ -2,13 +2,14 @@
 //! command line).
 
 use std::future::Future;
-use std::sync::OnceLock;
+use std::sync::{Mutex, PoisonError};
 
 /// Runs `future` to completion on the calling thread and returns its output.
 ///
 /// Backends that need tokio's reactor or blocking pool (object storage, POSIX files) find it:
 /// the runtime current on this thread if there is one, else a process-wide one with one
-/// worker thread, started on first use. Call it from plain threads (rayon's, `main`,
+/// worker thread, started on first use (by each process: a child made by `fork`, such as a
+/// PyTorch loader worker, inherits no threads, so it starts its own). Call it from plain threads (rayon's, `main`,
 /// `spawn_blocking`), not from inside an async task: that would block the task's worker.
 pub fn block_on<F: Future>(future: F) -> F::Output {
     if tokio::runtime::Handle::try_current().is_ok() {
@@ -26,15 +27,24 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 }
 
 fn runtime() -> Option<&'static tokio::runtime::Runtime> {
-    static RUNTIME: OnceLock<Option<tokio::runtime::Runtime>> = OnceLock::new();
-    RUNTIME
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .thread_name("strata-store")
-                .enable_all()
-                .build()
-                .ok()
-        })
-        .as_ref()
+    // The process that started the runtime, and the runtime (leaked: it lives as long as the
+    // process; one inherited through fork is left alone, its threads do not exist there).
+    static RUNTIME: Mutex<Option<(u32, Option<&'static tokio::runtime::Runtime>)>> =
+        Mutex::new(None);
+    let pid = std::process::id();
+    let mut slot = RUNTIME.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((owner, rt)) = *slot
+        && owner == pid
+    {
+        return rt;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("strata-store")
+        .enable_all()
+        .build()
+        .ok()
+        .map(|rt| &*Box::leak(Box::new(rt)));
+    *slot = Some((pid, rt));
+    rt
 }
