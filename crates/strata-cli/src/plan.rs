@@ -3,7 +3,7 @@
 
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use strata_plan::{PlanInput, measure, plan, recommend, render_svg};
+use strata_plan::{AnnexMode, PlanInput, measure, plan_with, recommend, render_svg};
 
 type DynResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -31,6 +31,10 @@ pub(crate) struct Options {
     /// Inode quota to fit.
     #[arg(long, default_value_t = 3_000_000)]
     pub(crate) quota_inodes: u64,
+    /// git-annex layouts to plan (as `strata convert --datalad-annex`): default, compact, or
+    /// both (comma-separated; the default).
+    #[arg(long, value_delimiter = ',', default_value = "default,compact", value_parser = parse_annex)]
+    pub(crate) annex: Vec<AnnexMode>,
     /// Write a chart of inodes against subdataset size (SVG).
     #[arg(long)]
     pub(crate) svg: Option<PathBuf>,
@@ -40,6 +44,10 @@ pub(crate) struct Options {
     /// Print JSON.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+fn parse_annex(s: &str) -> Result<AnnexMode, String> {
+    s.parse().map_err(|e: strata_plan::Error| e.to_string())
 }
 
 /// `strata plan`: with `--measure`, counts the tree; else prints the plan table (or JSON) and
@@ -68,12 +76,14 @@ fn plan_table(a: &Options) -> DynResult<()> {
         channels: a.channels,
         ..PlanInput::whole_brain()
     };
-    let rows = plan(&input, a.quota_inodes)?;
+    let mut modes = a.annex.clone();
+    modes.dedup();
+    let rows = plan_with(&input, a.quota_inodes, &modes)?;
     let rec = recommend(&rows, a.quota_inodes);
     if let Some(path) = &a.svg {
         let layouts: Vec<_> =
             rows.iter()
-                .map(|r| (r.layout, r.annex))
+                .map(|r| (r.layout, r.annex.options()))
                 .fold(Vec::new(), |mut v, x| {
                     if !v.contains(&x) {
                         v.push(x);
@@ -110,11 +120,7 @@ fn plan_table(a: &Options) -> DynResult<()> {
             "{:<16} {:<16} {:<8} {:>9} {:>14} {:>14} {:>10} {:>12} {:>5}",
             r.layout.name(),
             r.grouping.name(),
-            if r.annex == strata_plan::AnnexOptions::DEFAULT {
-                "default"
-            } else {
-                "tuned"
-            },
+            r.annex.name(),
             r.datasets,
             r.inodes_after_gc,
             r.inodes_before_gc,
@@ -134,6 +140,10 @@ fn plan_table(a: &Options) -> DynResult<()> {
             );
             for reason in &rec.reasons {
                 println!("  - {reason}");
+            }
+            match &rec.convert_flags {
+                Some(flags) => println!("  - produced by: strata convert ... {flags}"),
+                None => println!("  - strata convert does not write this layout"),
             }
         }
         None => println!("\nno layout fits a quota of {} inodes", a.quota_inodes),

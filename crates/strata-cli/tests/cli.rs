@@ -447,6 +447,25 @@ fn plan_recommends_a_bids_valid_layout_within_the_quota() {
             .as_u64()
             .is_some_and(|n| n <= 500_000)
     );
+    // Rows for both annex layouts, each naming its own; the smallest valid one is chosen and
+    // the flags that produce it are given.
+    let rows = v["rows"].as_array().expect("rows");
+    for mode in ["default", "compact"] {
+        assert!(rows.iter().any(|r| r["annex"] == mode), "{mode}");
+    }
+    assert_eq!(rec["annex"], "compact", "{rec}");
+    assert_eq!(
+        v["recommendation"]["convert_flags"],
+        "--layout zarr --datalad ROOT --datalad-group 2000 --datalad-annex compact"
+    );
+    let r = run(strata().args(["plan", "--json", "--annex", "default"]));
+    let v = stdout_json(&r);
+    let rows = v["rows"].as_array().expect("rows");
+    assert!(!rows.is_empty() && rows.iter().all(|r| r["annex"] == "default"));
+    assert_eq!(v["recommendation"]["row"]["inodes_after_gc"], 444_863);
+    let r = run(strata().args(["plan", "--annex", "tiny"]));
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("use default or compact"));
     let r = run(strata().args(["plan", "--dtype", "float64"]));
     assert_eq!(r.status.code(), Some(2));
 }

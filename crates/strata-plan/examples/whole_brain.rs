@@ -2,7 +2,7 @@
 //! chart: `cargo run -p strata-plan --example whole_brain -- [chart.svg]`.
 
 use strata_plan::{
-    AnnexOptions, Grouping, Layout, PlanInput, plan, predict, recommend, render_svg,
+    AnnexMode, AnnexOptions, Grouping, Layout, PlanInput, plan, predict, recommend, render_svg,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -16,7 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Grouping::PerSections(2000),
     ];
     let rows = plan(&brain, 3_000_000)?;
-    for annex in [AnnexOptions::DEFAULT, AnnexOptions::TUNED] {
+    for annex in AnnexMode::ALL {
         println!("\ngit-annex: {}\n", annex.name());
         println!(
             "| layout | grouping | datasets | inodes without DataLad | before gc | after gc | fullest dir | largest dataset (files) | 3M | 500k |"

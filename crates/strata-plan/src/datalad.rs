@@ -38,7 +38,7 @@
 //! # Ok::<(), strata_plan::Error>(())
 //! ```
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -79,7 +79,8 @@ fn err(message: impl Into<String>) -> Error {
 }
 
 /// The git-annex layout of the datasets [`save`] creates (datasets that exist keep theirs).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum AnnexMode {
     /// git-annex defaults: locked files (a symlink per annexed file), two hash levels
     /// ([`AnnexOptions::DEFAULT`]).

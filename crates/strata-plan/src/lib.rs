@@ -33,12 +33,14 @@ pub mod model;
 pub mod plan;
 pub mod svg;
 
+pub use datalad::AnnexMode;
 pub use error::{Error, Result};
 pub use input::{AnnexOptions, Grouping, KeySeparator, Layout, PlanInput};
 pub use layout::{Entry, EntryKind, SectionCounts, section_counts, section_entries};
 pub use measure::{GitPart, Measurement, measure};
 pub use model::{Constants, DatasetShape, Prediction, datasets, predict, predict_with};
 pub use plan::{
-    MAX_DATASET_FILES, MAX_DIR_ENTRIES, PlanRow, Recommendation, groupings, plan, recommend,
+    MAX_DATASET_FILES, MAX_DIR_ENTRIES, PlanRow, Recommendation, groupings, plan, plan_with,
+    recommend,
 };
 pub use svg::render_svg;

@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
-use crate::input::{AnnexOptions, Grouping, Layout, PlanInput};
+use crate::datalad::AnnexMode;
+use crate::input::{Grouping, Layout, PlanInput};
 use crate::model::predict;
 
 /// Files per dataset above which a dataset needs restructuring.
@@ -31,8 +32,8 @@ pub struct PlanRow {
     pub layout: Layout,
     /// Subdataset grouping.
     pub grouping: Grouping,
-    /// git-annex storage options.
-    pub annex: AnnexOptions,
+    /// git-annex layout (`default` or `compact`, as `strata convert --datalad-annex`).
+    pub annex: AnnexMode,
     /// Datasets (superdataset included).
     pub datasets: u64,
     /// Inodes of the plain tree, without DataLad.
@@ -69,17 +70,28 @@ pub fn groupings(input: &PlanInput) -> Vec<Grouping> {
     out
 }
 
-/// Predicts every layout x grouping, for git-annex defaults and for the tuned options
-/// ([`AnnexOptions::TUNED`]).
+/// Predicts every layout x grouping, for both git-annex layouts ([`AnnexMode::ALL`]).
 ///
 /// # Errors
 /// [`crate::Error::Input`] if the input is invalid.
 pub fn plan(input: &PlanInput, quota_inodes: u64) -> Result<Vec<PlanRow>> {
+    plan_with(input, quota_inodes, &AnnexMode::ALL)
+}
+
+/// Predicts every layout x grouping for the git-annex layouts `modes`.
+///
+/// # Errors
+/// [`crate::Error::Input`] if the input is invalid.
+pub fn plan_with(
+    input: &PlanInput,
+    quota_inodes: u64,
+    modes: &[AnnexMode],
+) -> Result<Vec<PlanRow>> {
     input.validate()?;
     let mut out = Vec::new();
-    for annex in [AnnexOptions::DEFAULT, AnnexOptions::TUNED] {
+    for &annex in modes {
         let input = PlanInput {
-            annex,
+            annex: annex.options(),
             ..input.clone()
         };
         for layout in Layout::ALL {
@@ -112,13 +124,40 @@ pub fn plan(input: &PlanInput, quota_inodes: u64) -> Result<Vec<PlanRow>> {
 pub struct Recommendation {
     /// The recommended layout, grouping and annex options.
     pub row: PlanRow,
+    /// The `strata convert` flags that produce the row's layout, grouping and annex layout
+    /// (`None` for a layout `strata convert` does not write).
+    pub convert_flags: Option<String>,
     /// Why, with numbers.
     pub reasons: Vec<String>,
 }
 
-/// Picks a row: a BIDS-valid layout that fits `quota_inodes` after gc and keeps the dataset
-/// and directory limits; git-annex defaults before tuned options; then the fewest inodes.
-/// Falls back to non-BIDS layouts, then to the smallest row, saying so. `None` for no rows.
+impl PlanRow {
+    /// The `strata convert` flags that produce this row (`--layout`, `--datalad-group`,
+    /// `--datalad-annex`), or `None` for a layout `strata convert` does not write.
+    #[must_use]
+    pub fn convert_flags(&self) -> Option<String> {
+        let layout = match self.layout {
+            Layout::ZarrV3Sharded => "zarr",
+            Layout::Ozx => "ozx",
+            _ => return None,
+        };
+        let group = match self.grouping {
+            Grouping::None => "none".to_owned(),
+            Grouping::PerSubject => "subject".to_owned(),
+            Grouping::PerSections(1) => "section".to_owned(),
+            Grouping::PerSections(n) => n.to_string(),
+        };
+        Some(format!(
+            "--layout {layout} --datalad ROOT --datalad-group {group} --datalad-annex {}",
+            self.annex.name()
+        ))
+    }
+}
+
+/// Picks a row: the BIDS-valid layout with the fewest inodes after gc that fits
+/// `quota_inodes` and keeps the dataset and directory limits (either git-annex layout; fewer
+/// datasets on a tie). Falls back to non-BIDS layouts, then to the smallest row, saying so.
+/// `None` for no rows.
 #[must_use]
 pub fn recommend(rows: &[PlanRow], quota_inodes: u64) -> Option<Recommendation> {
     let ok = |r: &&PlanRow| r.inodes_after_gc <= quota_inodes && r.within_limits;
@@ -128,18 +167,21 @@ pub fn recommend(rows: &[PlanRow], quota_inodes: u64) -> Option<Recommendation> 
             .min_by_key(|r| (r.inodes_after_gc, r.datasets))
     };
     let mut reasons = Vec::new();
-    let row = if let Some(r) = best(&|r| r.layout.bids_valid() && r.annex == AnnexOptions::DEFAULT)
-    {
+    let row = if let Some(r) = best(&|r| r.layout.bids_valid()) {
         reasons.push(format!(
-            "BIDS-valid and fits {quota_inodes} inodes with git-annex defaults"
-        ));
-        r
-    } else if let Some(r) = best(&|r| r.layout.bids_valid()) {
-        reasons.push(format!(
-            "no BIDS-valid layout fits {quota_inodes} inodes with git-annex defaults; \
-             annex.tune.objecthash1 and thin unlocked files ({}) make it fit",
+            "the smallest BIDS-valid layout that fits {quota_inodes} inodes within the limits, with the {} git-annex layout",
             r.annex.name()
         ));
+        if let Some(d) = best(&|d| {
+            d.layout.bids_valid() && d.annex == AnnexMode::Default && r.annex != AnnexMode::Default
+        }) {
+            reasons.push(format!(
+                "with git-annex defaults the smallest is {} grouped {}: {} inodes after gc",
+                d.layout.name(),
+                d.grouping.name(),
+                d.inodes_after_gc
+            ));
+        }
         r
     } else if let Some(r) = best(&|_| true) {
         reasons.push(format!(
@@ -175,6 +217,7 @@ pub fn recommend(rows: &[PlanRow], quota_inodes: u64) -> Option<Recommendation> 
     ));
     Some(Recommendation {
         row: row.clone(),
+        convert_flags: row.convert_flags(),
         reasons,
     })
 }

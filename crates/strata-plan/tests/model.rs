@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use strata_plan::{
-    AnnexOptions, EntryKind, Error, Grouping, KeySeparator, Layout, PlanInput, datasets, measure,
-    plan, predict, recommend, render_svg, section_counts, section_entries,
+    AnnexMode, AnnexOptions, EntryKind, Error, Grouping, KeySeparator, Layout, PlanInput, datasets,
+    measure, plan, plan_with, predict, recommend, render_svg, section_counts, section_entries,
 };
 
 fn small() -> PlanInput {
@@ -235,7 +235,34 @@ fn plan_and_recommendation_for_the_whole_brain() {
     let r = recommend(&rows, 3_000_000).expect("a row");
     assert!(r.row.layout.bids_valid(), "{r:?}");
     assert!(r.row.fits_quota && r.row.within_limits);
-    assert_eq!(r.row.annex, AnnexOptions::DEFAULT);
+    // The smallest BIDS-valid row within the limits: compact annex, 2,000 sections per
+    // subdataset (what `strata convert --datalad` does by default, plus the annex flag).
+    assert_eq!(r.row.annex, AnnexMode::Compact);
+    assert_eq!(r.row.grouping, Grouping::PerSections(2000));
+    assert!(
+        rows.iter()
+            .filter(|o| o.layout.bids_valid() && o.within_limits && o.fits_quota)
+            .all(|o| o.inodes_after_gc >= r.row.inodes_after_gc)
+    );
+    assert_eq!(
+        r.convert_flags.as_deref(),
+        Some("--layout zarr --datalad ROOT --datalad-group 2000 --datalad-annex compact")
+    );
+    assert!(
+        r.reasons
+            .iter()
+            .any(|s| s.contains("with git-annex defaults the smallest")),
+        "{r:?}"
+    );
+    let defaults = plan_with(&brain, 3_000_000, &[AnnexMode::Default]).expect("plan");
+    assert!(defaults.iter().all(|o| o.annex == AnnexMode::Default));
+    assert_eq!(defaults.len() * 2, rows.len());
+    let d = recommend(&defaults, 3_000_000).expect("a row");
+    assert_eq!(
+        (d.row.annex, d.row.grouping),
+        (AnnexMode::Default, Grouping::PerSections(2000))
+    );
+    assert!(d.row.inodes_after_gc > r.row.inodes_after_gc);
     // v2 one-file-per-chunk never fits: billions of chunk files.
     assert!(
         rows.iter()
