@@ -10,7 +10,8 @@ Usage: python loader_peer.py {strata|tensorstore} BIDS_ROOT --patches N [--worke
 
 Both count a patch as containing tissue when at least 25% of its pixels are darker than the
 section's Otsu threshold (scikit-image, on the lowest level's middle plane), and print
-patches/s, that fraction and the peak RSS of the loader's processes as JSON.
+patches/s, that fraction and the peak RSS of the main process and of the largest worker
+as JSON.
 """
 
 import argparse
@@ -20,6 +21,7 @@ import resource
 import time
 
 import numpy as np
+import torch.utils.data as tud
 
 SIZE = 256
 
@@ -44,7 +46,7 @@ def thresholds(paths):
     return out
 
 
-class NaiveTensorstore:
+class NaiveTensorstore(tud.IterableDataset):
     """Uniformly random patches of every section, read by tensorstore (built lazily per worker)."""
 
     def __init__(self, paths, per_epoch, seed=0):
@@ -52,7 +54,6 @@ class NaiveTensorstore:
 
     def __iter__(self):
         import tensorstore as ts
-        import torch.utils.data as tud
 
         info = tud.get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
@@ -77,7 +78,6 @@ def main():
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
     import strata
-    import torch.utils.data as tud
 
     paths = sections(args.root)
     limits = thresholds(paths)
@@ -95,12 +95,13 @@ def main():
             tissue += float((arr[k] <= limit).mean()) >= 0.25
         n += arr.shape[0]
     secs = time.perf_counter() - start
-    peak_kib = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                   resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    main_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # The largest finished worker (forked: its resident pages include the parent's torch).
+    worker_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(json.dumps({
         "reader": args.tool, "sections": len(paths), "patches": n, "seconds": secs,
         "patches_per_second": n / secs, "tissue_fraction": tissue / max(n, 1),
-        "peak_rss_mib": peak_kib / 1024, "workers": args.workers, "pid": os.getpid(),
+        "peak_rss_mib": main_kib / 1024, "worker_peak_rss_mib": worker_kib / 1024, "workers": args.workers, "pid": os.getpid(),
     }))
 
 

@@ -207,10 +207,10 @@ fn loader(root: &Path, strata: &Path, work: &Path, python: &Path) -> Result<(), 
         bids.display()
     );
     println!(
-        "  {:<26} {:>10} {:>16} {:>10} {:>14}",
-        "loader", "patches/s", "vs tensorstore", "tissue", "peak RSS MiB"
+        "  {:<26} {:>10} {:>16} {:>10} {:>14} {:>16}",
+        "loader", "patches/s", "vs tensorstore", "tissue", "main RSS MiB", "worker RSS MiB"
     );
-    let summary: Vec<(f64, f64, f64)> = results
+    let summary: Vec<(f64, f64, f64, f64)> = results
         .iter()
         .map(|(_, runs)| {
             let pick = |k: &str| {
@@ -224,13 +224,14 @@ fn loader(root: &Path, strata: &Path, work: &Path, python: &Path) -> Result<(), 
                 pick("patches_per_second"),
                 pick("tissue_fraction"),
                 pick("peak_rss_mib"),
+                pick("worker_peak_rss_mib"),
             )
         })
         .collect();
     let base = summary[1].0.max(f64::MIN_POSITIVE);
-    for ((name, _), (rate, tissue, rss)) in results.iter().zip(&summary) {
+    for ((name, _), (rate, tissue, rss, worker_rss)) in results.iter().zip(&summary) {
         println!(
-            "  {name:<26} {rate:>10.0} {:>15.2}x {:>9.0}% {rss:>14.0}",
+            "  {name:<26} {rate:>10.0} {:>15.2}x {:>9.1}% {rss:>14.0} {worker_rss:>16.0}",
             rate / base,
             tissue * 100.0
         );
