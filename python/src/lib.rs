@@ -415,12 +415,9 @@ fn bids_images(
         .samples(labels(sample)?)
         .stains(labels(stain)?);
     let images = py
-        .detach(move || dataset_images(std::path::Path::new(&root), &selection))
+        .detach(move || dataset_images(&root, &selection))
         .map_err(py_err)?;
-    Ok(images
-        .into_iter()
-        .map(|i| i.path.to_string_lossy().into_owned())
-        .collect())
+    Ok(images.into_iter().map(|i| i.location).collect())
 }
 
 /// Where a patch was read from.

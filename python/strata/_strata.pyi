@@ -115,8 +115,9 @@ def bids_images(
     sample: _Labels = None,
     stain: _Labels = None,
 ) -> List[str]:
-    """The OME-Zarr images (folders and ``.ozx`` archives) of the BIDS dataset at ``root``
-    whose entities match (each a label, a list of labels, or None for all), in path order.
+    """The OME-Zarr images (folders and ``.ozx`` archives) of the BIDS dataset at ``root`` (a
+    folder or ``s3://bucket/prefix``) whose entities match (each a label, a list of labels, or
+    None for all), in path order, as locations ``open`` takes.
 
     Raises:
         RequestError: ``root`` is not a BIDS dataset.

@@ -47,7 +47,8 @@ class PatchDataset(_Base):  # type: ignore[misc]
 
     Args:
         images: image locations (``.ome.zarr`` folders, ``.ozx`` files, ``s3://`` URLs), or
-            a BIDS dataset root with ``subject``/``session``/``sample``/``stain`` selecting
+            a BIDS dataset root (a folder or ``s3://bucket/prefix``) with
+            ``subject``/``session``/``sample``/``stain`` selecting
             its images (see :func:`strata.bids_images`).
         size: patch ``(height, width)`` in pixels of ``level``.
         level: pyramid level patches are read from.

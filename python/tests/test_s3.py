@@ -48,3 +48,14 @@ def test_s3_dataloader_after_fork(s3_image, reference):
             np.testing.assert_array_equal(patches[i].numpy(), reference[0][:, z, y:y + 64, x:x + 64])
             n += 1
     assert n == 16
+
+
+def test_s3_dataset_selection(s3_image, dataset):
+    bucket = s3_image.split("/")[2]
+    run_strata("stage", f"file://{dataset}", f"s3://{bucket}/whole")
+    local = [p.split("/bids/", 1)[1] for p in strata.bids_images(dataset)]
+    remote = strata.bids_images(f"s3://{bucket}/whole")
+    assert [p.split("/whole/", 1)[1] for p in remote] == local
+    (second,) = strata.bids_images(f"s3://{bucket}/whole", sample="0002")
+    assert second.startswith(f"s3://{bucket}/whole/sub-BB01/micr/")
+    assert strata.open(second).read(1, z=0).shape == (1, 384, 512)

@@ -1,11 +1,12 @@
-//! The images of a BIDS microscopy dataset on a POSIX file system, selected by subject,
-//! session, sample and stain: the input of a [`PatchSampler`](crate::PatchSampler) over a
-//! whole dataset.
+//! The images of a BIDS microscopy dataset in a folder or under an S3 prefix, selected by
+//! subject, session, sample and stain: the input of a [`PatchSampler`](crate::PatchSampler)
+//! over a whole dataset.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use strata_bids::name::MicrName;
+use strata_store::{ListableStore, ObjectStoreBackend, S3Options, StoreExt, StoreKey, block_on};
 
 use crate::error::{Error, Result};
 
@@ -84,64 +85,138 @@ impl Selection {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DatasetImage {
-    /// Its path: an `.ome.zarr` folder or an `.ozx` archive.
-    pub path: PathBuf,
+    /// Where it is, as [`Image::open`](crate::Image::open) takes it: the path of an
+    /// `.ome.zarr` folder or `.ozx` archive, or its `s3://bucket/key`.
+    pub location: String,
+    /// Its path relative to the dataset root (`sub-01/micr/sub-01_sample-A_BF.ome.zarr`).
+    pub relative: PathBuf,
     /// Its parsed BIDS name (an archive's name read as its `.ome.zarr` twin).
     pub name: MicrName,
 }
 
 /// The OME-Zarr images (`.ome.zarr` folders and `.ozx` archives) under
-/// `root/sub-*/[ses-*/]micr/` that `selection` takes, in path order. Entries whose names are
-/// not valid BIDS microscopy names are skipped (`strata validate` reports them).
+/// `root/sub-*/[ses-*/]micr/` that `selection` takes, in path order. `root` is a folder (or
+/// `file:///path`) or `s3://bucket/prefix` (endpoint and credentials from the environment, as
+/// for [`Image::open`](crate::Image::open)). Entries whose names are not valid BIDS
+/// microscopy names are skipped (`strata validate` reports them).
 ///
 /// # Errors
-/// [`Error::Location`] when `root` is not a readable folder with a `dataset_description.json`.
-pub fn dataset_images(root: &Path, selection: &Selection) -> Result<Vec<DatasetImage>> {
+/// [`Error::Location`] when `root` is not a dataset (no `dataset_description.json`) or cannot
+/// be listed.
+pub fn dataset_images(root: &str, selection: &Selection) -> Result<Vec<DatasetImage>> {
     let bad = |reason: String| Error::Location {
-        location: root.display().to_string(),
+        location: root.to_owned(),
         reason,
     };
-    if !root.join("dataset_description.json").is_file() {
-        return Err(bad(
-            "not a BIDS dataset (no dataset_description.json); give the dataset's root folder"
-                .into(),
-        ));
-    }
-    let mut micr = Vec::new();
-    for sub in children(root, "sub-").map_err(|e| bad(e.to_string()))? {
-        micr.push(sub.join("micr"));
-        for ses in children(&sub, "ses-").map_err(|e| bad(e.to_string()))? {
-            micr.push(ses.join("micr"));
-        }
-    }
+    let not_bids =
+        || bad("not a BIDS dataset (no dataset_description.json); give the dataset's root".into());
     let mut out = Vec::new();
-    for dir in micr {
-        let Ok(entries) = fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let file = entry.file_name().to_string_lossy().into_owned();
-            let as_zarr = if let Some(stem) = file.strip_suffix(".ozx") {
-                format!("{stem}.ome.zarr")
-            } else if file.ends_with(".ome.zarr") {
-                file.clone()
+    if let Some(rest) = root.strip_prefix("s3://") {
+        let rest = rest.trim_end_matches('/');
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let store =
+            ObjectStoreBackend::s3(&S3Options::from_env(bucket)).map_err(|e| bad(e.to_string()))?;
+        let under = |name: &str| {
+            StoreKey::new(if prefix.is_empty() {
+                name.to_owned()
             } else {
+                format!("{prefix}/{name}")
+            })
+            .map_err(|e| bad(e.to_string()))
+        };
+        if !block_on(store.exists(&under("dataset_description.json")?))
+            .map_err(|e| bad(e.to_string()))?
+        {
+            return Err(not_bids());
+        }
+        let prefix_key = (!prefix.is_empty())
+            .then(|| StoreKey::new(prefix).map_err(|e| bad(e.to_string())))
+            .transpose()?;
+        for meta in block_on(store.list(prefix_key.as_ref())).map_err(|e| bad(e.to_string()))? {
+            let key = meta.key.as_str();
+            let rel = if prefix.is_empty() {
+                key
+            } else {
+                match key.strip_prefix(prefix).and_then(|k| k.strip_prefix('/')) {
+                    Some(rel) => rel,
+                    None => continue,
+                }
+            };
+            // An image folder is found by its group metadata, an archive by its name.
+            let image = rel
+                .strip_suffix("/zarr.json")
+                .filter(|r| r.ends_with(".ome.zarr"))
+                .unwrap_or(rel);
+            if let Some(found) = image_at(Path::new(image), selection) {
+                out.push(DatasetImage {
+                    location: format!(
+                        "s3://{bucket}/{key_prefix}{image}",
+                        key_prefix = if prefix.is_empty() {
+                            String::new()
+                        } else {
+                            format!("{prefix}/")
+                        }
+                    ),
+                    ..found
+                });
+            }
+        }
+    } else {
+        let root_path = Path::new(root.strip_prefix("file://").unwrap_or(root));
+        if !root_path.join("dataset_description.json").is_file() {
+            return Err(not_bids());
+        }
+        let mut micr = Vec::new();
+        for sub in children(root_path, "sub-").map_err(|e| bad(e.to_string()))? {
+            micr.push(sub.join("micr"));
+            for ses in children(&sub, "ses-").map_err(|e| bad(e.to_string()))? {
+                micr.push(ses.join("micr"));
+            }
+        }
+        for dir in micr {
+            let Ok(entries) = fs::read_dir(&dir) else {
                 continue;
             };
-            let Ok(rel) = dir.strip_prefix(root) else {
-                continue;
-            };
-            let Ok(name) = MicrName::parse_path(&rel.join(&as_zarr)) else {
-                continue;
-            };
-            if selection.matches(&name) {
-                out.push(DatasetImage { path, name });
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let Ok(rel) = path.strip_prefix(root_path) else {
+                    continue;
+                };
+                if let Some(found) = image_at(rel, selection) {
+                    out.push(DatasetImage {
+                        location: path.to_string_lossy().into_owned(),
+                        ..found
+                    });
+                }
             }
         }
     }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out.sort_by(|a, b| a.relative.cmp(&b.relative));
     Ok(out)
+}
+
+/// The image at `rel` (relative to the dataset root) if it is an OME-Zarr image with a valid
+/// name in its subject's (and session's) `micr` folder that `selection` takes; `location` is
+/// left for the caller.
+fn image_at(rel: &Path, selection: &Selection) -> Option<DatasetImage> {
+    let file = rel.file_name()?.to_str()?;
+    let as_zarr = if let Some(stem) = file.strip_suffix(".ozx") {
+        format!("{stem}.ome.zarr")
+    } else if file.ends_with(".ome.zarr") {
+        file.to_owned()
+    } else {
+        return None;
+    };
+    let name = MicrName::parse_path(&rel.with_file_name(as_zarr)).ok()?;
+    // Exactly sub-*/[ses-*/]micr/<name>: parse_path checked the folders it was given.
+    if rel.components().count() < 3 {
+        return None;
+    }
+    selection.matches(&name).then(|| DatasetImage {
+        location: String::new(),
+        relative: rel.to_path_buf(),
+        name,
+    })
 }
 
 /// The sub-folders of `dir` whose names start with `prefix`.

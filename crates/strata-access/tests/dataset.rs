@@ -31,16 +31,13 @@ fn tree(root: &Path) {
 }
 
 fn names(root: &Path, selection: &Selection) -> Vec<String> {
-    dataset_images(root, selection)
-        .expect("dataset_images")
+    let images = dataset_images(root.to_str().expect("utf-8"), selection).expect("dataset_images");
+    for i in &images {
+        assert_eq!(Path::new(&i.location), root.join(&i.relative));
+    }
+    images
         .into_iter()
-        .map(|i| {
-            i.path
-                .strip_prefix(root)
-                .expect("under root")
-                .display()
-                .to_string()
-        })
+        .map(|i| i.relative.display().to_string())
         .collect()
 }
 
@@ -70,7 +67,11 @@ fn selects_by_entity_in_path_order() {
         ["sub-02/micr/sub-02_sample-C_stain-Nissl_BF.ome.zarr"]
     );
     assert!(names(root, &Selection::all().subjects(["99"])).is_empty());
-    let images = dataset_images(root, &Selection::all().samples(["B"])).expect("images");
+    let images = dataset_images(
+        root.to_str().expect("utf-8"),
+        &Selection::all().samples(["B"]),
+    )
+    .expect("images");
     assert_eq!(
         images[0].name.session.as_ref().map(|s| s.as_str()),
         Some("2")
@@ -80,8 +81,61 @@ fn selects_by_entity_in_path_order() {
 #[test]
 fn a_folder_that_is_not_a_dataset_is_named() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let err = dataset_images(dir.path(), &Selection::all()).expect_err("not a dataset");
+    let err = dataset_images(dir.path().to_str().expect("utf-8"), &Selection::all())
+        .expect_err("not a dataset");
     assert!(matches!(err, Error::Location { .. }), "{err}");
+    assert!(
+        err.to_string().contains("dataset_description.json"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_dataset_in_object_storage_lists_like_a_folder() {
+    let Some(endpoint) = strata_testkit::peer("STRATA_S3_ENDPOINT") else {
+        strata_testkit::missing("STRATA_S3_ENDPOINT (an S3 server) for listing object storage");
+        return;
+    };
+    let endpoint = endpoint.to_string_lossy().into_owned();
+    let bucket = format!("strata-dataset-{}", std::process::id());
+    strata_testkit::create_bucket(&endpoint, &bucket);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    tree(root);
+    // Object storage has no empty folders: give each image folder its group metadata.
+    for image in [
+        "sub-01/micr/sub-01_sample-A_stain-HE_BF.ome.zarr",
+        "sub-02/micr/sub-02_sample-C_stain-Nissl_BF.ome.zarr",
+        "sub-02/micr/sub-02_BF.ome.zarr",
+        "sub-02/micr/sub-03_sample-D_BF.ome.zarr",
+    ] {
+        fs::write(root.join(image).join("zarr.json"), "{}").expect("write");
+        fs::create_dir_all(root.join(image).join("0")).expect("mkdir");
+        fs::write(root.join(image).join("0/zarr.json"), "{}").expect("write");
+    }
+    let src = strata_store::StoreUrl::File(root.to_owned());
+    let dst: strata_store::StoreUrl = format!("s3://{bucket}/bids").parse().expect("url");
+    strata_store::block_on(strata_store::stage_urls(
+        &src,
+        &dst,
+        &strata_store::StageOptions::default(),
+    ))
+    .expect("stage");
+    let local = names(root, &Selection::all());
+    let remote = dataset_images(&format!("s3://{bucket}/bids"), &Selection::all()).expect("list");
+    assert_eq!(
+        remote
+            .iter()
+            .map(|i| i.relative.display().to_string())
+            .collect::<Vec<_>>(),
+        local
+    );
+    assert_eq!(
+        remote[0].location,
+        format!("s3://{bucket}/bids/sub-01/micr/sub-01_sample-A_stain-HE_BF.ome.zarr")
+    );
+    let err = dataset_images(&format!("s3://{bucket}/elsewhere"), &Selection::all())
+        .expect_err("no dataset there");
     assert!(
         err.to_string().contains("dataset_description.json"),
         "{err}"
