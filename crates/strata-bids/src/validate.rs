@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::name::{DATATYPE, MicrName, NameError};
 use crate::schema::{self, Level, generated};
 use crate::sidecar;
+use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -280,8 +281,40 @@ struct Run<'a> {
     files: HashMap<String, &'a Found>,
     json: HashMap<String, Json>,
     /// JSON file names by folder (`""` for the root).
-    json_by_dir: HashMap<String, Vec<String>>,
+    json_by_dir: HashMap<String, DirJson>,
     issues: Vec<Issue>,
+}
+
+/// The JSON files of one folder, indexed by their `sample` entity. A sidecar with a sample
+/// entity applies only to images of that sample, so looking up an image's sidecars touches its
+/// own and the sample-less ones, not every sidecar of the folder (a subject's `micr/` folder of
+/// a whole brain holds thousands).
+#[derive(Default)]
+struct DirJson {
+    by_sample: HashMap<String, Vec<String>>,
+    other: Vec<String>,
+}
+
+impl DirJson {
+    fn push(&mut self, name: String) {
+        let stem = name.strip_suffix(".json").unwrap_or(&name);
+        match stem.split('_').find_map(|p| p.strip_prefix("sample-")) {
+            Some(sample) => {
+                let sample = sample.to_owned();
+                self.by_sample.entry(sample).or_default().push(name);
+            }
+            None => self.other.push(name),
+        }
+    }
+
+    /// The files that may apply to an image of `sample` (a superset of those that do).
+    fn candidates<'s>(&'s self, sample: &str) -> impl Iterator<Item = &'s String> {
+        self.by_sample
+            .get(sample)
+            .into_iter()
+            .flatten()
+            .chain(&self.other)
+    }
 }
 
 /// Where a non-table file sits.
@@ -432,10 +465,27 @@ impl Run<'_> {
             ));
         }
         self.check_sidecars(&sidecars, &data);
-        for (f, name) in &data {
-            let merged = self.merged_sidecar(f, name);
-            self.check_data(f, name, &merged, checks);
+        let merged: Vec<Map<String, Value>> = data
+            .iter()
+            .map(|(f, name)| self.merged_sidecar(f, name))
+            .collect();
+        for ((f, name), merged) in data.iter().zip(&merged) {
+            self.check_data(f, name, merged);
         }
+        // The content checks read each image on their own: in parallel (the report is sorted
+        // at the end, so the order they finish in does not show).
+        let found: Vec<Vec<Issue>> = data
+            .par_iter()
+            .zip(&merged)
+            .map(|((f, name), merged)| {
+                let location = loc(f);
+                checks
+                    .iter()
+                    .flat_map(|c| c.check(&f.abs, &location, name, merged))
+                    .collect()
+            })
+            .collect();
+        self.issues.extend(found.into_iter().flatten());
         self.check_tables(files, &data);
     }
 
@@ -554,7 +604,7 @@ impl Run<'_> {
                 .json_by_dir
                 .get(&dir)
                 .into_iter()
-                .flatten()
+                .flat_map(|d| d.candidates(name.sample.as_str()))
                 .filter(|file| sidecar::sidecar_applies(file, name))
                 .map(|file| {
                     if dir.is_empty() {
@@ -575,13 +625,8 @@ impl Run<'_> {
         sidecar::merge(&layers)
     }
 
-    fn check_data(
-        &mut self,
-        f: &Found,
-        name: &MicrName,
-        merged: &Map<String, Value>,
-        checks: &[Box<dyn DataCheck>],
-    ) {
+    /// The sidecar checks of one image (its content checks run apart, in parallel).
+    fn check_data(&mut self, f: &Found, name: &MicrName, merged: &Map<String, Value>) {
         let location = loc(f);
         for (field, level) in sidecar::missing_fields(name, merged) {
             if level == Level::Required {
@@ -603,9 +648,6 @@ impl Run<'_> {
         }
         if name.suffix.is_photo() {
             self.check_intended_for(&location, name, merged);
-        }
-        for c in checks {
-            self.issues.extend(c.check(&f.abs, &location, name, merged));
         }
     }
 
