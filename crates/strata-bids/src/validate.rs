@@ -943,3 +943,57 @@ fn is_inherited_sidecar(file: &str) -> bool {
             .is_some_and(|(k, v)| schema::entity_by_key(k).is_some() && crate::name::is_label(v))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::DirJson;
+    use crate::name::MicrName;
+    use crate::sidecar::sidecar_applies;
+
+    /// The index never leaves out a sidecar that applies: its candidates for an image are a
+    /// superset of the folder's sidecars that `sidecar_applies` accepts.
+    #[test]
+    fn sidecar_index_keeps_every_applying_sidecar() {
+        let files = [
+            "BF.json",
+            "sample-A_BF.json",
+            "sub-01_sample-A_BF.json",
+            "sub-01_sample-B_BF.json",
+            "sub-01_BF.json",
+            "sub-01_sample-A_stain-HE_BF.json",
+            "stain-HE_sample-A_BF.json",
+            "sample-A-x_BF.json",
+            "sample-.json",
+            "notes.json",
+        ];
+        let mut dir = DirJson::default();
+        for f in files {
+            dir.push(f.to_owned());
+        }
+        for image in [
+            "sub-01_sample-A_BF.ome.zarr",
+            "sub-01_sample-B_BF.ome.zarr",
+            "sub-01_sample-A_stain-HE_BF.ome.zarr",
+            "sub-01_sample-C_SEM.ome.zarr",
+        ] {
+            let name: MicrName = image.parse().expect("name");
+            let mut want: Vec<&str> = files
+                .iter()
+                .copied()
+                .filter(|f| sidecar_applies(f, &name))
+                .collect();
+            let mut got: Vec<&str> = dir
+                .candidates(name.sample.as_str())
+                .map(String::as_str)
+                .filter(|f| sidecar_applies(f, &name))
+                .collect();
+            want.sort_unstable();
+            got.sort_unstable();
+            assert_eq!(got, want, "{image}");
+            assert!(
+                dir.candidates(name.sample.as_str()).count() < files.len(),
+                "{image}"
+            );
+        }
+    }
+}
