@@ -94,6 +94,14 @@ fn pool() -> PyResult<Arc<rayon::ThreadPool>> {
     Ok(pool)
 }
 
+/// `os.fspath(path)`: a `str` or path-like object as a string.
+fn fspath(path: &Bound<'_, PyAny>) -> PyResult<String> {
+    path.py()
+        .import("os")?
+        .call_method1("fspath", (path,))?
+        .extract()
+}
+
 /// A JSON value as the Python object `json.loads` makes of it.
 fn json_to_py<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>> {
     py.import("json")?
@@ -364,10 +372,7 @@ fn open(
     cache_bytes: usize,
     max_region_bytes: Option<u64>,
 ) -> PyResult<PyImage> {
-    let location: String = py
-        .import("os")?
-        .call_method1("fspath", (location,))?
-        .extract()?;
+    let location = fspath(location)?;
     let mut options = ImageOptions::default().cache_bytes(cache_bytes);
     if let Some(limit) = max_region_bytes {
         options = options.max_region_bytes(limit);
@@ -405,10 +410,7 @@ fn bids_images(
     sample: Option<&Bound<'_, PyAny>>,
     stain: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Vec<String>> {
-    let root: String = py
-        .import("os")?
-        .call_method1("fspath", (root,))?
-        .extract()?;
+    let root = fspath(root)?;
     let selection = Selection::all()
         .subjects(labels(subject)?)
         .sessions(labels(session)?)
@@ -494,15 +496,11 @@ impl PySampler {
         let c = self.inner.images()[at.image]
             .level(at.level)
             .map_or(1, |l| l.shape[0]);
-        let [h, w] = self.options_size();
+        let [h, w] = self.inner.options().size;
         [c, h, w]
             .iter()
             .map(|&n| usize::try_from(n).unwrap_or(usize::MAX))
             .collect()
-    }
-
-    fn options_size(&self) -> [u64; 2] {
-        self.inner.options().size
     }
 
     fn patch_to_py<'py>(&self, py: Python<'py>, patch: Patch) -> PyResult<Bound<'py, PyAny>> {

@@ -69,14 +69,7 @@ pub(crate) fn run(root: &Path, patches: usize) -> Result<(), String> {
     // `--example` with two packages builds the example of the one that has it, and the
     // binaries of both.
     // The Python package, built in release mode as a user's `pip install ./python` builds it.
-    let venv_bin = root.join(".venv/bin");
-    run_cmd(
-        Command::new(venv_bin.join("pip"))
-            .current_dir(root)
-            .args(["install", "--quiet", "--no-build-isolation", "--no-deps"])
-            .args(["--force-reinstall", "./python"])
-            .env("PATH", crate::path_with(&venv_bin)?),
-    )?;
+    crate::install_python_package(root, &root.join(".venv/bin"), None)?;
     let strata = root.join("target/release/strata");
     let reader = root.join("target/release/examples/read_patches");
     let python = root.join(".venv/bin/python");

@@ -154,14 +154,7 @@ pub(crate) fn cargo() -> Command {
 /// suite against the `strata` binary of the same build, with torch and the S3 server required.
 fn python_package(root: &Path, venv_bin: &Path, s3_endpoint: &str) -> Result<(), String> {
     let path = path_with(venv_bin)?;
-    run_cmd(
-        Command::new(venv_bin.join("pip"))
-            .current_dir(root)
-            .args(["install", "--quiet", "--no-build-isolation", "--no-deps"])
-            .args(["--force-reinstall", "./python"])
-            .env("PATH", &path)
-            .env("MATURIN_PEP517_ARGS", "--profile dev"),
-    )?;
+    install_python_package(root, venv_bin, Some("dev"))?;
     run_cmd(
         Command::new(venv_bin.join("python"))
             .current_dir(root)
@@ -174,6 +167,24 @@ fn python_package(root: &Path, venv_bin: &Path, s3_endpoint: &str) -> Result<(),
             .env("AWS_DEFAULT_REGION", "us-east-1")
             .env("STRATA_REQUIRE_PEERS", "1"),
     )
+}
+
+/// `pip install ./python` into the venv (built by maturin with cargo profile `profile`, else
+/// maturin's release default), replacing an installed copy.
+pub(crate) fn install_python_package(
+    root: &Path,
+    venv_bin: &Path,
+    profile: Option<&str>,
+) -> Result<(), String> {
+    let mut cmd = Command::new(venv_bin.join("pip"));
+    cmd.current_dir(root)
+        .args(["install", "--quiet", "--no-build-isolation", "--no-deps"])
+        .args(["--force-reinstall", "./python"])
+        .env("PATH", path_with(venv_bin)?);
+    if let Some(profile) = profile {
+        cmd.env("MATURIN_PEP517_ARGS", format!("--profile {profile}"));
+    }
+    run_cmd(&mut cmd)
 }
 
 /// `PATH` with `dir` first (maturin's build backend runs `maturin` from the venv).

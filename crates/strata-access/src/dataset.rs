@@ -114,49 +114,28 @@ pub fn dataset_images(root: &str, selection: &Selection) -> Result<Vec<DatasetIm
     if let Some(rest) = root.strip_prefix("s3://") {
         let rest = rest.trim_end_matches('/');
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        let store =
+        let mut store =
             ObjectStoreBackend::s3(&S3Options::from_env(bucket)).map_err(|e| bad(e.to_string()))?;
-        let under = |name: &str| {
-            StoreKey::new(if prefix.is_empty() {
-                name.to_owned()
-            } else {
-                format!("{prefix}/{name}")
-            })
-            .map_err(|e| bad(e.to_string()))
-        };
-        if !block_on(store.exists(&under("dataset_description.json")?))
-            .map_err(|e| bad(e.to_string()))?
-        {
+        if !prefix.is_empty() {
+            store = store.with_prefix(&StoreKey::new(prefix).map_err(|e| bad(e.to_string()))?);
+        }
+        let description =
+            StoreKey::new("dataset_description.json").map_err(|e| bad(e.to_string()))?;
+        if !block_on(store.exists(&description)).map_err(|e| bad(e.to_string()))? {
             return Err(not_bids());
         }
-        let prefix_key = (!prefix.is_empty())
-            .then(|| StoreKey::new(prefix).map_err(|e| bad(e.to_string())))
-            .transpose()?;
-        for meta in block_on(store.list(prefix_key.as_ref())).map_err(|e| bad(e.to_string()))? {
+        let base = format!("s3://{rest}");
+        // Keys relative to the prefix. An image folder is found by its group metadata, an
+        // archive by its name.
+        for meta in block_on(store.list(None)).map_err(|e| bad(e.to_string()))? {
             let key = meta.key.as_str();
-            let rel = if prefix.is_empty() {
-                key
-            } else {
-                match key.strip_prefix(prefix).and_then(|k| k.strip_prefix('/')) {
-                    Some(rel) => rel,
-                    None => continue,
-                }
-            };
-            // An image folder is found by its group metadata, an archive by its name.
-            let image = rel
+            let image = key
                 .strip_suffix("/zarr.json")
                 .filter(|r| r.ends_with(".ome.zarr"))
-                .unwrap_or(rel);
+                .unwrap_or(key);
             if let Some(found) = image_at(Path::new(image), selection) {
                 out.push(DatasetImage {
-                    location: format!(
-                        "s3://{bucket}/{key_prefix}{image}",
-                        key_prefix = if prefix.is_empty() {
-                            String::new()
-                        } else {
-                            format!("{prefix}/")
-                        }
-                    ),
+                    location: format!("{base}/{image}"),
                     ..found
                 });
             }

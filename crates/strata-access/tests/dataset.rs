@@ -92,13 +92,10 @@ fn a_folder_that_is_not_a_dataset_is_named() {
 
 #[test]
 fn a_dataset_in_object_storage_lists_like_a_folder() {
-    let Some(endpoint) = strata_testkit::peer("STRATA_S3_ENDPOINT") else {
-        strata_testkit::missing("STRATA_S3_ENDPOINT (an S3 server) for listing object storage");
+    let Some((_, bucket)) = strata_testkit::s3_bucket("strata-dataset", "listing object storage")
+    else {
         return;
     };
-    let endpoint = endpoint.to_string_lossy().into_owned();
-    let bucket = format!("strata-dataset-{}", std::process::id());
-    strata_testkit::create_bucket(&endpoint, &bucket);
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
     tree(root);

@@ -334,13 +334,10 @@ fn hostile_images_give_errors_not_panics() {
 
 #[test]
 fn images_in_object_storage_read_like_local_ones() {
-    let Some(endpoint) = strata_testkit::peer("STRATA_S3_ENDPOINT") else {
-        strata_testkit::missing("STRATA_S3_ENDPOINT (an S3 server) for reads from object storage");
+    let Some((_, bucket)) = strata_testkit::s3_bucket("strata-access", "reads from object storage")
+    else {
         return;
     };
-    let endpoint = endpoint.to_string_lossy().into_owned();
-    let bucket = format!("strata-access-{}", std::process::id());
-    strata_testkit::create_bucket(&endpoint, &bucket);
     let folder_dir = tempfile::tempdir().expect("tempdir");
     let folder = convert_to(folder_dir.path(), &GRAY, Layout::Folder);
     let ozx_dir = tempfile::tempdir().expect("tempdir");

@@ -21,13 +21,10 @@ fn keys(store: &dyn ListableStore) -> Vec<String> {
 
 #[test]
 fn convert_publishes_into_object_storage() {
-    let Some(endpoint) = strata_testkit::peer("STRATA_S3_ENDPOINT") else {
-        strata_testkit::missing("STRATA_S3_ENDPOINT (an S3 server) for --bids-root s3://");
+    let Some((endpoint, bucket)) = strata_testkit::s3_bucket("strata-cli", "--bids-root s3://")
+    else {
         return;
     };
-    let endpoint = endpoint.to_string_lossy().into_owned();
-    let bucket = format!("strata-cli-{}", std::process::id());
-    strata_testkit::create_bucket(&endpoint, &bucket);
     let dir = tempfile::tempdir().expect("tempdir");
     let raw = dir.path().join("raw");
     sample(&raw, &["--size", "600x500", "--planes", "3"]);

@@ -325,6 +325,21 @@ pub fn git_identity(cmd: &mut Command) -> &mut Command {
         .env("GIT_CONFIG_NOSYSTEM", "1")
 }
 
+/// A fresh bucket `<name>-<pid>` on the test S3 server (`STRATA_S3_ENDPOINT`), as
+/// `(endpoint, bucket)`; `None` without a server, after [`missing`] (which fails the test when
+/// `STRATA_REQUIRE_PEERS` is set). `purpose` says what the server is for.
+#[must_use]
+pub fn s3_bucket(name: &str, purpose: &str) -> Option<(String, String)> {
+    let Some(endpoint) = peer("STRATA_S3_ENDPOINT") else {
+        missing(&format!("STRATA_S3_ENDPOINT (an S3 server) for {purpose}"));
+        return None;
+    };
+    let endpoint = endpoint.to_string_lossy().into_owned();
+    let bucket = format!("{name}-{}", std::process::id());
+    create_bucket(&endpoint, &bucket);
+    Some((endpoint, bucket))
+}
+
 /// Creates a bucket on the test S3 server at `endpoint` (`http://host:port`) with a plain
 /// HTTP `PUT /<bucket>` (the test server accepts unsigned requests; `object_store` cannot
 /// create buckets). Panics with the server's answer when it refuses.

@@ -169,13 +169,11 @@ fn folder_and_ozx_hold_the_same_bytes() {
 
 #[test]
 fn object_storage_holds_the_same_bytes() {
-    let Some(endpoint) = strata_testkit::peer("STRATA_S3_ENDPOINT") else {
-        strata_testkit::missing("STRATA_S3_ENDPOINT (an S3 server) for the object-storage target");
+    let Some((endpoint, bucket)) =
+        strata_testkit::s3_bucket("strata-targets", "the object-storage target")
+    else {
         return;
     };
-    let endpoint = endpoint.to_string_lossy().into_owned();
-    let bucket = format!("strata-targets-{}", std::process::id());
-    strata_testkit::create_bucket(&endpoint, &bucket);
     let prefix = StoreKey::new("brains/bb01").expect("key");
     let s3 = ObjectStoreBackend::s3(&S3Options::from_env(&bucket).endpoint(&endpoint))
         .expect("s3")
