@@ -12,6 +12,7 @@ mod qc;
 mod read;
 mod report;
 mod sample;
+mod serve;
 mod stage;
 mod validate;
 
@@ -57,6 +58,10 @@ enum Command {
     /// Read one region of an image (an .ome.zarr folder, an .ozx file or s3://...) into a
     /// .npy or .tif file, for a quick look.
     Read(read::ReadCmd),
+    /// Serve a dataset read-only over HTTP for viewers and remote readers (byte ranges,
+    /// caching headers, CORS, HTTP/2); every .ozx section is also served as its .ome.zarr
+    /// folder. Stops on SIGTERM once in-flight requests are done.
+    Serve(serve::ServeCmd),
 }
 
 impl Command {
@@ -72,6 +77,7 @@ impl Command {
             Self::Stage(options) => stage::run(&options).map(|()| false),
             Self::Qc(c) => c.run(),
             Self::Read(c) => c.run(),
+            Self::Serve(c) => c.run(),
         }
     }
 }

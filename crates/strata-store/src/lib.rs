@@ -44,8 +44,9 @@ pub use ozx::{OzxOptions, OzxStore, OzxWriter};
 pub use posix::{FsyncPolicy, PosixOptions, PosixStore};
 pub use stage::{StageOptions, StageSummary, StoreUrl, stage, stage_to_ozx, stage_urls};
 pub use traits::{
-    ByteRange, DynListableStore, DynReadableStore, DynStore, DynWritableStore, ListableStore,
-    ObjectMeta, PutStream, ReadableStore, Store, StoreExt, Usage, WritableStore, WritableStoreExt,
+    ByteRange, DirListing, DynListableStore, DynReadableStore, DynStore, DynWritableStore,
+    ListableStore, ObjectHead, ObjectMeta, PutStream, ReadableStore, Store, StoreExt, Usage,
+    WritableStore, WritableStoreExt,
 };
 
 #[cfg(feature = "conformance")]

@@ -16,7 +16,8 @@ use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload
 use crate::error::{Error, Result};
 use crate::key::StoreKey;
 use crate::traits::{
-    ByteRange, ListableStore, ObjectMeta, PutStream, ReadableStore, WritableStore,
+    ByteRange, DirListing, ListableStore, ObjectHead, ObjectMeta, PutStream, ReadableStore,
+    WritableStore,
 };
 
 /// Default multipart part size (S3 needs at least 5 MiB for all parts but the last).
@@ -294,6 +295,18 @@ impl ObjectStoreBackend {
         Path::parse(&full).map_err(|e| Error::invalid_key(key.as_str(), e.to_string()))
     }
 
+    /// The backend path of a listing prefix (this store's own prefix included).
+    fn prefix_path(&self, prefix: Option<&StoreKey>) -> Result<Option<Path>> {
+        let full = match (&self.prefix, prefix) {
+            (Some(p), Some(k)) => Some(format!("{p}/{k}")),
+            (Some(p), None) => Some(p.clone()),
+            (None, Some(k)) => Some(k.to_string()),
+            (None, None) => None,
+        };
+        full.map(|f| Path::parse(&f).map_err(|e| Error::invalid_key(&f, e.to_string())))
+            .transpose()
+    }
+
     fn key_of(&self, location: &Path) -> Option<StoreKey> {
         let raw = location.as_ref();
         let rel = match &self.prefix {
@@ -372,13 +385,19 @@ impl ReadableStore for ObjectStoreBackend {
     }
 
     async fn size(&self, key: &StoreKey) -> Result<u64> {
+        Ok(self.head(key).await?.size)
+    }
+
+    async fn head(&self, key: &StoreKey) -> Result<ObjectHead> {
         let path = self.path(key)?;
         let meta = self
             .inner
             .head(&path)
             .await
-            .map_err(|e| self.err("size", key.as_str(), e))?;
-        Ok(meta.size)
+            .map_err(|e| self.err("head", key.as_str(), e))?;
+        Ok(ObjectHead::sized(meta.size)
+            .with_modified(Some(meta.last_modified.into()))
+            .with_version(meta.e_tag.or(meta.version)))
     }
 
     fn location(&self) -> String {
@@ -436,16 +455,8 @@ impl WritableStore for ObjectStoreBackend {
 #[async_trait]
 impl ListableStore for ObjectStoreBackend {
     async fn list(&self, prefix: Option<&StoreKey>) -> Result<Vec<ObjectMeta>> {
-        let full = match (&self.prefix, prefix) {
-            (Some(p), Some(k)) => Some(format!("{p}/{k}")),
-            (Some(p), None) => Some(p.clone()),
-            (None, Some(k)) => Some(k.to_string()),
-            (None, None) => None,
-        };
         let label = prefix.map(ToString::to_string).unwrap_or_default();
-        let path = full
-            .map(|f| Path::parse(&f).map_err(|e| Error::invalid_key(&f, e.to_string())))
-            .transpose()?;
+        let path = self.prefix_path(prefix)?;
         let metas: Vec<object_store::ObjectMeta> = self
             .inner
             .list(path.as_ref())
@@ -461,6 +472,30 @@ impl ListableStore for ObjectStoreBackend {
             })
             .collect();
         out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    async fn list_dir(&self, prefix: Option<&StoreKey>) -> Result<DirListing> {
+        let label = prefix.map(ToString::to_string).unwrap_or_default();
+        let path = self.prefix_path(prefix)?;
+        let result = self
+            .inner
+            .list_with_delimiter(path.as_ref())
+            .await
+            .map_err(|e| self.err("list_dir", &label, e))?;
+        let mut out = DirListing::default();
+        for m in &result.objects {
+            if let Some(key) = self.key_of(&m.location).filter(|k| k.is_under(prefix)) {
+                out.objects.push(ObjectMeta { key, size: m.size });
+            }
+        }
+        for p in &result.common_prefixes {
+            if let Some(name) = p.filename().filter(|n| StoreKey::new(*n).is_ok()) {
+                out.folders.push(name.to_owned());
+            }
+        }
+        out.objects.sort_by(|a, b| a.key.cmp(&b.key));
+        out.folders.sort();
         Ok(out)
     }
 }

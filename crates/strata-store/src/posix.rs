@@ -18,7 +18,8 @@ use crate::direct::{BlockIo, DirectPutStream};
 use crate::error::{Error, Result};
 use crate::key::StoreKey;
 use crate::traits::{
-    ByteRange, ListableStore, ObjectMeta, PutStream, ReadableStore, Usage, WritableStore,
+    ByteRange, DirListing, ListableStore, ObjectHead, ObjectMeta, PutStream, ReadableStore, Usage,
+    WritableStore,
 };
 
 /// When written data is forced to stable storage.
@@ -259,6 +260,99 @@ impl Inner {
             key: key.to_owned(),
             store: format!("POSIX store {:?}", self.root),
         }
+    }
+
+    /// The size, modification time and version (inode, size, mtime) of the file under `key`.
+    fn head(&self, key: &str) -> Result<ObjectHead> {
+        use std::os::unix::fs::MetadataExt;
+        let path = self.check_inside(key)?;
+        match fs::metadata(&path) {
+            Ok(m) if m.is_file() => Ok(ObjectHead::sized(m.len())
+                .with_modified(m.modified().ok())
+                .with_version(Some(format!(
+                    "{:x}-{:x}-{:x}.{:x}",
+                    m.ino(),
+                    m.len(),
+                    m.mtime(),
+                    m.mtime_nsec()
+                )))),
+            Ok(_) => Err(self.not_found(key)),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                Err(self.not_found(key))
+            }
+            Err(e) => Err(io_err("head", key, &path, e)),
+        }
+    }
+
+    /// The files and folders directly under `prefix`, from one directory read. Temporary
+    /// files and names that are no valid key are left out; a symlink is listed as what it
+    /// points to when that lies inside the root.
+    fn list_dir(&self, prefix: Option<&str>) -> Result<DirListing> {
+        let dir = match prefix {
+            Some(p) => self.check_inside(p)?,
+            None => self.root.clone(),
+        };
+        let label = prefix.unwrap_or_default();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return Ok(DirListing::default());
+            }
+            Err(e) => return Err(io_err("list_dir", label, &dir, e)),
+        };
+        let mut out = DirListing::default();
+        for entry in entries {
+            let entry = entry.map_err(|e| io_err("list_dir", label, &dir, e))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            let key_text = match prefix {
+                Some(p) => format!("{p}/{name}"),
+                None => name.clone(),
+            };
+            if strata_fs::is_temp_name(&name) {
+                continue;
+            }
+            let Ok(key) = StoreKey::new(key_text) else {
+                continue;
+            };
+            let path = entry.path();
+            let ft = entry
+                .file_type()
+                .map_err(|e| io_err("list_dir", label, &path, e))?;
+            let meta = if ft.is_symlink() {
+                // Followed only when it stays inside the root.
+                match self.check_inside(key.as_str()).map(fs::metadata) {
+                    Ok(Ok(m)) => m,
+                    _ => continue,
+                }
+            } else {
+                entry
+                    .metadata()
+                    .map_err(|e| io_err("list_dir", label, &path, e))?
+            };
+            if meta.is_dir() {
+                out.folders.push(name);
+            } else if meta.is_file() {
+                out.objects.push(ObjectMeta {
+                    key,
+                    size: meta.len(),
+                });
+            }
+        }
+        out.objects.sort_by(|a, b| a.key.cmp(&b.key));
+        out.folders.sort();
+        Ok(out)
     }
 
     /// Reads part of the file under `key` (one `pread`).
@@ -526,23 +620,17 @@ impl ReadableStore for PosixStore {
     }
 
     async fn size(&self, key: &StoreKey) -> Result<u64> {
-        self.blocking("size", key, |inner, key| {
-            let path = inner.check_inside(key)?;
-            match fs::metadata(&path) {
-                Ok(m) if m.is_file() => Ok(m.len()),
-                Ok(_) => Err(inner.not_found(key)),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-                    ) =>
-                {
-                    Err(inner.not_found(key))
-                }
-                Err(e) => Err(io_err("size", key, &path, e)),
-            }
-        })
-        .await
+        self.blocking("size", key, |inner, key| Ok(inner.head(key)?.size))
+            .await
+    }
+
+    async fn head(&self, key: &StoreKey) -> Result<ObjectHead> {
+        self.blocking("head", key, |inner, key| inner.head(key))
+            .await
+    }
+
+    fn head_blocking(&self, key: &StoreKey) -> Option<Result<ObjectHead>> {
+        Some(self.inner.head(key.as_str()))
     }
 
     fn location(&self) -> String {
@@ -672,6 +760,14 @@ impl ListableStore for PosixStore {
         tokio::task::spawn_blocking(move || inner.list(p.as_deref()).map(|(l, _, _)| l))
             .await
             .map_err(|e| join_err("list", "", e))?
+    }
+
+    async fn list_dir(&self, prefix: Option<&StoreKey>) -> Result<DirListing> {
+        let inner = Arc::clone(&self.inner);
+        let p = prefix.map(ToString::to_string);
+        tokio::task::spawn_blocking(move || inner.list_dir(p.as_deref()))
+            .await
+            .map_err(|e| join_err("list_dir", "", e))?
     }
 
     async fn usage(&self, prefix: Option<&StoreKey>) -> Result<Usage> {

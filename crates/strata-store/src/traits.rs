@@ -3,6 +3,7 @@
 use std::fmt::Debug;
 use std::ops::{Range, RangeFrom};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -74,6 +75,56 @@ pub struct ObjectMeta {
     pub size: u64,
 }
 
+/// What a HEAD request tells of one object: its size and, where the backend records them,
+/// when it last changed and a tag of its version (for HTTP `Last-Modified` and `ETag`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ObjectHead {
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification time, where the backend has one.
+    pub modified: Option<SystemTime>,
+    /// An opaque tag that changes whenever the object's content may have changed (POSIX:
+    /// inode, size and modification time; object storage: the server's ETag; an archive
+    /// entry: the archive's tag and the entry's CRC-32). `None` where the backend has none.
+    pub version: Option<String>,
+}
+
+impl ObjectHead {
+    /// A head with only a size.
+    #[must_use]
+    pub fn sized(size: u64) -> Self {
+        Self {
+            size,
+            modified: None,
+            version: None,
+        }
+    }
+
+    /// Sets the modification time.
+    #[must_use]
+    pub fn with_modified(mut self, modified: Option<SystemTime>) -> Self {
+        self.modified = modified;
+        self
+    }
+
+    /// Sets the version tag.
+    #[must_use]
+    pub fn with_version(mut self, version: Option<String>) -> Self {
+        self.version = version;
+        self
+    }
+}
+
+/// The immediate children of a prefix (see [`ListableStore::list_dir`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DirListing {
+    /// Objects directly under the prefix, sorted by key.
+    pub objects: Vec<ObjectMeta>,
+    /// Names (one segment, without `/`) of the sub-prefixes that hold objects, sorted.
+    pub folders: Vec<String>,
+}
+
 /// Space a prefix occupies (see [`ListableStore::usage`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Usage {
@@ -119,6 +170,26 @@ pub trait ReadableStore: Send + Sync + Debug {
     /// # Errors
     /// [`Error::NotFound`] when there is no object under `key`.
     async fn size(&self, key: &StoreKey) -> Result<u64>;
+
+    /// The object's size, modification time and version tag (a HEAD request on object
+    /// storage, a `stat` on POSIX). The default has the size only.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when there is no object under `key`.
+    async fn head(&self, key: &StoreKey) -> Result<ObjectHead> {
+        Ok(ObjectHead::sized(self.size(key).await?))
+    }
+
+    /// [`head`](Self::head) on the calling thread, where the backend's metadata is at hand
+    /// without the async runtime (as [`get_range_blocking`](Self::get_range_blocking));
+    /// `None` (the default) otherwise.
+    ///
+    /// # Errors
+    /// As [`head`](Self::head).
+    fn head_blocking(&self, key: &StoreKey) -> Option<Result<ObjectHead>> {
+        let _ = key;
+        None
+    }
 
     /// Where the data lives, stable across runs (a root directory, a bucket and prefix), for
     /// messages and staging journals. Never contains credentials.
@@ -227,6 +298,16 @@ pub trait ListableStore: Send + Sync + Debug {
     /// An I/O or backend error.
     async fn list(&self, prefix: Option<&StoreKey>) -> Result<Vec<ObjectMeta>>;
 
+    /// The objects and sub-prefixes directly under `prefix` (`None`: the top level), like one
+    /// folder of a file browser. The default groups a full [`list`](Self::list); backends
+    /// answer it with one directory read (POSIX) or one delimited listing (object storage).
+    ///
+    /// # Errors
+    /// An I/O or backend error.
+    async fn list_dir(&self, prefix: Option<&StoreKey>) -> Result<DirListing> {
+        Ok(group_listing(self.list(prefix).await?, prefix))
+    }
+
     /// Objects and bytes under `prefix` (and inodes where the backend has them).
     ///
     /// # Errors
@@ -239,6 +320,27 @@ pub trait ListableStore: Send + Sync + Debug {
             inodes: None,
         })
     }
+}
+
+/// Groups a recursive listing into the immediate children of `prefix`.
+pub(crate) fn group_listing(list: Vec<ObjectMeta>, prefix: Option<&StoreKey>) -> DirListing {
+    let mut out = DirListing::default();
+    for meta in list {
+        let Some(rest) = meta.key.strip(prefix) else {
+            continue;
+        };
+        match rest.split_once('/') {
+            Some((folder, _)) => {
+                if out.folders.last().map(String::as_str) != Some(folder) {
+                    out.folders.push(folder.to_owned());
+                }
+            }
+            None => out.objects.push(meta),
+        }
+    }
+    out.folders.sort();
+    out.folders.dedup();
+    out
 }
 
 /// A store with every capability.
@@ -275,6 +377,12 @@ macro_rules! forward {
             async fn size(&self, key: &StoreKey) -> Result<u64> {
                 (**self).size(key).await
             }
+            async fn head(&self, key: &StoreKey) -> Result<ObjectHead> {
+                (**self).head(key).await
+            }
+            fn head_blocking(&self, key: &StoreKey) -> Option<Result<ObjectHead>> {
+                (**self).head_blocking(key)
+            }
             fn location(&self) -> String {
                 (**self).location()
             }
@@ -307,6 +415,9 @@ macro_rules! forward {
             }
             async fn usage(&self, prefix: Option<&StoreKey>) -> Result<Usage> {
                 (**self).usage(prefix).await
+            }
+            async fn list_dir(&self, prefix: Option<&StoreKey>) -> Result<DirListing> {
+                (**self).list_dir(prefix).await
             }
         }
     };

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::key::StoreKey;
-use crate::traits::{ByteRange, ListableStore, ObjectMeta, ReadableStore};
+use crate::traits::{ByteRange, ListableStore, ObjectHead, ObjectMeta, ReadableStore};
 
 #[derive(Clone, Debug)]
 struct ReadEntry {
@@ -33,6 +33,8 @@ pub struct OzxStore {
     order: Vec<String>,
     comment: String,
     cd_end: u64,
+    /// The archive's own head when it was opened.
+    archive: ObjectHead,
     data_offsets: StdMutex<HashMap<String, u64>>,
 }
 
@@ -104,13 +106,15 @@ struct EndRecords {
     tail: Bytes,
     tail_start: u64,
     size: u64,
+    head: ObjectHead,
 }
 
 impl EndRecords {
     /// Reads the archive's tail (the longest end record with a comment, plus the ZIP64
     /// locator and end record) and parses the end records.
     async fn find(src: &dyn ReadableStore, key: &StoreKey, what: &str) -> Result<Self> {
-        let size = src.size(key).await?;
+        let head = src.head(key).await?;
+        let size = head.size;
         let tail_len = size.min((EOCD_LEN + 65_535 + LOCATOR64_LEN + EOCD64_LEN) as u64);
         let tail = src.get_range(key, ByteRange::Suffix(tail_len)).await?;
         let tail_start = size - tail.len() as u64;
@@ -140,6 +144,7 @@ impl EndRecords {
             tail,
             tail_start,
             size,
+            head,
         };
         // ZIP64: a locator right before the end record points at the ZIP64 end record.
         if i >= LOCATOR64_LEN
@@ -378,6 +383,7 @@ impl OzxStore {
             order,
             comment: end.comment,
             cd_end: end.cd_offset,
+            archive: end.head,
             data_offsets: StdMutex::new(HashMap::new()),
         })
     }
@@ -392,6 +398,27 @@ impl OzxStore {
     #[must_use]
     pub fn archive_key(&self) -> &StoreKey {
         &self.key
+    }
+
+    /// The archive's size, modification time and version when it was opened (to notice a
+    /// replaced archive: compare with a fresh [`ReadableStore::head`] of
+    /// [`archive_key`](Self::archive_key)).
+    #[must_use]
+    pub fn archive_head(&self) -> &ObjectHead {
+        &self.archive
+    }
+
+    /// An entry's head: its size, the archive's modification time, and a version made of the
+    /// archive's version (or size) and the entry's CRC-32.
+    fn entry_head(&self, key: &StoreKey) -> Result<ObjectHead> {
+        let e = self.entry(key)?;
+        let archive = match &self.archive.version {
+            Some(v) => v.clone(),
+            None => format!("{:x}", self.archive.size),
+        };
+        Ok(ObjectHead::sized(e.size)
+            .with_modified(self.archive.modified)
+            .with_version(Some(format!("{archive}-{:08x}", e.crc))))
     }
 
     /// The stored CRC-32 of an entry.
@@ -510,6 +537,14 @@ impl ReadableStore for OzxStore {
 
     async fn size(&self, key: &StoreKey) -> Result<u64> {
         Ok(self.entry(key)?.size)
+    }
+
+    async fn head(&self, key: &StoreKey) -> Result<ObjectHead> {
+        self.entry_head(key)
+    }
+
+    fn head_blocking(&self, key: &StoreKey) -> Option<Result<ObjectHead>> {
+        Some(self.entry_head(key))
     }
 
     fn location(&self) -> String {
