@@ -172,7 +172,10 @@ mod tests {
     fn with(pairs: &[(http::header::HeaderName, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.insert(k.clone(), HeaderValue::from_str(v).expect("valid in the test"));
+            h.insert(
+                k.clone(),
+                HeaderValue::from_str(v).expect("valid in the test"),
+            );
         }
         h
     }

@@ -140,7 +140,9 @@ mod tests {
         let root = DatasetPath::parse("/").expect("valid in the test");
         assert!(root.segments().is_empty() && root.is_folder());
         assert_eq!(
-            DatasetPath::parse("/a%20b").expect("valid in the test").segments(),
+            DatasetPath::parse("/a%20b")
+                .expect("valid in the test")
+                .segments(),
             ["a b".to_owned()]
         );
     }
@@ -184,7 +186,9 @@ mod tests {
         }
         // Double-encoded dots decode once into a literal name, not into "..".
         assert_eq!(
-            DatasetPath::parse("/%252e%252e/x").expect("valid in the test").segments(),
+            DatasetPath::parse("/%252e%252e/x")
+                .expect("valid in the test")
+                .segments(),
             ["%2e%2e", "x"]
         );
     }
