@@ -5,6 +5,10 @@
 //! one exists, so the two can be compared. Files of datatypes other than `micr` are reported as
 //! a warning (`DATATYPE_NOT_CHECKED`) rather than judged. `.bidsignore` is not read.
 //!
+//! A single-file image `X.ozx` (OME-Zarr in one zip archive, RFC-9) is checked as the folder
+//! `X.ome.zarr/` it is served as by `strata serve`: the same name rules, and the content checks
+//! read the archive's members ([`Summary::archives`] counts them).
+//!
 //! Checks of a file's contents beyond BIDS (e.g. OME-Zarr metadata against the sidecar) plug in
 //! through [`DataCheck`].
 
@@ -81,6 +85,9 @@ pub struct Summary {
     pub errors: usize,
     /// Number of warnings.
     pub warnings: usize,
+    /// Single-file images (`X.ozx`) checked as the `X.ome.zarr/` folders they are served as
+    /// (`strata serve`'s virtual view); their issues name that folder.
+    pub archives: usize,
 }
 
 /// The outcome of a validation.
@@ -183,7 +190,13 @@ struct Found {
     /// Zero bytes (for `.ome.zarr`: holds a zero-byte file).
     empty: bool,
     zarr: bool,
+    /// An `X.ozx` archive presented as the folder `X.ome.zarr` (`rel` has that name, `abs` is
+    /// the archive).
+    archive: bool,
 }
+
+/// The extension of a single-file OME-Zarr archive, presented as an `.ome.zarr` folder.
+const OZX: &str = ".ozx";
 
 fn is_ignored(name: &str) -> bool {
     name.starts_with('.')
@@ -222,6 +235,27 @@ fn walk(dir: &Path, rel: &str, out: &mut Vec<Found>) -> Result<()> {
                 size,
                 empty,
                 zarr: true,
+                archive: false,
+            });
+        } else if let Some(stem) = name.strip_suffix(OZX).filter(|stem| {
+            meta.as_ref().is_some_and(std::fs::Metadata::is_file)
+                && !dir.join(format!("{stem}.ome.zarr")).exists()
+        }) {
+            // The virtual view: `X.ozx` is checked as the folder `X.ome.zarr` it is served
+            // as. (With a real `X.ome.zarr` beside it, the archive is an ordinary file.)
+            let size = meta.as_ref().map_or(0, std::fs::Metadata::len);
+            let folder = format!("{stem}.ome.zarr");
+            out.push(Found {
+                rel: if rel.is_empty() {
+                    folder
+                } else {
+                    format!("{rel}/{folder}")
+                },
+                abs,
+                size,
+                empty: size == 0,
+                zarr: true,
+                archive: true,
             });
         } else if is_dir && !ft.is_symlink() {
             walk(&abs, &child_rel, out)?;
@@ -233,6 +267,7 @@ fn walk(dir: &Path, rel: &str, out: &mut Vec<Found>) -> Result<()> {
                 size,
                 empty: meta.is_some() && size == 0 && !is_dir,
                 zarr: false,
+                archive: false,
             });
         }
     }
@@ -895,6 +930,7 @@ impl Run<'_> {
                 samples: samples.len(),
                 errors,
                 warnings: self.issues.len() - errors,
+                archives: files.iter().filter(|f| f.archive).count(),
             },
             issues: self.issues,
         }

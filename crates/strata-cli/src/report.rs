@@ -56,6 +56,12 @@ pub(crate) fn print(report: &Report, json: bool, verbose: bool) {
         s.errors,
         s.warnings
     );
+    if s.archives > 0 {
+        println!(
+            "{} .ozx image(s) checked as the .ome.zarr folders `strata serve` presents them as (the official validator does not know .ozx)",
+            s.archives
+        );
+    }
     println!(
         "{}",
         if report.has_errors() {

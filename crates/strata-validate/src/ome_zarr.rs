@@ -2,13 +2,15 @@
 //! validated, cross-checked against its arrays' metadata, and its level-0 pixel size compared
 //! with the BIDS sidecar's `PixelSize`. The official BIDS validator does none of this.
 //!
-//! Reads from a POSIX directory; metadata files are read with a size limit, so a hostile file
+//! Reads from a POSIX directory, or from the members of an `.ozx` archive checked as its
+//! virtual `.ome.zarr` folder; metadata files are read with a size limit, so a hostile file
 //! cannot make the validator allocate without bound.
 
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::io::Read as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use strata_bids::name::{Extension, MicrName};
 use strata_bids::validate::{DataCheck, Issue};
 use strata_ngff::{ArraySummary, GroupMetadata, Severity, ValidateOptions, Version};
@@ -31,6 +33,71 @@ enum Doc {
     Json(Value),
 }
 
+/// Where an image's files are: a folder, or an open `.ozx` archive.
+enum Image {
+    Folder(PathBuf),
+    Archive(Box<strata_store::OzxStore>),
+}
+
+impl Image {
+    /// Opens `path`: a folder, or (a file) an archive.
+    fn open(path: &Path) -> Result<Self, String> {
+        if !path.is_file() {
+            return Ok(Self::Folder(path.to_owned()));
+        }
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
+        else {
+            return Err("is not a file name".into());
+        };
+        let parent = strata_store::PosixStore::open(dir).map_err(|e| e.to_string())?;
+        let key = strata_store::StoreKey::new(name).map_err(|e| e.to_string())?;
+        strata_store::block_on(strata_store::OzxStore::open(Arc::new(parent), key))
+            .map(|a| Self::Archive(Box::new(a)))
+            .map_err(|e| e.to_string())
+    }
+
+    /// The metadata document at `rel` (`/`-separated) inside the image.
+    fn doc(&self, rel: &str) -> Doc {
+        match self {
+            Self::Folder(dir) => read_doc(&dir.join(rel)),
+            Self::Archive(archive) => read_member(archive, rel),
+        }
+    }
+}
+
+fn read_member(archive: &strata_store::OzxStore, rel: &str) -> Doc {
+    use strata_store::ReadableStore;
+    let Ok(key) = strata_store::StoreKey::new(rel) else {
+        return Doc::Missing;
+    };
+    let size = match strata_store::block_on(archive.size(&key)) {
+        Ok(n) => n,
+        Err(e) if e.is_not_found() => return Doc::Missing,
+        Err(e) => return Doc::Invalid(format!("cannot be read: {e}")),
+    };
+    if size > MAX_METADATA_BYTES {
+        return too_large();
+    }
+    match strata_store::block_on(archive.get(&key)) {
+        Ok(bytes) => parse(&bytes),
+        Err(e) => Doc::Invalid(format!("cannot be read: {e}")),
+    }
+}
+
+fn too_large() -> Doc {
+    Doc::Invalid(format!(
+        "is larger than {} MiB, which no metadata document needs",
+        MAX_METADATA_BYTES >> 20
+    ))
+}
+
+fn parse(bytes: &[u8]) -> Doc {
+    match strata_ngff::parse_json(bytes) {
+        Ok(v) => Doc::Json(v),
+        Err(e) => Doc::Invalid(e.to_string()),
+    }
+}
+
 fn read_doc(path: &Path) -> Doc {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
@@ -42,15 +109,9 @@ fn read_doc(path: &Path) -> Doc {
         return Doc::Invalid(format!("cannot be read: {e}"));
     }
     if bytes.len() as u64 > MAX_METADATA_BYTES {
-        return Doc::Invalid(format!(
-            "is larger than {} MiB, which no metadata document needs",
-            MAX_METADATA_BYTES >> 20
-        ));
+        return too_large();
     }
-    match strata_ngff::parse_json(&bytes) {
-        Ok(v) => Doc::Json(v),
-        Err(e) => Doc::Invalid(e.to_string()),
-    }
+    parse(&bytes)
 }
 
 /// Micrometres per unit, for the length units NGFF and BIDS use.
@@ -78,8 +139,19 @@ impl DataCheck for OmeZarrCheck {
         if name.extension != Extension::OME_ZARR {
             return issues;
         }
-        let (doc_name, version, doc) = match read_doc(&path.join("zarr.json")) {
-            Doc::Missing => ("/.zattrs", Version::V0_4, read_doc(&path.join(".zattrs"))),
+        let image = match Image::open(path) {
+            Ok(image) => image,
+            Err(why) => {
+                issues.push(Issue::error(
+                    "OZX_INVALID",
+                    location,
+                    format!("the .ozx archive presented as this folder {why}; rewrite it"),
+                ));
+                return issues;
+            }
+        };
+        let (doc_name, version, doc) = match image.doc("zarr.json") {
+            Doc::Missing => ("/.zattrs", Version::V0_4, image.doc(".zattrs")),
             other => ("/zarr.json", Version::V0_5, other),
         };
         let doc_location = format!("{}{}", location.trim_end_matches('/'), doc_name);
@@ -139,8 +211,7 @@ impl DataCheck for OmeZarrCheck {
             if dataset.path.split('/').any(|p| p == ".." || p.is_empty()) {
                 continue;
             }
-            let array_path = path.join(&dataset.path).join(meta);
-            match read_doc(&array_path) {
+            match image.doc(&format!("{}/{meta}", dataset.path)) {
                 Doc::Json(v) => match ArraySummary::from_json(&v) {
                     Ok(summary) => {
                         arrays.insert(dataset.path.clone(), summary);

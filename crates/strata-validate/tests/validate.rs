@@ -124,3 +124,67 @@ fn a_missing_root_is_an_error() {
         Err(strata_bids::Error::NotADataset { .. })
     ));
 }
+
+/// Replaces the image folder of `root` by one `.ozx` archive of the same files.
+fn to_archive(root: &Path) -> PathBuf {
+    use strata_store::{OzxOptions, PosixStore, StoreKey};
+    let store = PosixStore::open(root).expect("store");
+    let archive = IMAGE.replace(".ome.zarr", ".ozx");
+    strata_store::block_on(strata_store::ozx::pack(
+        &store,
+        Some(&StoreKey::new(IMAGE).expect("key")),
+        &store,
+        &StoreKey::new(archive.as_str()).expect("key"),
+        OzxOptions::default().ome_version("0.4"),
+    ))
+    .expect("pack");
+    std::fs::remove_dir_all(root.join(IMAGE)).expect("rm");
+    root.join(archive)
+}
+
+/// A dataset whose image is one `.ozx` gets the verdicts of the same dataset with the image
+/// folder, issue for issue (the archive is checked as the folder it is served as), and the
+/// content checks read the archive: a broken image inside it is found.
+#[test]
+fn an_ozx_image_is_checked_as_its_folder() {
+    let (_dir, root) = broken_copy(|_| {});
+    let folder = validate_dataset(&root).expect("validate");
+    to_archive(&root);
+    let archive = validate_dataset(&root).expect("validate");
+    assert_eq!(archive.issues, folder.issues);
+    assert_eq!(archive.summary.files, folder.summary.files);
+    assert_eq!((folder.summary.archives, archive.summary.archives), (0, 1));
+    assert!(!archive.has_errors(), "{:?}", archive.issues);
+
+    let (_dir, root) = broken_copy(|image| {
+        let path = image.join(".zattrs");
+        let text = std::fs::read_to_string(&path).expect("read");
+        std::fs::write(&path, text.replace("\"units\"", "\"unit\"")).expect("write");
+    });
+    to_archive(&root);
+    let report = validate_dataset(&root).expect("validate");
+    assert_eq!(error_codes(&report), ["PIXEL_SIZE_MISMATCH"]);
+
+    let (_dir, root) = broken_copy(|image| {
+        std::fs::remove_file(image.join(".zattrs")).expect("rm");
+    });
+    to_archive(&root);
+    let report = validate_dataset(&root).expect("validate");
+    assert_eq!(error_codes(&report), ["NGFF_METADATA_MISSING"]);
+
+    // A truncated archive is named, not a crash.
+    let (_dir, root) = broken_copy(|_| {});
+    let path = to_archive(&root);
+    let bytes = std::fs::read(&path).expect("read");
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("write");
+    let report = validate_dataset(&root).expect("validate");
+    assert_eq!(error_codes(&report), ["OZX_INVALID"]);
+    assert!(
+        report
+            .issues
+            .iter()
+            .any(|i| i.location.ends_with(".ome.zarr/")),
+        "{:?}",
+        report.issues
+    );
+}
