@@ -4,6 +4,28 @@
 use indicatif::{ProgressBar, ProgressStyle};
 use strata_zstack::Compression;
 
+/// `println!` for the command's output, except that a closed pipe (`strata ... | head`) ends
+/// the program quietly with exit code 0 instead of a panic, as the default SIGPIPE
+/// disposition does for C programs.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::common::write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// Writes one line to standard output; see [`outln!`].
+pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("strata: error: cannot write the output: {e}");
+        std::process::exit(2);
+    }
+}
+
 /// The result of a command step.
 pub(crate) type DynResult<T> = Result<T, Box<dyn std::error::Error>>;
 

@@ -429,9 +429,9 @@ pub(crate) fn print_convert_with(
                 o.insert("hdf5".into(), h.clone());
             }
         }
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        println!(
+        outln!(
             "{}: {} planes of {}x{}, {} levels, {} -> {} bytes ({:.1}x), {} files + {} folders, {:.2} s{}",
             s.output.display(),
             s.planes,
@@ -448,7 +448,7 @@ pub(crate) fn print_convert_with(
                 .unwrap_or_default()
         );
         if let Some(d) = datalad {
-            println!(
+            outln!(
                 "saved in DataLad dataset {} ({}), commit {}",
                 d["dataset"].as_str().unwrap_or("?"),
                 d["grouping"].as_str().unwrap_or("?"),
@@ -456,7 +456,7 @@ pub(crate) fn print_convert_with(
             );
         }
         if let Some(h) = hdf5 {
-            println!("HDF5 copy: {}", hdf5_line(h));
+            outln!("HDF5 copy: {}", hdf5_line(h));
         }
     }
     Ok(())

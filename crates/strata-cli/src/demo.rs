@@ -146,7 +146,7 @@ pub(crate) fn run(o: &Options) -> DynResult<bool> {
             "conversions": conversions,
             "validation": report,
         });
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        outln!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         crate::report::print(&report, false, false);
     }

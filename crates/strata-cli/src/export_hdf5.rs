@@ -26,9 +26,9 @@ impl ExportHdf5Cmd {
     pub(crate) fn run(self) -> DynResult<bool> {
         let s = export_hdf5(&self.image, &self.out, self.compression, self.json)?;
         if self.json {
-            println!("{}", serde_json::to_string_pretty(&s)?);
+            outln!("{}", serde_json::to_string_pretty(&s)?);
         } else {
-            println!("{}", hdf5_line(&s));
+            outln!("{}", hdf5_line(&s));
         }
         Ok(false)
     }

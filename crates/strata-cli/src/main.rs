@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 success (warnings allowed), 1 the dataset has errors, 2 usage or I/O problem.
 
+#[macro_use]
 mod common;
 mod convert;
 mod datalad;

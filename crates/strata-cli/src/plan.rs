@@ -95,7 +95,7 @@ fn plan_table(a: &Options) -> DynResult<()> {
         std::fs::write(path, chart).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     if a.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(
                 &json!({"input": input, "rows": rows, "recommendation": rec})
@@ -103,7 +103,7 @@ fn plan_table(a: &Options) -> DynResult<()> {
         );
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<16} {:<16} {:<8} {:>9} {:>14} {:>14} {:>10} {:>12} {:>5}",
         "layout",
         "grouping",
@@ -116,7 +116,7 @@ fn plan_table(a: &Options) -> DynResult<()> {
         "fits"
     );
     for r in &rows {
-        println!(
+        outln!(
             "{:<16} {:<16} {:<8} {:>9} {:>14} {:>14} {:>10} {:>12} {:>5}",
             r.layout.name(),
             r.grouping.name(),
@@ -131,7 +131,7 @@ fn plan_table(a: &Options) -> DynResult<()> {
     }
     match rec {
         Some(rec) => {
-            println!(
+            outln!(
                 "\nrecommended for a quota of {} inodes: {} grouped {} ({} inodes after gc)",
                 a.quota_inodes,
                 rec.row.layout.name(),
@@ -139,14 +139,14 @@ fn plan_table(a: &Options) -> DynResult<()> {
                 rec.row.inodes_after_gc
             );
             for reason in &rec.reasons {
-                println!("  - {reason}");
+                outln!("  - {reason}");
             }
             match &rec.convert_flags {
-                Some(flags) => println!("  - produced by: strata convert ... {flags}"),
-                None => println!("  - strata convert does not write this layout"),
+                Some(flags) => outln!("  - produced by: strata convert ... {flags}"),
+                None => outln!("  - strata convert does not write this layout"),
             }
         }
-        None => println!("\nno layout fits a quota of {} inodes", a.quota_inodes),
+        None => outln!("\nno layout fits a quota of {} inodes", a.quota_inodes),
     }
     Ok(())
 }
@@ -155,9 +155,9 @@ fn plan_table(a: &Options) -> DynResult<()> {
 fn measure_tree(path: &Path, json_out: bool) -> DynResult<()> {
     let m = measure(path)?;
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&m)?);
+        outln!("{}", serde_json::to_string_pretty(&m)?);
     } else {
-        println!("{}: {m:#?}", path.display());
+        outln!("{}: {m:#?}", path.display());
     }
     Ok(())
 }

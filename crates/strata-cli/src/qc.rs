@@ -64,7 +64,7 @@ impl QcCmd {
             .map_err(|e| format!("{}: {e}", path.display()))?;
         }
         if self.json {
-            println!("{}", report.to_json()?);
+            outln!("{}", report.to_json()?);
         } else {
             print_report(zstack, &report, info.planes);
         }
@@ -74,7 +74,7 @@ impl QcCmd {
 
 /// Prints a QC report as text: the verdict, then one line per rule.
 fn print_report(zstack: &Path, report: &strata_qc::QcReport, planes: u32) {
-    println!(
+    outln!(
         "{}: {} (best focus: plane {} of {})",
         zstack.display(),
         if report.passed { "passed" } else { "FAILED" },
@@ -82,7 +82,7 @@ fn print_report(zstack: &Path, report: &strata_qc::QcReport, planes: u32) {
         planes
     );
     for r in &report.reasons {
-        println!(
+        outln!(
             "  {} {:<32} {:>12.6} (limit {}) {}",
             if r.passed { "ok  " } else { "FAIL" },
             r.rule,

@@ -97,9 +97,9 @@ impl ReadCmd {
             "seconds": started.elapsed().as_secs_f64(),
         });
         if self.json {
-            println!("{}", serde_json::to_string_pretty(&summary)?);
+            outln!("{}", serde_json::to_string_pretty(&summary)?);
         } else {
-            println!(
+            outln!(
                 "{}: level {} {} ({}) -> {}",
                 img.name(),
                 self.level,

@@ -7,7 +7,7 @@ use strata_bids::validate::{Issue, Report, Severity};
 pub(crate) fn print(report: &Report, json: bool, verbose: bool) {
     if json {
         match serde_json::to_string_pretty(report) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => outln!("{s}"),
             Err(e) => eprintln!("strata: cannot render the report as JSON: {e}"),
         }
         return;
@@ -22,7 +22,7 @@ pub(crate) fn print(report: &Report, json: bool, verbose: bool) {
         } else {
             &i.location
         };
-        println!("{sev:<7} {:<32} {location}\n        {}", i.code, i.message);
+        outln!("{sev:<7} {:<32} {location}\n        {}", i.code, i.message);
     };
     let mut grouped: BTreeMap<&str, Vec<&Issue>> = BTreeMap::new();
     for i in &report.issues {
@@ -34,7 +34,7 @@ pub(crate) fn print(report: &Report, json: bool, verbose: bool) {
     }
     for (code, list) in grouped {
         let first = list[0];
-        println!(
+        outln!(
             "warning {code:<32} {} time(s), e.g. {}\n        {} (--verbose lists all)",
             list.len(),
             if first.location.is_empty() {
@@ -46,7 +46,7 @@ pub(crate) fn print(report: &Report, json: bool, verbose: bool) {
         );
     }
     let s = &report.summary;
-    println!(
+    outln!(
         "{} files ({} bytes), {} subject(s), {} session(s), {} sample(s): {} error(s), {} warning(s)",
         s.files,
         s.bytes,
@@ -57,12 +57,12 @@ pub(crate) fn print(report: &Report, json: bool, verbose: bool) {
         s.warnings
     );
     if s.archives > 0 {
-        println!(
+        outln!(
             "{} .ozx image(s) checked as the .ome.zarr folders `strata serve` presents them as (the official validator does not know .ozx)",
             s.archives
         );
     }
-    println!(
+    outln!(
         "{}",
         if report.has_errors() {
             "not valid: fix the errors above"

@@ -72,7 +72,7 @@ impl SampleCmd {
         let summary = strata_zstack::write_sample(&self.dir, &opts)?;
         spinner.finish_and_clear();
         if self.json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&json!({
                     "dir": self.dir,
@@ -83,7 +83,7 @@ impl SampleCmd {
                 }))?
             );
         } else {
-            println!(
+            outln!(
                 "wrote {} focus levels ({} bytes) to {}; sharpest plane: {}",
                 summary.files.len(),
                 summary.bytes,

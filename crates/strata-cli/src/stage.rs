@@ -82,9 +82,9 @@ pub(crate) fn run(o: &Options) -> DynResult<()> {
     let summary = runtime.block_on(stage_urls(&src_url, &dst_url, &options))?;
     bar.finish_and_clear();
     if json_out {
-        println!("{}", summary.to_json());
+        outln!("{}", summary.to_json());
     } else {
-        println!(
+        outln!(
             "{} objects ({} bytes) under {src}: copied {} ({} bytes), skipped {} already staged, verified {}, {:.2} s{}",
             summary.objects,
             summary.bytes,

@@ -730,3 +730,21 @@ fn ozx_layout_is_one_file_with_the_same_content() {
         );
     }
 }
+
+/// Output into a pipe whose reader has gone (`strata plan | head -0`): the command ends
+/// quietly with exit code 0, no panic message.
+#[test]
+fn a_closed_output_pipe_is_no_panic() {
+    let mut child = strata()
+        .args(["plan", "--sections", "7000"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn strata plan");
+    // Close the reading end before the program (still starting) writes its first line.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}
