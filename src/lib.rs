@@ -16,6 +16,8 @@
 //!   zip), zarrs integration and staging between tiers.
 //! - [`access`]: the read side: open an image anywhere (folder, `.ozx`, S3) and read regions of
 //!   its levels in parallel.
+//! - [`serve`]: the HTTP service: a dataset read-only over HTTP for viewers, with byte ranges,
+//!   validators, CORS and every `.ozx` shown as its `.ome.zarr` folder.
 //!
 //! ```
 //! let report = strata::bids::validate::validate(std::path::Path::new("."));
@@ -27,6 +29,7 @@ pub use strata_bids as bids;
 pub use strata_ngff as ngff;
 pub use strata_plan as plan;
 pub use strata_qc as qc;
+pub use strata_serve as serve;
 pub use strata_store as store;
 pub use strata_validate as validate;
 pub use strata_zstack as zstack;
