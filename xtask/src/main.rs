@@ -15,6 +15,8 @@
 //!   - the Python package (`python/`): installed into the venv by `pip install ./python`,
 //!     then its pytest suite (zarr-python as the reference reader, torch's DataLoader with
 //!     worker processes, the S3 server);
+//!   - the real clients of `strata serve` (`crates/strata-serve/tests/clients`: zarr-python
+//!     over HTTP, tensorstore's `http` kvstore, headless Chromium running zarrita from npm);
 //!   - the HDF5 tests (`--features hdf5`: strata-zstack `tiff_hdf5`, `hdf5_export`,
 //!     strata-cli `hdf5_cli`);
 //!   - strata-store's library and tests without default features;
@@ -28,10 +30,14 @@
 //!   against Python peers (and against another build of `strata`, interleaved).
 //! - `bench-read [--patches N]`: random patch reads by strata-access against zarrs,
 //!   tensorstore and zarr-python on the same converted section.
+//! - `bench-serve [--seconds N] [--json] [--strata BIN]`: `strata serve` against nginx under a
+//!   viewer's range requests (wrk; 1, 16 and 64 connections), on an `.ome.zarr` folder and on
+//!   the virtual view of an `.ozx`.
 
 mod bench;
 mod bench_convert;
 mod bench_read;
+mod bench_serve;
 mod codegen;
 mod services;
 mod setup;
@@ -62,6 +68,16 @@ fn main() -> ExitCode {
                 .transpose();
             patches.and_then(|n| bench_read::run(&root, n.unwrap_or(1000).max(1)))
         }
+        Some("bench-serve") => {
+            let seconds = flag_value(&args, "--seconds")
+                .map(|s| s.parse::<u64>().map_err(|e| format!("--seconds: {e}")))
+                .transpose();
+            let json = args.iter().any(|a| a == "--json");
+            let strata = flag_value(&args, "--strata").map(PathBuf::from);
+            seconds.and_then(|s| {
+                bench_serve::run(&root, s.unwrap_or(10).max(1), json, strata.as_deref())
+            })
+        }
         Some("bench-convert") => {
             let size = flag_value(&args, "--size").unwrap_or_else(|| "4096x4096".into());
             let planes = flag_value(&args, "--planes")
@@ -82,7 +98,7 @@ fn main() -> ExitCode {
             })
         }
         _ => Err(
-            "usage: cargo xtask <setup | test | codegen [--check] [--schema PATH] | bench-validate [--sections N] | bench-convert [--size WxH] [--planes N] [--runs N] [--baseline STRATA] | bench-read [--patches N]>"
+            "usage: cargo xtask <setup | test | codegen [--check] [--schema PATH] | bench-validate [--sections N] | bench-convert [--size WxH] [--planes N] [--runs N] [--baseline STRATA] | bench-read [--patches N] | bench-serve [--seconds N] [--json] [--strata BIN]>"
                 .into(),
         ),
     };
@@ -165,6 +181,20 @@ fn python_package(root: &Path, venv_bin: &Path, s3_endpoint: &str) -> Result<(),
             .env("AWS_ACCESS_KEY_ID", "strata-test")
             .env("AWS_SECRET_ACCESS_KEY", "strata-test")
             .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("STRATA_REQUIRE_PEERS", "1"),
+    )
+}
+
+/// Real clients of `strata serve` (zarr-python over fsspec's HTTP, tensorstore's `http`
+/// kvstore, headless Chromium running zarrita from npm, bundled by esbuild) against the
+/// test build, on a folder and on the virtual view of an `.ozx`.
+fn serve_clients(root: &Path, venv_bin: &Path) -> Result<(), String> {
+    run_cmd(
+        Command::new(venv_bin.join("python"))
+            .current_dir(root)
+            .args(["-m", "pytest", "-q", "crates/strata-serve/tests/clients"])
+            .env("PATH", path_with(venv_bin)?)
+            .env("STRATA_BIN", root.join("target/debug/strata"))
             .env("STRATA_REQUIRE_PEERS", "1"),
     )
 }
@@ -283,6 +313,7 @@ fn test(root: &Path) -> Result<(), String> {
             .env("STRATA_REQUIRE_PEERS", "1"),
     )?;
     python_package(root, &venv_bin, &s3.endpoint)?;
+    serve_clients(root, &venv_bin)?;
     drop(s3);
     // HDF5 input and output are an optional feature (it needs the C library, installed
     // above); h5py, the independent reader, comes from the venv.

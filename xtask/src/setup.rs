@@ -12,10 +12,23 @@ const APT_PACKAGES: &[&str] = &["git-annex", "chromium", "libhdf5-dev", "pkg-con
 
 pub(crate) fn run(root: &Path) -> Result<(), String> {
     apt(APT_PACKAGES)?;
+    // Node and npm (the browser test bundles zarrita from npm): the machine's own when on
+    // PATH (not necessarily a Debian package), else Debian's.
+    if !on_path("npm") || !on_path("node") {
+        apt(&["nodejs", "npm"])?;
+    }
     venv(root)
 }
 
-fn apt(packages: &[&str]) -> Result<(), String> {
+/// Whether `program` answers `--version` (that is: it is on PATH and runs).
+fn on_path(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+pub(crate) fn apt(packages: &[&str]) -> Result<(), String> {
     let missing: Vec<&str> = packages
         .iter()
         .copied()
