@@ -85,6 +85,7 @@ impl ServeCmd {
             .max_header_bytes(self.max_header_bytes)
             .header_timeout(Duration::from_secs(self.header_timeout.max(1)));
         init_log(self.log_format, self.no_access_log);
+        raise_open_files_limit(self.max_connections);
         let dataset = Arc::new(Dataset::open(&self.root)?);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -146,4 +147,29 @@ fn init_log(format: LogFormat, no_access_log: bool) {
         LogFormat::Text => registry.with(layer).try_init(),
         LogFormat::Json => registry.with(layer.json().flatten_event(true)).try_init(),
     };
+}
+
+/// Raises the soft limit of open files towards the hard one, as far as the server can use
+/// (a descriptor per connection, one per open archive, and some to spare): the common
+/// default soft limit of 1024 would otherwise cap `--max-connections`. Logged, never fatal.
+fn raise_open_files_limit(max_connections: usize) {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let want = u64::try_from(max_connections)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1024);
+    let limit = getrlimit(Resource::Nofile);
+    let (Some(current), maximum) = (limit.current, limit.maximum) else {
+        return;
+    };
+    let target = maximum.map_or(want, |m| want.min(m));
+    if target <= current {
+        return;
+    }
+    let new = Rlimit {
+        current: Some(target),
+        maximum,
+    };
+    if let Err(e) = setrlimit(Resource::Nofile, new) {
+        tracing::warn!(target: "strata_serve", error = %e, current, "cannot raise the open-files limit");
+    }
 }

@@ -13,6 +13,18 @@ use strata_store::{
 use crate::error::{Error, Result};
 use crate::path::DatasetPath;
 
+/// The archive key and the member (empty for the view's top) of a path in the virtual view
+/// `.../X.ome.zarr/rest` of `.../X.ozx`; `None` when no segment ends in `.ome.zarr`.
+fn virtual_parts(path: &DatasetPath) -> Option<(StoreKey, String)> {
+    let segments = path.segments();
+    let i = segments.iter().position(|s| s.ends_with(OME_ZARR))?;
+    let stem = &segments[i][..segments[i].len() - OME_ZARR.len()];
+    let mut archive_segments = segments[..i].to_vec();
+    archive_segments.push(format!("{stem}{OZX}"));
+    let archive_key = StoreKey::new(archive_segments.join("/")).ok()?;
+    Some((archive_key, segments[i + 1..].join("/")))
+}
+
 /// A store the server can read and list.
 pub trait DatasetStore: ReadableStore + ListableStore {}
 impl<T: ReadableStore + ListableStore + ?Sized> DatasetStore for T {}
@@ -196,22 +208,41 @@ impl Dataset {
         self.folder(Some(&key), path).await
     }
 
+    /// Where the file `path` may be, in the order [`resolve`](Self::resolve) looks, known
+    /// without any I/O: the root store and its key; then, when the path lies in the virtual
+    /// view of an archive that is open and recently checked, that archive and the member.
+    /// For a server's fast path: it opens the first candidate that exists
+    /// ([`ReadableStore::open_blocking`]) and falls back to `resolve` when none does.
+    #[must_use]
+    pub fn candidates(&self, path: &DatasetPath) -> Vec<(Arc<dyn ReadableStore>, StoreKey)> {
+        let Ok(key) = StoreKey::new(path.key()) else {
+            return Vec::new();
+        };
+        if path.is_folder() || path.segments().is_empty() {
+            return Vec::new();
+        }
+        let mut out = vec![(Arc::clone(&self.root) as Arc<dyn ReadableStore>, key)];
+        if let Some((archive_key, member)) = virtual_parts(path)
+            && let Ok(member) = StoreKey::new(member)
+        {
+            let map = self.archives.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(a) = map.get(&archive_key)
+                && a.checked.elapsed() < ARCHIVE_RECHECK
+            {
+                out.push((Arc::clone(&a.store) as Arc<dyn ReadableStore>, member));
+            }
+        }
+        out
+    }
+
     /// The virtual view: `.../X.ome.zarr/rest` answered from `.../X.ozx`.
     async fn resolve_virtual(&self, path: &DatasetPath) -> Result<Option<Target>> {
-        let segments = path.segments();
-        let Some(i) = segments.iter().position(|s| s.ends_with(OME_ZARR)) else {
-            return Ok(None);
-        };
-        let stem = &segments[i][..segments[i].len() - OME_ZARR.len()];
-        let mut archive_segments = segments[..i].to_vec();
-        archive_segments.push(format!("{stem}{OZX}"));
-        let Ok(archive_key) = StoreKey::new(archive_segments.join("/")) else {
+        let Some((archive_key, member)) = virtual_parts(path) else {
             return Ok(None);
         };
         let Some(archive) = self.archive(&archive_key).await? else {
             return Ok(None);
         };
-        let member = segments[i + 1..].join("/");
         if member.is_empty() {
             return self.archive_folder(&archive, None, path).await.map(Some);
         }

@@ -14,7 +14,7 @@ use http::header::{
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
 use hyper::body::Frame;
-use strata_store::{ByteRange, ReadableStore, StoreKey};
+use strata_store::{ByteRange, DynObjectReader, ObjectHead, ReadableStore, StoreKey};
 
 use crate::conditional::{self, Answer};
 use crate::dataset::{Dataset, Target};
@@ -107,12 +107,24 @@ async fn answer(state: &State, req: &Request<hyper::body::Incoming>) -> Response
         }
         Err(_) => return not_found(),
     };
+    let head_only = method == Method::HEAD;
+    match opened(&state.dataset, &path, req.headers(), head_only).await {
+        Ok(Some(o)) => {
+            let source = Source::Open(o.reader);
+            return respond(
+                o.answer, &o.head, source, o.body, &path, head_only, uri_path,
+            )
+            .await;
+        }
+        Ok(None) => {}
+        Err(Error::NotFound) => return not_found(),
+        Err(e) => return server_error(&e, uri_path),
+    }
     let target = match state.dataset.resolve(&path).await {
         Ok(t) => t,
         Err(Error::NotFound) => return not_found(),
         Err(e) => return server_error(&e, uri_path),
     };
-    let head_only = method == Method::HEAD;
     match target {
         Target::Folder(listing) => {
             if !wants_listing(req) {
@@ -128,62 +140,173 @@ async fn answer(state: &State, req: &Request<hyper::body::Incoming>) -> Response
             r
         }
         Target::Object { store, key, head } => {
-            let mut r = match conditional::answer(req.headers(), &head) {
-                Answer::NotModified => empty(StatusCode::NOT_MODIFIED),
-                Answer::Unsatisfiable => {
-                    let mut r = empty(StatusCode::RANGE_NOT_SATISFIABLE);
-                    insert(&mut r, CONTENT_RANGE, &format!("bytes */{}", head.size));
-                    r
-                }
-                Answer::Whole => {
-                    match object(store, key, 0..head.size, StatusCode::OK, head_only).await {
-                        Ok(r) => r,
-                        Err(e) => return server_error(&e, uri_path),
-                    }
-                }
-                Answer::Partial(range) => {
-                    let content_range =
-                        format!("bytes {}-{}/{}", range.start, range.end - 1, head.size);
-                    let status = StatusCode::PARTIAL_CONTENT;
-                    match object(store, key, range, status, head_only).await {
-                        Ok(mut r) => {
-                            insert(&mut r, CONTENT_RANGE, &content_range);
-                            r
-                        }
-                        Err(e) => return server_error(&e, uri_path),
-                    }
-                }
-            };
-            let h = r.headers_mut();
-            h.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-            h.insert(CONTENT_TYPE, content_type(path.segments()));
-            if let Some(tag) = conditional::etag(&head).and_then(|t| HeaderValue::from_str(&t).ok())
-            {
-                h.insert(ETAG, tag);
-            }
-            if let Some(date) =
-                conditional::last_modified(&head).and_then(|d| HeaderValue::from_str(&d).ok())
-            {
-                h.insert(LAST_MODIFIED, date);
-            }
-            r
+            let answer = conditional::answer(req.headers(), &head);
+            let source = Source::Store { store, key };
+            respond(answer, &head, source, None, &path, head_only, uri_path).await
         }
     }
 }
 
-/// The bytes `range` of an object, read in one piece when small, streamed otherwise.
+/// An object opened on a blocking thread by the fast path: its head, the answer to the
+/// request's conditions and range, and the body when it is small enough to read at once.
+struct Opened {
+    reader: DynObjectReader,
+    head: ObjectHead,
+    answer: Answer,
+    body: Option<Bytes>,
+}
+
+/// The fast path for files: one hand-over to a blocking thread that opens the first of the
+/// dataset's [`candidates`](Dataset::candidates) that exists, evaluates the request against
+/// its head and reads a small body, all on that one thread (one open, one `fstat`, one
+/// `pread`). `Ok(None)` when no candidate exists or the backend does not open files (object
+/// storage): the full resolution then answers.
+async fn opened(
+    dataset: &Dataset,
+    path: &DatasetPath,
+    headers: &http::HeaderMap,
+    head_only: bool,
+) -> Result<Option<Opened>, Error> {
+    let candidates = dataset.candidates(path);
+    if candidates.is_empty() {
+        return Ok(None);
+    }
+    let headers = headers.clone();
+    let open = move || {
+        for (store, key) in candidates {
+            let reader = match store.open_blocking(&key) {
+                None => return Ok(None),
+                Some(Err(e)) if e.is_not_found() => continue,
+                Some(Err(e)) => return Err(Error::store(e)),
+                Some(Ok(r)) => r,
+            };
+            let head = reader.head().clone();
+            let answer = conditional::answer(&headers, &head);
+            let range = match &answer {
+                Answer::Whole => 0..head.size,
+                Answer::Partial(r) => r.clone(),
+                Answer::NotModified | Answer::Unsatisfiable => 0..0,
+            };
+            let len = range.end - range.start;
+            let body = if head_only || len == 0 || len > PIECE {
+                None
+            } else {
+                Some(reader.read_blocking(range).map_err(Error::store)?)
+            };
+            return Ok(Some(Opened {
+                reader,
+                head,
+                answer,
+                body,
+            }));
+        }
+        Ok(None)
+    };
+    tokio::task::spawn_blocking(open)
+        .await
+        .map_err(|e| Error::Io {
+            what: "an open task failed".into(),
+            source: std::io::Error::other(e),
+        })?
+}
+
+/// The answer for an object: 304, 416, 200 or 206 with its validators, type and length.
+/// `body` is the answer's bytes when already read.
+async fn respond(
+    answer: Answer,
+    head: &ObjectHead,
+    source: Source,
+    body: Option<Bytes>,
+    path: &DatasetPath,
+    head_only: bool,
+    uri_path: &str,
+) -> Response<Body> {
+    let mut r = match answer {
+        Answer::NotModified => empty(StatusCode::NOT_MODIFIED),
+        Answer::Unsatisfiable => {
+            let mut r = empty(StatusCode::RANGE_NOT_SATISFIABLE);
+            insert(&mut r, CONTENT_RANGE, &format!("bytes */{}", head.size));
+            r
+        }
+        Answer::Whole => {
+            match object(source, 0..head.size, StatusCode::OK, head_only, body).await {
+                Ok(r) => r,
+                Err(e) => return server_error(&e, uri_path),
+            }
+        }
+        Answer::Partial(range) => {
+            let content_range = format!("bytes {}-{}/{}", range.start, range.end - 1, head.size);
+            let status = StatusCode::PARTIAL_CONTENT;
+            match object(source, range, status, head_only, body).await {
+                Ok(mut r) => {
+                    insert(&mut r, CONTENT_RANGE, &content_range);
+                    r
+                }
+                Err(e) => return server_error(&e, uri_path),
+            }
+        }
+    };
+    let h = r.headers_mut();
+    h.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(CONTENT_TYPE, content_type(path.segments()));
+    if let Some(tag) = conditional::etag(head).and_then(|t| HeaderValue::from_str(&t).ok()) {
+        h.insert(ETAG, tag);
+    }
+    if let Some(date) =
+        conditional::last_modified(head).and_then(|d| HeaderValue::from_str(&d).ok())
+    {
+        h.insert(LAST_MODIFIED, date);
+    }
+    r
+}
+
+/// Where an object's bytes come from.
+#[derive(Clone)]
+enum Source {
+    /// A file opened by the fast path (every read is of the version opened).
+    Open(DynObjectReader),
+    /// A key of a store (object storage, or a file found by the full resolution).
+    Store {
+        store: Arc<dyn ReadableStore>,
+        key: StoreKey,
+    },
+}
+
+impl Source {
+    async fn read(&self, range: std::ops::Range<u64>) -> Result<Bytes, Error> {
+        match self {
+            Self::Open(reader) => {
+                let reader = Arc::clone(reader);
+                tokio::task::spawn_blocking(move || reader.read_blocking(range))
+                    .await
+                    .map_err(|e| Error::Io {
+                        what: "a read task failed".into(),
+                        source: std::io::Error::other(e),
+                    })?
+                    .map_err(Error::store)
+            }
+            Self::Store { store, key } => read(store, key, range).await,
+        }
+    }
+}
+
+/// The bytes `range` of an object (`body` when already read), in one piece when small,
+/// streamed otherwise.
 async fn object(
-    store: Arc<dyn ReadableStore>,
-    key: StoreKey,
+    source: Source,
     range: std::ops::Range<u64>,
     status: StatusCode,
     head_only: bool,
+    body: Option<Bytes>,
 ) -> Result<Response<Body>, Error> {
     let len = range.end - range.start;
     let mut r = if head_only || len == 0 {
         empty(status)
     } else if len <= PIECE {
-        let bytes = read(&store, &key, range).await?;
+        let bytes = match body {
+            Some(b) => b,
+            None => source.read(range).await?,
+        };
         Response::builder()
             .status(status)
             .body(Full::new(bytes).map_err(|e| match e {}).boxed_unsync())
@@ -195,10 +318,10 @@ async fn object(
                 .map(move |s| s..(s + PIECE).min(range.end)),
         );
         let stream = pieces.then(move |piece| {
-            let store = Arc::clone(&store);
-            let key = key.clone();
+            let source = source.clone();
             async move {
-                read(&store, &key, piece)
+                source
+                    .read(piece)
                     .await
                     .map(Frame::data)
                     .map_err(|e| std::io::Error::other(e.to_string()))

@@ -194,6 +194,14 @@ pub async fn ranged(store: &DynStore) {
             "{store:?}: blocking read of a missing key"
         );
     }
+    opened(store, &k, &v).await;
+    assert!(
+        matches!(
+            store.open_blocking(&key("conformance/ranged/missing")),
+            None | Some(Err(Error::NotFound { .. }))
+        ),
+        "{store:?}: opening a missing key"
+    );
     let parts = ok(
         "get_ranges",
         store,
@@ -205,6 +213,38 @@ pub async fn ranged(store: &DynStore) {
         parts,
         vec![v.slice(0..2), v.slice(9998..)],
         "{store:?}: get_ranges"
+    );
+}
+
+/// An object opened for reading, where the backend opens objects: its head is the store's,
+/// ranges equal the object's, a range beyond it is [`Error::InvalidRange`].
+async fn opened<S: ReadableStore + ?Sized>(store: &S, k: &StoreKey, v: &Bytes) {
+    let Some(reader) = store.open_blocking(k) else {
+        return;
+    };
+    let reader = reader.unwrap_or_else(|e| panic!("{store:?}: open {k}: {e}"));
+    let head = store
+        .head(k)
+        .await
+        .unwrap_or_else(|e| panic!("{store:?}: head {k}: {e}"));
+    assert_eq!(*reader.head(), head, "{store:?}: head of the opened {k}");
+    let n = v.len() as u64;
+    for r in [0..n, n / 3..n / 2, n.saturating_sub(1)..n, n / 2..n / 2] {
+        let got = reader
+            .read_blocking(r.clone())
+            .unwrap_or_else(|e| panic!("{store:?}: opened {k}: read {r:?}: {e}"));
+        assert_eq!(
+            &got[..],
+            &v[r.start as usize..r.end as usize],
+            "{store:?}: opened {k}: read {r:?}"
+        );
+    }
+    assert!(
+        matches!(
+            reader.read_blocking(n.saturating_sub(1)..n + 1),
+            Err(Error::InvalidRange { .. })
+        ),
+        "{store:?}: opened {k}: a read beyond the object"
     );
 }
 
@@ -681,6 +721,7 @@ pub async fn read_only<S: ReadableStore + ListableStore + std::fmt::Debug + ?Siz
                 assert_eq!(blocking, got, "{store:?}: blocking range {r} of {k}");
             }
         }
+        opened(store, k, v).await;
         assert!(
             matches!(
                 store.get_range(k, ByteRange::Bounded(0..n + 1)).await,

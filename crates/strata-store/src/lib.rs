@@ -20,6 +20,7 @@
 //! ```
 
 mod bridge;
+mod buffers;
 mod copy;
 mod direct;
 mod error;
@@ -44,9 +45,9 @@ pub use ozx::{OzxOptions, OzxStore, OzxWriter};
 pub use posix::{FsyncPolicy, PosixOptions, PosixStore};
 pub use stage::{StageOptions, StageSummary, StoreUrl, stage, stage_to_ozx, stage_urls};
 pub use traits::{
-    ByteRange, DirListing, DynListableStore, DynReadableStore, DynStore, DynWritableStore,
-    ListableStore, ObjectHead, ObjectMeta, PutStream, ReadableStore, Store, StoreExt, Usage,
-    WritableStore, WritableStoreExt,
+    ByteRange, DirListing, DynListableStore, DynObjectReader, DynReadableStore, DynStore,
+    DynWritableStore, ListableStore, ObjectHead, ObjectMeta, ObjectReader, PutStream,
+    ReadableStore, Store, StoreExt, Usage, WritableStore, WritableStoreExt,
 };
 
 #[cfg(feature = "conformance")]

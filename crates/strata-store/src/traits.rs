@@ -137,6 +137,26 @@ pub struct Usage {
     pub inodes: Option<u64>,
 }
 
+/// One object opened for reading: the head it had when it was opened, and ranged reads of
+/// that very version (a POSIX file descriptor keeps reading the file it opened even when a
+/// new version is renamed over it). Made by [`ReadableStore::open_blocking`]; for servers
+/// that answer many ranges of one object, or that must not mix versions.
+pub trait ObjectReader: Send + Sync + Debug {
+    /// The object's head as of opening.
+    fn head(&self) -> &ObjectHead;
+
+    /// Bytes `range` (inside `0..head().size`), read on the calling thread (it blocks: not
+    /// from an async task).
+    ///
+    /// # Errors
+    /// [`Error::InvalidRange`] when the range does not fit; [`Error::Io`] when the read
+    /// fails or the object is shorter than its head says (it was truncated).
+    fn read_blocking(&self, range: Range<u64>) -> Result<Bytes>;
+}
+
+/// Shared handle to an opened object.
+pub type DynObjectReader = Arc<dyn ObjectReader>;
+
 /// Read access.
 #[async_trait]
 pub trait ReadableStore: Send + Sync + Debug {
@@ -187,6 +207,18 @@ pub trait ReadableStore: Send + Sync + Debug {
     /// # Errors
     /// As [`head`](Self::head).
     fn head_blocking(&self, key: &StoreKey) -> Option<Result<ObjectHead>> {
+        let _ = key;
+        None
+    }
+
+    /// Opens `key` for ranged reads of one version, on the calling thread (it blocks: not
+    /// from an async task). `Some` where the backend reads through file descriptors (POSIX
+    /// files, archives on them); `None` (the default) elsewhere: use
+    /// [`head`](Self::head) and [`get_range`](Self::get_range) then.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when there is no object under `key`.
+    fn open_blocking(&self, key: &StoreKey) -> Option<Result<DynObjectReader>> {
         let _ = key;
         None
     }
@@ -382,6 +414,9 @@ macro_rules! forward {
             }
             fn head_blocking(&self, key: &StoreKey) -> Option<Result<ObjectHead>> {
                 (**self).head_blocking(key)
+            }
+            fn open_blocking(&self, key: &StoreKey) -> Option<Result<DynObjectReader>> {
+                (**self).open_blocking(key)
             }
             fn location(&self) -> String {
                 (**self).location()

@@ -575,3 +575,40 @@ async fn a_dropped_owner_frees_the_archive_for_what_waits() -> TestResult {
     }
     Ok(())
 }
+
+/// An archive on POSIX is read through one open file: its members opened for reading equal
+/// the fixture, and once read, the archive keeps answering from the version whose central
+/// directory it loaded when another file is renamed over it (never old offsets into new
+/// bytes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_read_through_the_archive_opened_once() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let posix = Arc::new(PosixStore::open(dir.path())?);
+    let archive = k("x.ozx");
+    write_fixture(posix.as_ref(), &archive).await?;
+    let store = OzxStore::open(posix.clone() as DynReadableStore, archive.clone()).await?;
+    let (key, want) = fixture()
+        .into_iter()
+        .max_by_key(|(_, v)| v.len())
+        .ok_or("a fixture")?;
+    let reader = store
+        .open_blocking(&key)
+        .ok_or("archives on POSIX open members")??;
+    assert_eq!(*reader.head(), store.head(&key).await?);
+    assert_eq!(reader.read_blocking(0..want.len() as u64)?, want);
+    posix.put(&archive, pattern(9, 1 << 20)).await?;
+    let n = want.len() as u64;
+    assert_eq!(
+        reader.read_blocking(n / 2..n)?,
+        want.slice(want.len() / 2..)
+    );
+    let again = store
+        .get_range_blocking(&key, (0..n).into())
+        .ok_or("a blocking read")??;
+    assert_eq!(again, want);
+    assert!(matches!(
+        store.open_blocking(&k("no/such/member")),
+        Some(Err(Error::NotFound { .. }))
+    ));
+    Ok(())
+}

@@ -169,3 +169,43 @@ async fn a_directory_is_not_overwritten_by_an_object() -> TestResult {
     assert!(store.list(None).await?.len() == 1);
     Ok(())
 }
+
+/// An opened file keeps reading the version it opened when a new version is put over its
+/// key (a server never mixes versions within one answer); a file truncated under an open
+/// reader is an I/O error naming the key, not short data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opened_file_reads_the_version_it_opened() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = PosixStore::open(dir.path())?;
+    let key = StoreKey::new("a/b.bin")?;
+    store.put(&key, Bytes::from(vec![1u8; 4096])).await?;
+    let old = store.open_blocking(&key).ok_or("POSIX opens files")??;
+    store.put(&key, Bytes::from(vec![2u8; 8192])).await?;
+    assert_eq!(&old.read_blocking(0..4096)?[..], &[1u8; 4096][..]);
+    assert_eq!(old.head().size, 4096);
+    let new = store.open_blocking(&key).ok_or("POSIX opens files")??;
+    assert_eq!(new.head().size, 8192);
+    assert_ne!(new.head().version, old.head().version);
+    assert_eq!(&new.read_blocking(4000..4100)?[..], &[2u8; 100][..]);
+
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(store.path_of(&key))?
+        .set_len(100)?;
+    match new.read_blocking(0..8192) {
+        Err(e @ Error::Io { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("a/b.bin") && text.contains("truncated"),
+                "{text}"
+            );
+        }
+        other => panic!("a truncated file must be an I/O error, got {other:?}"),
+    }
+    let missing = StoreKey::new("a/none.bin")?;
+    assert!(matches!(
+        store.open_blocking(&missing),
+        Some(Err(Error::NotFound { .. }))
+    ));
+    Ok(())
+}

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex as StdMutex};
+use std::sync::{Arc, Mutex as StdMutex, OnceLock};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -13,7 +13,9 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::key::StoreKey;
-use crate::traits::{ByteRange, ListableStore, ObjectHead, ObjectMeta, ReadableStore};
+use crate::traits::{
+    ByteRange, DynObjectReader, ListableStore, ObjectHead, ObjectMeta, ObjectReader, ReadableStore,
+};
 
 #[derive(Clone, Debug)]
 struct ReadEntry {
@@ -36,6 +38,10 @@ pub struct OzxStore {
     /// The archive's own head when it was opened.
     archive: ObjectHead,
     data_offsets: StdMutex<HashMap<String, u64>>,
+    /// The archive opened once for blocking reads, where the source store can
+    /// ([`ReadableStore::open_blocking`]) and it is still the version whose directory was
+    /// read; `None` otherwise (reads then go through the source store by key).
+    file: OnceLock<Option<DynObjectReader>>,
 }
 
 impl fmt::Debug for OzxStore {
@@ -385,6 +391,7 @@ impl OzxStore {
             cd_end: end.cd_offset,
             archive: end.head,
             data_offsets: StdMutex::new(HashMap::new()),
+            file: OnceLock::new(),
         })
     }
 
@@ -450,26 +457,47 @@ impl OzxStore {
 
     /// Where an entry's data starts (after its local header; read once, then cached).
     async fn data_offset(&self, key: &StoreKey, e: &ReadEntry) -> Result<u64> {
-        if let Some(o) = self
-            .data_offsets
-            .lock()
-            .ok()
-            .and_then(|m| m.get(key.as_str()).copied())
-        {
+        if let Some(o) = self.cached_offset(key) {
             return Ok(o);
         }
-        let what = format!("zip archive {:?}", self.key.as_str());
         let h = self
             .src
             .get_range(&self.key, (e.header_offset..e.header_offset + 30).into())
-            .await
-            .map_err(|err| match err {
-                Error::InvalidRange { .. } => Error::Corrupt {
-                    what: what.clone(),
-                    reason: format!("local header of {key:?} is truncated"),
-                },
-                other => other,
-            })?;
+            .await;
+        self.local_header(key, e, h)
+    }
+
+    /// [`data_offset`](Self::data_offset) through the archive opened for blocking reads.
+    fn data_offset_blocking(
+        &self,
+        key: &StoreKey,
+        e: &ReadEntry,
+        file: &dyn ObjectReader,
+    ) -> Result<u64> {
+        if let Some(o) = self.cached_offset(key) {
+            return Ok(o);
+        }
+        let h = file.read_blocking(e.header_offset..e.header_offset + 30);
+        self.local_header(key, e, h)
+    }
+
+    fn cached_offset(&self, key: &StoreKey) -> Option<u64> {
+        self.data_offsets
+            .lock()
+            .ok()
+            .and_then(|m| m.get(key.as_str()).copied())
+    }
+
+    /// The data offset of entry `e` from the 30 bytes of its local header (then cached).
+    fn local_header(&self, key: &StoreKey, e: &ReadEntry, h: Result<Bytes>) -> Result<u64> {
+        let what = format!("zip archive {:?}", self.key.as_str());
+        let h = h.map_err(|err| match err {
+            Error::InvalidRange { .. } => Error::Corrupt {
+                what: what.clone(),
+                reason: format!("local header of {key:?} is truncated"),
+            },
+            other => other,
+        })?;
         let mut c = Cursor::new(&h, &what);
         if c.u32()? != LOCAL_SIG {
             return Err(Error::Corrupt {
@@ -491,6 +519,43 @@ impl OzxStore {
             m.insert(key.to_string(), off);
         }
         Ok(off)
+    }
+
+    /// The archive opened for blocking reads (opened on first use: callers are on blocking
+    /// threads), when the source store opens files and the file is still the version whose
+    /// directory was read.
+    fn file(&self) -> Option<&DynObjectReader> {
+        self.file
+            .get_or_init(|| match self.src.open_blocking(&self.key) {
+                Some(Ok(f)) if *f.head() == self.archive => Some(f),
+                _ => None,
+            })
+            .as_ref()
+    }
+}
+
+/// An entry of an archive opened by [`OzxStore::open_blocking`]: ranges of the entry are
+/// ranges of the archive's open file, shifted by the entry's data offset.
+#[derive(Debug)]
+struct EntryReader {
+    archive: DynObjectReader,
+    offset: u64,
+    head: ObjectHead,
+    key: StoreKey,
+}
+
+impl ObjectReader for EntryReader {
+    fn head(&self) -> &ObjectHead {
+        &self.head
+    }
+
+    fn read_blocking(&self, range: std::ops::Range<u64>) -> Result<Bytes> {
+        let r = ByteRange::Bounded(range).resolve(&self.key, self.head.size)?;
+        if r.start == r.end {
+            return Ok(Bytes::new());
+        }
+        self.archive
+            .read_blocking(self.offset + r.start..self.offset + r.end)
     }
 }
 
@@ -526,6 +591,10 @@ impl ReadableStore for OzxStore {
             if r.start == r.end {
                 return Ok(Some(Bytes::new()));
             }
+            if let Some(file) = self.file() {
+                let off = self.data_offset_blocking(key, &e, file.as_ref())?;
+                return file.read_blocking(off + r.start..off + r.end).map(Some);
+            }
             // The local header is read once per entry (then cached), on the runtime.
             let off = crate::block_on(self.data_offset(key, &e))?;
             self.src
@@ -545,6 +614,21 @@ impl ReadableStore for OzxStore {
 
     fn head_blocking(&self, key: &StoreKey) -> Option<Result<ObjectHead>> {
         Some(self.entry_head(key))
+    }
+
+    fn open_blocking(&self, key: &StoreKey) -> Option<Result<DynObjectReader>> {
+        let file = self.file()?;
+        let open = || {
+            let e = self.entry(key)?;
+            let offset = self.data_offset_blocking(key, e, file.as_ref())?;
+            Ok(Arc::new(EntryReader {
+                archive: Arc::clone(file),
+                offset,
+                head: self.entry_head(key)?,
+                key: key.clone(),
+            }) as DynObjectReader)
+        };
+        Some(open())
     }
 
     fn location(&self) -> String {
