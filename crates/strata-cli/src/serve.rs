@@ -43,6 +43,10 @@ pub(crate) struct ServeCmd {
     /// Seconds a client has to send a request's headers (also the keep-alive idle time).
     #[arg(long, default_value_t = 30)]
     header_timeout: u64,
+    /// Seconds a write to a client may wait without any of it being taken (a client that
+    /// stops reading a response is disconnected after it).
+    #[arg(long, default_value_t = 60)]
+    write_timeout: u64,
     /// Largest request head in bytes (larger gets 431).
     #[arg(long, default_value_t = 16384)]
     max_header_bytes: usize,
@@ -83,7 +87,8 @@ impl ServeCmd {
             .token(token)
             .max_connections(self.max_connections)
             .max_header_bytes(self.max_header_bytes)
-            .header_timeout(Duration::from_secs(self.header_timeout.max(1)));
+            .header_timeout(Duration::from_secs(self.header_timeout.max(1)))
+            .write_timeout(Duration::from_secs(self.write_timeout.max(1)));
         init_log(self.log_format, self.no_access_log);
         raise_open_files_limit(self.max_connections);
         let dataset = Arc::new(Dataset::open(&self.root)?);

@@ -31,8 +31,8 @@ pub enum Origins {
 }
 
 /// How the server behaves. Defaults: any origin, no token, 1,024 connections, 16 KiB of
-/// request headers, 30 s to send a request's headers (also the keep-alive idle time), 30 s
-/// for in-flight requests at shutdown.
+/// request headers, 30 s to send a request's headers (also the keep-alive idle time), 60 s
+/// for a client to take any of a response's bytes, 30 s for in-flight requests at shutdown.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct ServeOptions {
@@ -47,6 +47,10 @@ pub struct ServeOptions {
     /// The time a client has to send a request's headers, counted from the connection's
     /// start or the end of its previous response; the connection is closed after it.
     pub header_timeout: Duration,
+    /// How long a write to a client may wait without any of it being taken: a client that
+    /// stops reading a response loses its connection after this time (its slot is freed);
+    /// one that reads slowly but steadily is served to the end.
+    pub write_timeout: Duration,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
 }
@@ -59,6 +63,7 @@ impl Default for ServeOptions {
             max_connections: 1024,
             max_header_bytes: 16 << 10,
             header_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
         }
     }
@@ -76,6 +81,13 @@ impl ServeOptions {
     #[must_use]
     pub fn token(mut self, token: Option<String>) -> Self {
         self.token = token;
+        self
+    }
+
+    /// Sets the write timeout (at least 1 ms).
+    #[must_use]
+    pub fn write_timeout(mut self, t: Duration) -> Self {
+        self.write_timeout = t.max(Duration::from_millis(1));
         self
     }
 
@@ -208,8 +220,10 @@ pub async fn serve(
                 handler::handle(Arc::clone(&state), remote, req)
             }));
         let service = hyper_util::service::TowerToHyperService::new(service);
+        let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
+        stream.set_write_timeout(Some(options.write_timeout));
         let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
+            .serve_connection(TokioIo::new(Box::pin(stream)), service)
             .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {

@@ -529,6 +529,57 @@ fn slow_clients_do_not_starve_others() {
     }
 }
 
+/// A client that asks for a large file and stops reading loses its connection after the
+/// write timeout, and its slot serves the next client; the bytes it did take are the file's.
+#[test]
+fn a_client_that_stops_reading_is_cut_off() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let outside = tempfile::tempdir().expect("tempdir");
+    dataset(root.path(), outside.path());
+    let size: usize = 64 << 20;
+    let big: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    std::fs::write(root.path().join("big.bin"), &big).expect("write");
+    let ds = Dataset::open(&root.path().display().to_string()).expect("open");
+    let server = Running::start(
+        ds,
+        ServeOptions::default()
+            .max_connections(1)
+            .write_timeout(Duration::from_secs(1)),
+    );
+    let mut stalled = TcpStream::connect(server.addr).expect("connect");
+    stalled
+        .write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("send");
+    std::thread::sleep(Duration::from_millis(300));
+    // The only slot is held by the stalled client until its write times out.
+    let started = Instant::now();
+    let r = get(server.addr, "/participants.tsv", &[]);
+    assert_eq!(r.status, 200);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(500) && waited < Duration::from_secs(10),
+        "served after {waited:?}"
+    );
+    // The stalled client gets what was sent before the cut, then the end of the stream.
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut got = Vec::new();
+    let _ = stalled.read_to_end(&mut got);
+    let head_end = got
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 4)
+        .expect("a response head");
+    let body = &got[head_end..];
+    assert!(
+        body.len() < size,
+        "the whole file went out: {} bytes",
+        body.len()
+    );
+    assert_eq!(body, &big[..body.len()]);
+}
+
 #[test]
 fn keep_alive_and_http2() {
     let (_root, _outside, server) = folder_server();
