@@ -13,25 +13,13 @@ use std::process::Command;
 const SIZE: u64 = 512;
 const CACHE_MIB: &str = "256";
 
-/// Converts the stack into `bids` in `layout` once (a marker records a finished conversion).
+/// Converts the stack into `bids` in `layout` once.
 fn convert_once(strata: &Path, zstack: &Path, bids: &Path, layout: &str) -> Result<String, String> {
-    let marker = bids.join(".complete");
-    if let Ok(image) = std::fs::read_to_string(&marker) {
-        return Ok(image);
-    }
-    let _ = std::fs::remove_dir_all(bids);
-    let (_, v) = run_json(
-        Command::new(strata)
-            .arg("convert")
-            .arg(zstack)
-            .arg("--bids-root")
-            .arg(bids)
-            .args(["--subject", "BB01", "--sample", "0001", "--layout", layout])
-            .args(["--pixel-size", "0.25,0.25,2", "--json"]),
-    )?;
-    let image = v["output"].as_str().unwrap_or_default().to_owned();
-    std::fs::write(&marker, &image).map_err(|e| e.to_string())?;
-    Ok(image)
+    let mut outputs =
+        crate::bench_convert::convert_once(strata, zstack, bids, &[("0001", layout)], &[])?;
+    outputs
+        .pop()
+        .ok_or_else(|| "the conversion printed no output".into())
 }
 
 /// `n` patch positions `[z, y, x]` from a fixed seed (the same for every reader).

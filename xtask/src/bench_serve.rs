@@ -14,7 +14,7 @@
 //! The shard index and the zip directory are parsed here by hand: the xtask stays light (serde_json
 //! only, no build of the workspace) and checks the bytes on disk independently of strata-store.
 
-use crate::bench_convert::{run_json, sample};
+use crate::bench_convert::sample;
 use crate::{cargo, run_cmd};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -862,33 +862,15 @@ fn wrk(target: &Target, connections: u32, seconds: u64) -> Result<Run, String> {
     })
 }
 
-/// Converts the stack into `bids` twice (sample A as a folder, B as `.ozx`), once: a marker
-/// records a finished pair. Returns both outputs.
+/// Converts the stack into `bids` twice (sample A as a folder, B as `.ozx`, one shard per
+/// plane), once. Returns both outputs.
 fn dataset(strata: &Path, zstack: &Path, bids: &Path) -> Result<(PathBuf, PathBuf), String> {
-    let marker = bids.join(".complete");
-    if let Some((a, b)) = std::fs::read_to_string(&marker)
-        .ok()
-        .and_then(|m| m.split_once('\n').map(|(a, b)| (a.into(), b.into())))
-    {
-        return Ok((a, b));
+    let samples = [("A", "zarr"), ("B", "ozx")];
+    let extra = ["--planes-per-shard", "1", "--no-checksums"];
+    match crate::bench_convert::convert_once(strata, zstack, bids, &samples, &extra)?.as_slice() {
+        [a, b] => Ok((a.into(), b.into())),
+        other => Err(format!("expected two conversions, got {other:?}")),
     }
-    let _ = std::fs::remove_dir_all(bids);
-    let mut outputs = Vec::new();
-    for (sample, layout) in [("A", "zarr"), ("B", "ozx")] {
-        let (_, v) = run_json(
-            Command::new(strata)
-                .arg("convert")
-                .arg(zstack)
-                .arg("--bids-root")
-                .arg(bids)
-                .args(["--subject", "BB01", "--sample", sample, "--layout", layout])
-                .args(["--pixel-size", "0.25,0.25,2", "--planes-per-shard", "1"])
-                .args(["--no-checksums", "--json"]),
-        )?;
-        outputs.push(v["output"].as_str().unwrap_or_default().to_owned());
-    }
-    std::fs::write(&marker, outputs.join("\n")).map_err(|e| e.to_string())?;
-    Ok((outputs[0].clone().into(), outputs[1].clone().into()))
 }
 
 /// The path of an image under the BIDS root, as a URL path (an `.ozx` as its virtual

@@ -214,7 +214,7 @@ impl Dataset {
     /// For a server's fast path: it opens the first candidate that exists
     /// ([`ReadableStore::open_blocking`]) and falls back to `resolve` when none does.
     #[must_use]
-    pub fn candidates(&self, path: &DatasetPath) -> Vec<(Arc<dyn ReadableStore>, StoreKey)> {
+    pub(crate) fn candidates(&self, path: &DatasetPath) -> Vec<(Arc<dyn ReadableStore>, StoreKey)> {
         let Ok(key) = StoreKey::new(path.key()) else {
             return Vec::new();
         };
