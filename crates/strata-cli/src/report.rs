@@ -62,6 +62,17 @@ pub(crate) fn print(report: &Report, json: bool, verbose: bool) {
             s.archives
         );
     }
+    if let Some(c) = &report.cache {
+        if let Some(why) = &c.discarded {
+            outln!("cache {} {why}; rebuilt", c.path.display());
+        }
+        outln!(
+            "cache {}: {} image(s) unchanged since the last run, {} checked",
+            c.path.display(),
+            c.reused,
+            c.checked
+        );
+    }
     outln!(
         "{}",
         if report.has_errors() {

@@ -4,7 +4,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::model::{GroupAttributes, OmeMetadata, Version, ZarrGroup};
-use crate::validate::{ValidateOptions, validate, validate_zarr_json};
+use crate::validate::{Report, ValidateOptions, validate, validate_zarr_json};
 
 /// Parses JSON text (for example the bytes of a `.zattrs` or `zarr.json` file).
 ///
@@ -113,6 +113,28 @@ pub enum GroupMetadata {
 }
 
 impl GroupMetadata {
+    /// Validates `value` as the version `options` names (0.5: a group `zarr.json`, the
+    /// default; 0.4: a `.zattrs` object) and, when it is valid, reads it: one validation pass
+    /// where [`validate_zarr_json`] followed by [`GroupMetadata::from_json`] makes two.
+    #[must_use]
+    pub fn validated(value: &Value, options: &ValidateOptions) -> (Report, Option<Self>) {
+        if options.version == Some(Version::V0_4) {
+            let report = validate(value, options);
+            let group = report
+                .is_valid()
+                .then(|| to_model(value, "").ok().map(GroupMetadata::V04))
+                .flatten();
+            (report, group)
+        } else {
+            let report = validate_zarr_json(value, options);
+            let group = report
+                .is_valid()
+                .then(|| to_model(value, "").ok().map(GroupMetadata::V05))
+                .flatten();
+            (report, group)
+        }
+    }
+
     /// Reads either a 0.4 `.zattrs` object or a 0.5 group `zarr.json`
     /// (recognised by its `zarr_format` key).
     ///

@@ -446,7 +446,67 @@ fn canonical(v: &Value, out: &mut String) {
 }
 
 /// Pairs `(first, duplicate)` of indices of equal items.
+/// Above this many items, duplicates are found by hashing canonical forms; below it, by
+/// comparing pairs (no allocation: the arrays of real metadata hold a handful of items).
+const PAIRWISE_ITEMS: usize = 32;
+
+/// A number as JSON Schema compares numbers: by value, so `1` equals `1.0` (the same rule
+/// as [`canonical`]).
+#[derive(PartialEq)]
+enum NumberKey {
+    Int(i128),
+    Float(u64),
+}
+
+fn number_key(n: &serde_json::Number) -> NumberKey {
+    if let Some(i) = n.as_i64() {
+        NumberKey::Int(i128::from(i))
+    } else if let Some(u) = n.as_u64() {
+        NumberKey::Int(i128::from(u))
+    } else {
+        let f = n.as_f64().unwrap_or(f64::NAN);
+        if f.fract() == 0.0 && f.abs() < 9.0e15 {
+            // Exact: |f| < 2^53.
+            NumberKey::Int(f as i128)
+        } else {
+            NumberKey::Float(f.to_bits())
+        }
+    }
+}
+
+/// Equality of JSON values as `uniqueItems` defines it: numbers by value, objects whatever
+/// their key order.
+fn json_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => number_key(x) == number_key(y),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_equal(p, q))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+/// Pairs `(first, i)`: item `i` equals the earlier item `first` (its first occurrence).
 fn duplicates(items: &[Value]) -> Vec<(usize, usize)> {
+    if items.len() <= PAIRWISE_ITEMS {
+        return (1..items.len())
+            .filter_map(|i| {
+                (0..i)
+                    .find(|&j| json_equal(&items[j], &items[i]))
+                    .map(|j| (j, i))
+            })
+            .collect();
+    }
+    duplicates_hashed(items)
+}
+
+/// [`duplicates`] by hashing each item's canonical form.
+fn duplicates_hashed(items: &[Value]) -> Vec<(usize, usize)> {
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
@@ -1773,5 +1833,44 @@ impl<'o> Validator<'o> {
             }
             self.opt_integer(im, &p, "acquisition", None);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{duplicates, duplicates_hashed};
+    use serde_json::{Value, json};
+
+    /// Comparing pairs finds exactly the duplicates hashing canonical forms finds: numbers by
+    /// value, objects in any key order, nested arrays.
+    #[test]
+    fn pairwise_and_hashed_duplicates_agree() {
+        let pool = [
+            json!(1),
+            json!(1.0),
+            json!(-0.0),
+            json!(0),
+            json!(2.5),
+            json!(u64::MAX),
+            json!("1"),
+            json!(null),
+            json!([1, 2]),
+            json!([1.0, 2]),
+            json!([2, 1]),
+            json!({"a": 1, "b": [true]}),
+            json!({"b": [true], "a": 1.0}),
+            json!({"a": 1}),
+        ];
+        // Every sequence of 4 items drawn from the pool, by a fixed stride walk.
+        for start in 0..pool.len() {
+            for stride in 1..pool.len() {
+                let items: Vec<Value> = (0..4)
+                    .map(|k| pool[(start + k * stride) % pool.len()].clone())
+                    .collect();
+                assert_eq!(duplicates(&items), duplicates_hashed(&items), "{items:?}");
+            }
+        }
+        let items = vec![json!({"a": 1, "b": 2}), json!(3), json!({"b": 2.0, "a": 1})];
+        assert_eq!(duplicates(&items), vec![(0, 2)]);
     }
 }

@@ -13,7 +13,7 @@
 mod ome_zarr;
 
 pub use ome_zarr::OmeZarrCheck;
-pub use strata_bids::validate::{Issue, Report, Severity, Summary, Validator};
+pub use strata_bids::validate::{CacheStats, Issue, Report, Severity, Summary, Validator};
 
 /// The full validator: the BIDS rules plus the OME-Zarr content check.
 #[must_use]

@@ -104,7 +104,13 @@ fn read_doc(path: &Path) -> Doc {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Doc::Missing,
         Err(e) => return Doc::Invalid(format!("cannot be read: {e}")),
     };
-    let mut bytes = Vec::new();
+    // Sized from the file (one read and one at the end, not a growing buffer's many), at most
+    // the limit.
+    let expected = file
+        .metadata()
+        .map_or(0, |m| m.len())
+        .min(MAX_METADATA_BYTES);
+    let mut bytes = Vec::with_capacity(usize::try_from(expected).unwrap_or(0) + 1);
     if let Err(e) = file.take(MAX_METADATA_BYTES + 1).read_to_end(&mut bytes) {
         return Doc::Invalid(format!("cannot be read: {e}"));
     }
@@ -128,6 +134,14 @@ fn micrometres(unit: &str) -> Option<f64> {
 }
 
 impl DataCheck for OmeZarrCheck {
+    /// The crate's version: a new release may judge the same files differently.
+    fn cache_id(&self) -> Option<String> {
+        Some(format!(
+            "strata-validate/ome-zarr/{}",
+            env!("CARGO_PKG_VERSION")
+        ))
+    }
+
     fn check(
         &self,
         path: &Path,
@@ -175,11 +189,7 @@ impl DataCheck for OmeZarrCheck {
             }
         };
         let options = ValidateOptions::new().version(version);
-        let report = if version == Version::V0_5 {
-            strata_ngff::validate_zarr_json(&doc, &options)
-        } else {
-            strata_ngff::validate(&doc, &options)
-        };
+        let (report, group) = GroupMetadata::validated(&doc, &options);
         for v in &report.violations {
             let message = format!(
                 "{}: {}",
@@ -191,10 +201,7 @@ impl DataCheck for OmeZarrCheck {
                 _ => Issue::warning("NGFF_WARNING", &doc_location, message),
             });
         }
-        if !report.is_valid() {
-            return issues;
-        }
-        let Ok(group) = GroupMetadata::from_json(&doc) else {
+        let Some(group) = group else {
             return issues;
         };
         let Some(multiscale) = group.ome().multiscales.as_ref().and_then(|m| m.first()) else {
