@@ -33,11 +33,14 @@
 //! - `bench-serve [--seconds N] [--json] [--strata BIN]`: `strata serve` against nginx under a
 //!   viewer's range requests (wrk; 1, 16 and 64 connections), on an `.ome.zarr` folder and on
 //!   the virtual view of an `.ozx`.
+//! - `bench-stage [--sections N] [--runs N]`: `strata stage` between POSIX folders against
+//!   `cp -r`, `cp -r` + `sha256sum` and `rclone copy --checksum` on the same tree.
 
 mod bench;
 mod bench_convert;
 mod bench_read;
 mod bench_serve;
+mod bench_stage;
 mod codegen;
 mod services;
 mod setup;
@@ -78,6 +81,16 @@ fn main() -> ExitCode {
                 bench_serve::run(&root, s.unwrap_or(10).max(1), json, strata.as_deref())
             })
         }
+        Some("bench-stage") => {
+            let number = |flag: &str, default: usize| {
+                flag_value(&args, flag)
+                    .map(|s| s.parse::<usize>().map_err(|e| format!("{flag}: {e}")))
+                    .transpose()
+                    .map(|n| n.unwrap_or(default).max(1))
+            };
+            number("--sections", 4)
+                .and_then(|s| number("--runs", 3).and_then(|r| bench_stage::run(&root, s, r)))
+        }
         Some("bench-convert") => {
             let size = flag_value(&args, "--size").unwrap_or_else(|| "4096x4096".into());
             let planes = flag_value(&args, "--planes")
@@ -98,7 +111,7 @@ fn main() -> ExitCode {
             })
         }
         _ => Err(
-            "usage: cargo xtask <setup | test | codegen [--check] [--schema PATH] | bench-validate [--sections N] | bench-convert [--size WxH] [--planes N] [--runs N] [--baseline STRATA] | bench-read [--patches N] | bench-serve [--seconds N] [--json] [--strata BIN]>"
+            "usage: cargo xtask <setup | test | codegen [--check] [--schema PATH] | bench-validate [--sections N] | bench-convert [--size WxH] [--planes N] [--runs N] [--baseline STRATA] | bench-read [--patches N] | bench-serve [--seconds N] [--json] [--strata BIN] | bench-stage [--sections N] [--runs N]>"
                 .into(),
         ),
     };

@@ -7,7 +7,7 @@
 //! objects are read and written in parallel.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -668,8 +668,20 @@ impl ReadableStore for PosixStore {
     async fn get(&self, key: &StoreKey) -> Result<Bytes> {
         self.blocking("get", key, |inner, key| {
             let (mut file, len) = inner.open_file("get", key)?;
+            // The size the file had when opened, into a pooled buffer; when the file turns
+            // out shorter or longer than that, whatever it holds now, read to its end.
+            if let Ok(n) = usize::try_from(len)
+                && let Ok(b) = read_at(&file, n, 0)
+                && matches!(
+                    std::os::unix::fs::FileExt::read_at(&file, &mut [0], len),
+                    Ok(0)
+                )
+            {
+                return Ok(b);
+            }
             let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-            file.read_to_end(&mut buf)
+            file.seek(io::SeekFrom::Start(0))
+                .and_then(|_| file.read_to_end(&mut buf))
                 .map_err(|e| io_err("get", key, &inner.path_of_str(key), e))?;
             Ok(Bytes::from(buf))
         })
