@@ -96,6 +96,15 @@ pub(crate) fn sample(strata: &Path, dir: &Path, size: &str, planes: u32) -> Resu
 }
 
 fn convert(strata: &Path, zstack: &Path, bids: &Path) -> Result<(f64, Value), String> {
+    convert_with(strata, zstack, bids, &[])
+}
+
+fn convert_with(
+    strata: &Path,
+    zstack: &Path,
+    bids: &Path,
+    extra: &[&str],
+) -> Result<(f64, Value), String> {
     let _ = std::fs::remove_dir_all(bids);
     run_json(
         Command::new(strata)
@@ -111,7 +120,8 @@ fn convert(strata: &Path, zstack: &Path, bids: &Path) -> Result<(f64, Value), St
                 "--pixel-size",
                 "0.25,0.25,2",
                 "--json",
-            ]),
+            ])
+            .args(extra),
     )
 }
 
@@ -133,6 +143,15 @@ pub(crate) fn run(
             .current_dir(root)
             .args(["build", "--release", "--package", "strata-cli"]),
     )?;
+    run_cmd(cargo().current_dir(root).args([
+        "build",
+        "--release",
+        "--package",
+        "strata-zstack",
+        "--example",
+        "convert_bound",
+    ]))?;
+    let bound_bin = root.join("target/release/examples/convert_bound");
     let strata = root.join("target/release/strata");
     let python = root.join(".venv/bin/python");
     let peer = root.join("benches/peers/convert_peer.py");
@@ -147,9 +166,13 @@ pub(crate) fn run(
     let mut base = Vec::new();
     let mut base_peak = Vec::new();
     let mut our_peak = Vec::new();
+    let mut bound = Vec::new();
     for _ in 0..runs {
         let (secs, v) = convert(&strata, &zstack, &work.join("bids"))?;
         ours.push(secs);
+        // The bound, interleaved: decode every tile + zstd of every chunk, nothing else.
+        let (_, b) = run_json(Command::new(&bound_bin).arg(&zstack).arg("1"))?;
+        bound.push(b["bound_seconds"].as_f64().unwrap_or(f64::NAN));
         our_peak.push(v["peak_memory_bytes"].as_f64().unwrap_or_default());
         last = v;
         if let Some(b) = baseline {
@@ -197,6 +220,15 @@ pub(crate) fn run(
         peak >> 20,
         "1.00"
     );
+    let bound = median(bound);
+    println!(
+        "  {:<34} {bound:>8.2} {:>10} {:>8} {:>7.2}x   (strata convert at {:.0}% of its bound)",
+        "bound: decode + zstd only",
+        "",
+        "",
+        bound / o,
+        100.0 * bound / o
+    );
     if let Some(b) = baseline {
         let (bt, bp, op) = (median(base), median(base_peak), median(our_peak));
         println!(
@@ -224,11 +256,14 @@ pub(crate) fn run(
 
     // Memory is bounded by bands: a 16k x 16k plane needs about what a 4k x 4k one needs.
     let mut rss = Vec::new();
+    let mut rss_qc = Vec::new();
     for side in ["4096x4096", "16384x16384"] {
         let z = work.join(format!("zstack-{side}x2"));
         sample(&strata, &z, side, 2)?;
         let (_, v) = convert(&strata, &z, &work.join("bids-rss"))?;
         rss.push((side, v["peak_memory_bytes"].as_u64().unwrap_or_default()));
+        let (_, v) = convert_with(&strata, &z, &work.join("bids-rss"), &["--qc-gate"])?;
+        rss_qc.push(v["peak_memory_bytes"].as_u64().unwrap_or_default());
         if let Some(b) = baseline {
             let (_, v) = convert(b, &z, &work.join("bids-rss-baseline"))?;
             let peak = v["peak_memory_bytes"].as_u64().unwrap_or_default();
@@ -244,6 +279,12 @@ pub(crate) fn run(
     println!(
         "  ratio 16k/4k: {:.2} (target: at most 2)",
         rss[1].1 as f64 / rss[0].1.max(1) as f64
+    );
+    println!(
+        "  with --qc-gate: {} and {} MiB, ratio 16k/4k {:.2} (target: at most 1.5)",
+        rss_qc[0] >> 20,
+        rss_qc[1] >> 20,
+        rss_qc[1] as f64 / rss_qc[0].max(1) as f64
     );
     Ok(())
 }
