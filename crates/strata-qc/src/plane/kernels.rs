@@ -1,6 +1,8 @@
 //! The filter kernels: 3x3 Laplacian, Sobel gradient, modified Laplacian and Brenner sums,
 //! histograms and the thumbnail, accumulated row by row in exact integers.
 
+use std::collections::VecDeque;
+
 use crate::error::{Error, Result};
 use crate::otsu::otsu_threshold;
 use crate::pixel::PlaneGeometry;
@@ -210,21 +212,33 @@ struct Stats {
     tile_quantile: f64,
     hist: Vec<u64>,
     tile_bins: usize,
-    tile_hist: Vec<u32>,
-    tile_sums: Vec<TileSums>,
+    /// The rows of tiles with pixels evaluated but not all of them, oldest first: one when
+    /// whole rows are fed, two or three when a band arrives as column segments.
+    tile_rows: VecDeque<TileRow>,
+    /// Finished rows of tiles, their counters zeroed, for reuse.
+    spare: Vec<TileRow>,
     totals: Totals,
     tiles: Vec<TileStat>,
     thumb: Option<ThumbBuilder>,
 }
 
-/// Box-average downsampling of the rows as they stream by.
+/// The counters of one row of tiles.
+#[derive(Debug)]
+struct TileRow {
+    index: usize,
+    sums: Vec<TileSums>,
+    /// `tile_cols` histograms of `tile_bins` counters each.
+    hist: Vec<u32>,
+}
+
+/// Box-average downsampling of the rows as they are evaluated.
 #[derive(Debug)]
 struct ThumbBuilder {
     factor: usize,
     width: usize,
     type_max: u32,
-    sums: Vec<u64>,
-    rows_in: usize,
+    /// Sums of the thumbnail rows in progress, oldest first, with their index.
+    rows: VecDeque<(usize, Vec<u64>)>,
     pixels: Vec<u8>,
 }
 
@@ -239,31 +253,47 @@ impl ThumbBuilder {
             factor,
             width,
             type_max: g.format.type_max(),
-            sums: vec![0; width],
-            rows_in: 0,
+            rows: VecDeque::new(),
             pixels: Vec::with_capacity(width * g.height.div_ceil(factor)),
         })
     }
 
-    fn row<T: Sample>(&mut self, row: &[T], last: bool) {
-        for (s, block) in self.sums.iter_mut().zip(row.chunks(self.factor)) {
-            *s += block.iter().map(|v| v.v() as u64).sum::<u64>();
-        }
-        self.rows_in += 1;
-        if self.rows_in == self.factor || last {
-            let full = row.len() / self.factor;
-            for (c, s) in self.sums.iter_mut().enumerate() {
-                let cols = if c < full {
-                    self.factor
-                } else {
-                    row.len() - full * self.factor
-                };
-                let mean = *s as f64 / (cols * self.rows_in) as f64;
-                self.pixels
-                    .push((mean * 255.0 / f64::from(self.type_max)).round() as u8);
-                *s = 0;
+    /// Adds the samples of row `y`, columns `x0..x0 + seg.len()`.
+    fn add<T: Sample>(&mut self, y: usize, x0: usize, seg: &[T]) {
+        let k = y / self.factor;
+        let i = match self.rows.iter().position(|(r, _)| *r == k) {
+            Some(i) => i,
+            None => {
+                self.rows.push_back((k, vec![0; self.width]));
+                self.rows.len() - 1
             }
-            self.rows_in = 0;
+        };
+        let sums = &mut self.rows[i].1;
+        let f = self.factor;
+        let mut x = x0;
+        for part in seg.chunk_by_index(x0, f) {
+            sums[x / f] += part.iter().map(|v| v.v() as u64).sum::<u64>();
+            x += part.len();
+        }
+    }
+
+    /// Row `y` is complete in every column: emits its thumbnail row when it is the last one.
+    fn row_done(&mut self, y: usize, width: usize, height: usize) {
+        let f = self.factor;
+        if !((y + 1).is_multiple_of(f) || y + 1 == height) {
+            return;
+        }
+        let Some((k, sums)) = self.rows.pop_front() else {
+            return;
+        };
+        debug_assert_eq!(k, y / f);
+        let rows_in = y + 1 - k * f;
+        let full = width / f;
+        for (c, s) in sums.iter().enumerate() {
+            let cols = if c < full { f } else { width - full * f };
+            let mean = *s as f64 / (cols * rows_in) as f64;
+            self.pixels
+                .push((mean * 255.0 / f64::from(self.type_max)).round() as u8);
         }
     }
 
@@ -276,16 +306,65 @@ impl ThumbBuilder {
     }
 }
 
+/// Splitting a run of samples that starts at column `x0` at multiples of a block width.
+trait ChunkByIndex<T> {
+    fn chunk_by_index(&self, x0: usize, block: usize) -> BlockParts<'_, T>;
+}
+
+impl<T> ChunkByIndex<T> for [T] {
+    fn chunk_by_index(&self, x0: usize, block: usize) -> BlockParts<'_, T> {
+        BlockParts {
+            rest: self,
+            x: x0,
+            block,
+        }
+    }
+}
+
+/// The parts of a run cut at the block boundaries (see [`ChunkByIndex`]).
+struct BlockParts<'a, T> {
+    rest: &'a [T],
+    x: usize,
+    block: usize,
+}
+
+impl<'a, T> Iterator for BlockParts<'a, T> {
+    type Item = &'a [T];
+    fn next(&mut self) -> Option<&'a [T]> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let n = (self.block - self.x % self.block).min(self.rest.len());
+        let (part, rest) = self.rest.split_at(n);
+        self.rest = rest;
+        self.x += n;
+        Some(part)
+    }
+}
+
 /// The accumulator of one plane of integer samples `T`.
+///
+/// Bands arrive in row order, each whole or as column segments from left to right. A segment
+/// of rows `r0..r1` and columns `a..b` completes the 3x3 neighbourhoods of the pixels in rows
+/// `r0 - 1..r1 - 1` and columns `a - 1..b - 1` (to the plane's edges where the band or the
+/// segment touches them), so every pixel is evaluated exactly once, with the same integer
+/// sums, however the plane is cut.
 #[derive(Debug)]
 pub(super) struct Acc<T: Sample> {
     pub(super) geometry: PlaneGeometry,
     pub(super) rows_received: usize,
-    /// The last two rows received: `carry[..w]` the older, `carry[w..]` the newer.
-    carry: Vec<T>,
+    /// The last two rows of the previous bands: `prev[..w]` the older, `prev[w..]` the newer.
+    prev: Vec<T>,
     carried: usize,
-    /// Next row whose filters have not been evaluated.
-    next_out: usize,
+    /// The last two rows of the band in progress, filled segment by segment.
+    next: Vec<T>,
+    /// The band in progress: its row count and the next column expected (0: none open).
+    band_rows: usize,
+    next_col: usize,
+    /// The last two columns of the previous segment of this band, two samples per row.
+    left: Vec<T>,
+    /// The pixels a segment's filters read, rows of `work_w` samples.
+    work: Vec<T>,
     gray: Vec<T>,
     stats: Stats,
 }
@@ -299,9 +378,13 @@ impl<T: Sample> Acc<T> {
         Self {
             geometry,
             rows_received: 0,
-            carry: vec![T::default(); 2 * w],
+            prev: vec![T::default(); 2 * w],
             carried: 0,
-            next_out: 0,
+            next: vec![T::default(); 2 * w],
+            band_rows: 0,
+            next_col: 0,
+            left: Vec::new(),
+            work: Vec::new(),
             gray: Vec::new(),
             stats: Stats {
                 width: w,
@@ -311,8 +394,8 @@ impl<T: Sample> Acc<T> {
                 tile_quantile: config.tile_min_tissue,
                 hist: vec![0; T::BINS],
                 tile_bins,
-                tile_hist: vec![0; tile_cols * tile_bins],
-                tile_sums: vec![TileSums::default(); tile_cols],
+                tile_rows: VecDeque::new(),
+                spare: Vec::new(),
                 totals: Totals::default(),
                 tiles: Vec::with_capacity(tile_cols * geometry.height.div_ceil(config.tile_size)),
                 thumb: ThumbBuilder::new(geometry, config.thumbnail_max_side),
@@ -320,11 +403,18 @@ impl<T: Sample> Acc<T> {
         }
     }
 
-    /// Feeds the next band of interleaved samples, converting colour to gray with `to_gray`.
-    pub(super) fn push(&mut self, samples: &[T], to_gray: fn(&[T], &mut Vec<T>)) -> Result<()> {
-        let w = self.geometry.width;
+    /// Feeds the next segment: columns `x0..x0 + cols` of the next rows, interleaved samples
+    /// (`rows * cols * channels`), converting colour to gray with `to_gray`. Whole rows are
+    /// the segment `(0, width)`.
+    pub(super) fn push(
+        &mut self,
+        x0: usize,
+        cols: usize,
+        samples: &[T],
+        to_gray: fn(&[T], &mut Vec<T>),
+    ) -> Result<()> {
+        let (w, h) = (self.geometry.width, self.geometry.height);
         let ch = self.geometry.format.channels();
-        let row_len = w * ch;
         let y0 = self.rows_received;
         let bad = |reason: String| Error::InvalidBand {
             plane: 0,
@@ -334,6 +424,19 @@ impl<T: Sample> Acc<T> {
         if samples.is_empty() {
             return Ok(());
         }
+        if cols == 0 || x0 + cols > w {
+            return Err(bad(format!(
+                "columns {x0}..{} are outside the plane's width {w}",
+                x0 + cols
+            )));
+        }
+        if x0 != self.next_col {
+            return Err(bad(format!(
+                "expected the segment starting at column {}, got {x0}",
+                self.next_col
+            )));
+        }
+        let row_len = cols * ch;
         if !samples.len().is_multiple_of(row_len) {
             return Err(bad(format!(
                 "{} samples is not a whole number of rows of {row_len}",
@@ -341,69 +444,139 @@ impl<T: Sample> Acc<T> {
             )));
         }
         let n = samples.len() / row_len;
-        if y0 + n > self.geometry.height {
+        if x0 > 0 && n != self.band_rows {
             return Err(bad(format!(
-                "{n} rows run past the plane's height {}",
-                self.geometry.height
+                "a segment of {n} rows in a band of {} rows",
+                self.band_rows
             )));
         }
+        if y0 + n > h {
+            return Err(bad(format!("{n} rows run past the plane's height {h}")));
+        }
         if ch == 1 {
-            self.push_gray(samples);
+            self.push_gray(x0, cols, n, samples);
         } else {
             let mut gray = std::mem::take(&mut self.gray);
             to_gray(samples, &mut gray);
-            self.push_gray(&gray);
+            self.push_gray(x0, cols, n, &gray);
             self.gray = gray;
         }
         Ok(())
     }
 
-    fn push_gray(&mut self, band: &[T]) {
-        let w = self.geometry.width;
-        let h = self.geometry.height;
-        let r0 = self.rows_received;
-        let n = band.len() / w;
-        let end = r0 + n;
-        let carried = self.carried;
-        let carry = &self.carry;
-        let row = |i: usize| -> &[T] {
-            if i >= r0 {
-                &band[(i - r0) * w..(i - r0 + 1) * w]
-            } else {
-                // i is r0 - 1 (newer) or r0 - 2 (older, only when two rows are carried).
-                let back = r0 - i;
-                debug_assert!(back <= carried);
-                if back == 1 { &carry[w..] } else { &carry[..w] }
+    fn push_gray(&mut self, a: usize, cols: usize, n: usize, seg: &[T]) {
+        let (w, h) = (self.geometry.width, self.geometry.height);
+        let (r0, b) = (self.rows_received, a + cols);
+        let r1 = r0 + n;
+        self.band_rows = n;
+        // The pixels whose neighbourhoods this segment completes, and what they read.
+        let (ys, ye) = (r0.saturating_sub(1), if r1 == h { h } else { r1 - 1 });
+        let (xs, xe) = (a.saturating_sub(1), if b == w { w } else { b - 1 });
+        let (ry0, ry1) = (ys.max(1) - 1, (ye + 1).min(h));
+        let (cx0, cx1) = (xs.max(1) - 1, (xe + 1).min(w));
+        let ww = cx1 - cx0;
+        if ys < ye && xs < xe {
+            let mut work = std::mem::take(&mut self.work);
+            work.clear();
+            for y in ry0..ry1 {
+                self.extend_row(&mut work, y, cx0..cx1, a, cols, seg);
             }
-        };
-        let reflect_up = |y: usize| if y == 0 { usize::from(h > 1) } else { y - 1 };
-        // Rows whose lower neighbour is now available.
-        let mut y = self.next_out;
-        while y + 1 < end {
-            self.stats.row(row(reflect_up(y)), row(y), row(y + 1), y);
-            y += 1;
+            let row = |y: usize| &work[(y - ry0) * ww..(y - ry0 + 1) * ww];
+            let up = |y: usize| if y == 0 { usize::from(h > 1) } else { y - 1 };
+            let down = |y: usize| {
+                if y + 1 < h {
+                    y + 1
+                } else if h > 1 {
+                    h - 2
+                } else {
+                    h - 1
+                }
+            };
+            for y in ys..ye {
+                self.stats
+                    .row_part(row(up(y)), row(y), row(down(y)), y, xs, xe, cx0);
+            }
+            self.work = work;
         }
-        if end == h {
-            // Last row: its lower neighbour reflects to h - 2 (or itself when h == 1).
-            let down = if h > 1 { h - 2 } else { h - 1 };
-            self.stats
-                .row(row(reflect_up(h - 1)), row(h - 1), row(down), h - 1);
-            y = h;
+        // What the next segments and bands read: the last two rows and columns.
+        let mut last = std::mem::take(&mut self.work);
+        for (k, y) in [r1.checked_sub(2), Some(r1 - 1)].into_iter().enumerate() {
+            if let Some(y) = y {
+                last.clear();
+                self.extend_row(&mut last, y, a..b, a, cols, seg);
+                self.next[k * w + a..k * w + b].copy_from_slice(&last);
+            }
         }
-        self.next_out = y;
-        // Keep the last two rows.
-        if n >= 2 {
-            self.carry[..w].copy_from_slice(&band[(n - 2) * w..(n - 1) * w]);
-            self.carry[w..].copy_from_slice(&band[(n - 1) * w..]);
+        self.work = last;
+        let mut left = Vec::with_capacity(2 * n);
+        for y in r0..r1 {
+            for x in [b.wrapping_sub(2), b - 1] {
+                left.push(if x < w {
+                    self.pixel_at(y, x, a, cols, seg)
+                } else {
+                    T::default()
+                });
+            }
+        }
+        self.left = left;
+        if b == w {
+            std::mem::swap(&mut self.prev, &mut self.next);
+            self.carried = (self.carried + n).min(2);
+            self.rows_received = r1;
+            self.next_col = 0;
         } else {
-            self.carry.copy_within(w.., 0);
-            self.carry[w..].copy_from_slice(&band[..w]);
+            self.next_col = b;
         }
-        self.carried = (carried + n).min(2);
-        self.rows_received = end;
     }
 
-    /// Finishes the plane: the last rows' filters, then the metrics.
+    /// Appends columns `xs` of row `y` to `out` (see [`Acc::pixel_at`] for the sources).
+    fn extend_row(
+        &self,
+        out: &mut Vec<T>,
+        y: usize,
+        xs: std::ops::Range<usize>,
+        a: usize,
+        cols: usize,
+        seg: &[T],
+    ) {
+        let (w, r0) = (self.geometry.width, self.rows_received);
+        if y >= r0 {
+            let r = y - r0;
+            for x in xs.start..xs.end.min(a) {
+                out.push(self.left[r * 2 + (x + 2 - a)]);
+            }
+            let from = xs.start.max(a) - a;
+            out.extend_from_slice(&seg[r * cols + from..r * cols + (xs.end - a)]);
+        } else if y + 1 == r0 {
+            out.extend_from_slice(&self.prev[w + xs.start..w + xs.end]);
+        } else {
+            out.extend_from_slice(&self.prev[xs]);
+        }
+    }
+
+    /// Sample `(y, x)` for the segment at columns `a..a + cols` of the band in progress: from
+    /// the segment, the previous segment's last two columns, or the previous bands' last two
+    /// rows.
+    #[inline]
+    fn pixel_at(&self, y: usize, x: usize, a: usize, cols: usize, seg: &[T]) -> T {
+        let (w, r0) = (self.geometry.width, self.rows_received);
+        if y >= r0 {
+            let r = y - r0;
+            if x >= a {
+                seg[r * cols + (x - a)]
+            } else {
+                // x is a - 1 or a - 2.
+                self.left[r * 2 + (x + 2 - a)]
+            }
+        } else if y + 1 == r0 {
+            self.prev[w + x]
+        } else {
+            debug_assert!(self.carried >= 2);
+            self.prev[x]
+        }
+    }
+
+    /// Finishes the plane: the metrics.
     pub(super) fn finish(self) -> Result<PlaneQc> {
         let g = self.geometry;
         if self.rows_received != g.height {
@@ -429,26 +602,52 @@ fn pixel(u: [i64; 3], m: [i64; 3], d: [i64; 3]) -> (i64, i64, i64) {
 }
 
 impl Stats {
-    /// Evaluates row `y` (`mid`) with its upper and lower neighbours.
-    fn row<T: Sample>(&mut self, up: &[T], mid: &[T], down: &[T], y: usize) {
-        let w = self.width;
+    /// The counters of tile row `index`, opened when first needed.
+    fn tile_row(&mut self, index: usize) -> &mut TileRow {
+        let pos = self.tile_rows.iter().position(|r| r.index == index);
+        let i = match pos {
+            Some(i) => i,
+            None => {
+                let row = self.spare.pop().unwrap_or_else(|| TileRow {
+                    index,
+                    sums: vec![TileSums::default(); self.tile_cols],
+                    hist: vec![0; self.tile_cols * self.tile_bins],
+                });
+                self.tile_rows.push_back(TileRow { index, ..row });
+                self.tile_rows.len() - 1
+            }
+        };
+        &mut self.tile_rows[i]
+    }
+
+    /// Evaluates columns `xs..xe` of row `y` (`mid`) with its upper and lower neighbours;
+    /// the three slices start at column `off` and reach one column past `xe` (or the edge).
+    #[allow(clippy::too_many_arguments)]
+    fn row_part<T: Sample>(
+        &mut self,
+        up: &[T],
+        mid: &[T],
+        down: &[T],
+        y: usize,
+        xs: usize,
+        xe: usize,
+        off: usize,
+    ) {
+        let (w, h, ts, bins) = (self.width, self.height, self.tile_size, self.tile_bins);
         if T::TILE_SHIFT != 0 {
             // The tile histograms are coarser than the values: keep the exact one as well.
-            for &v in mid {
+            for &v in &mid[xs - off..xe - off] {
                 self.hist[v.idx()] += 1;
             }
         }
-        if w >= 3 {
-            self.totals.brenner_n += (w - 2) as u64;
-        }
-        let ts = self.tile_size;
-        for tc in 0..self.tile_cols {
-            let xs = tc * ts;
-            let xe = ((tc + 1) * ts).min(w);
-            let th = &mut self.tile_hist[tc * self.tile_bins..(tc + 1) * self.tile_bins];
-            T::tile_hist_add(&mid[xs..xe], th);
+        let row = self.tile_row(y / ts);
+        for tc in xs / ts..xe.div_ceil(ts) {
+            let ps = (tc * ts).max(xs);
+            let pe = ((tc + 1) * ts).min(w).min(xe);
+            let th = &mut row.hist[tc * bins..(tc + 1) * bins];
+            T::tile_hist_add(&mid[ps - off..pe - off], th);
             let mut acc = TileSums::default();
-            let at = |r: &[T], x: usize| r[x].v();
+            let at = |r: &[T], x: usize| r[x - off].v();
             let col = |r: &[T], xl: usize, x: usize, xr: usize| [at(r, xl), at(r, x), at(r, xr)];
             if w == 1 {
                 acc.add(pixel(
@@ -457,24 +656,20 @@ impl Stats {
                     col(down, 0, 0, 0),
                 ));
             } else {
-                if xs == 0 {
+                if ps == 0 {
                     acc.add(pixel(
                         col(up, 1, 0, 1),
                         col(mid, 1, 0, 1),
                         col(down, 1, 0, 1),
                     ));
                 }
-                let is = xs.max(1);
-                let ie = xe.min(w - 1);
+                let is = ps.max(1);
+                let ie = pe.min(w - 1);
                 if is < ie {
-                    T::interior(
-                        &up[is - 1..=ie],
-                        &mid[is - 1..=ie],
-                        &down[is - 1..=ie],
-                        &mut acc,
-                    );
+                    let r = is - 1 - off..=ie - off;
+                    T::interior(&up[r.clone()], &mid[r.clone()], &down[r], &mut acc);
                 }
-                if xe == w {
+                if pe == w {
                     let (a, b) = (w - 2, w - 1);
                     acc.add(pixel(
                         col(up, a, b, a),
@@ -483,27 +678,39 @@ impl Stats {
                     ));
                 }
             }
-            let s = &mut self.tile_sums[tc];
+            let s = &mut row.sums[tc];
             s.lap += acc.lap;
             s.lap2 += acc.lap2;
             s.grad2 += acc.grad2;
             s.ml += acc.ml;
             s.brenner += acc.brenner;
-            s.n += (xe - xs) as u64;
+            s.n += (pe - ps) as u64;
         }
         if let Some(t) = &mut self.thumb {
-            t.row(mid, y + 1 == self.height);
+            t.add(y, xs, &mid[xs - off..xe - off]);
         }
-        if (y + 1).is_multiple_of(ts) || y + 1 == self.height {
-            self.flush_tiles::<T>();
+        if xe == w {
+            // Row y is now complete.
+            if w >= 3 {
+                self.totals.brenner_n += (w - 2) as u64;
+            }
+            if let Some(t) = &mut self.thumb {
+                t.row_done(y, w, h);
+            }
+            if (y + 1).is_multiple_of(ts) || y + 1 == h {
+                self.flush_tiles::<T>();
+            }
         }
     }
 
-    /// Closes the current row of tiles.
+    /// Closes the oldest open row of tiles.
     fn flush_tiles<T: Sample>(&mut self) {
+        let Some(mut row) = self.tile_rows.pop_front() else {
+            return;
+        };
         for tc in 0..self.tile_cols {
-            let s = std::mem::take(&mut self.tile_sums[tc]);
-            let th = &mut self.tile_hist[tc * self.tile_bins..(tc + 1) * self.tile_bins];
+            let s = std::mem::take(&mut row.sums[tc]);
+            let th = &mut row.hist[tc * self.tile_bins..(tc + 1) * self.tile_bins];
             // Fold the interleaved copies into the first.
             let bins = self.tile_bins / T::TILE_COPIES;
             for k in 1..T::TILE_COPIES {
@@ -542,6 +749,7 @@ impl Stats {
             self.totals.ml += u128::from(s.ml);
             self.totals.brenner += u128::from(s.brenner);
         }
+        self.spare.push(row);
     }
 
     fn finish(self, g: PlaneGeometry) -> PlaneQc {

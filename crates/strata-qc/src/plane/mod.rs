@@ -107,7 +107,7 @@ pub fn analyze_plane(
 /// Accumulates the metrics of one plane from bands of full-width rows fed in order.
 ///
 /// Memory: two carried rows (the 3x3 filters' halo), the histogram (256 or 65536 counters),
-/// per-tile counters for one row of tiles, and one [`TileStat`] per tile. All sums are exact
+/// per-tile counters for the rows of tiles in progress, and one [`TileStat`] per tile. All sums are exact
 /// integers (`u128`/`i128`), so any band split gives bit-identical results.
 #[derive(Debug)]
 pub struct PlaneAccumulator {
@@ -158,11 +158,26 @@ impl PlaneAccumulator {
     ///
     /// # Errors
     /// [`Error::InvalidBand`] if the sample type does not match the format, the length is not a
-    /// whole number of rows, or the band runs past the last row.
+    /// whole number of rows, the band runs past the last row, or a band cut into column
+    /// segments is not finished.
     pub fn push_band(&mut self, samples: Samples<'_>) -> Result<()> {
+        let width = self.geometry().width;
+        self.push_segment(0, width, samples)
+    }
+
+    /// Feeds columns `x0..x0 + cols` of the next band: `rows * cols * channels` samples. A
+    /// band may arrive as column segments, left to right, each with the band's rows, before
+    /// the next band; the metrics are exactly those of the same rows fed whole. Memory stays
+    /// at two rows, two columns of the band and the counters of the rows of tiles the band
+    /// touches (a segment no taller than the tile size touches at most three).
+    ///
+    /// # Errors
+    /// As [`PlaneAccumulator::push_band`]; also a segment that is not the next one (columns
+    /// out of order or outside the plane) or whose row count differs from its band's.
+    pub fn push_segment(&mut self, x0: usize, cols: usize, samples: Samples<'_>) -> Result<()> {
         match (&mut self.inner, samples) {
-            (Inner::U8(a), Samples::U8(s)) => a.push(s, rgb8_to_gray),
-            (Inner::U16(a), Samples::U16(s)) => a.push(s, rgb16_to_gray),
+            (Inner::U8(a), Samples::U8(s)) => a.push(x0, cols, s, rgb8_to_gray),
+            (Inner::U16(a), Samples::U16(s)) => a.push(x0, cols, s, rgb16_to_gray),
             (inner, _) => {
                 let (geometry, y0) = match inner {
                     Inner::U8(a) => (a.geometry, a.rows_received),

@@ -59,6 +59,49 @@ impl Image {
         }
         acc.finish().expect("complete")
     }
+
+    /// As [`Image::analyze_in_bands`], each band cut into column segments of random widths
+    /// (at most `max_cols`) fed left to right.
+    #[allow(dead_code)] // used by some of the test binaries sharing this module
+    pub fn analyze_in_segments(
+        &self,
+        config: &QcConfig,
+        rng: &mut Rng,
+        max_band: usize,
+        max_cols: usize,
+    ) -> PlaneQc {
+        let g = self.geometry;
+        let ch = g.format.channels();
+        let row = g.width * ch;
+        let mut acc = PlaneAccumulator::new(g, config).expect("geometry");
+        let mut y = 0;
+        while y < g.height {
+            let n = (1 + rng.below(max_band.max(1) as u64) as usize).min(g.height - y);
+            let mut x = 0;
+            while x < g.width {
+                let c = (1 + rng.below(max_cols.max(1) as u64) as usize).min(g.width - x);
+                let cut = |v: &[u16]| -> Vec<u16> {
+                    (y..y + n)
+                        .flat_map(|r| v[r * row + x * ch..r * row + (x + c) * ch].to_vec())
+                        .collect()
+                };
+                match &self.pixels {
+                    Pixels::U8(v) => {
+                        let seg: Vec<u8> = (y..y + n)
+                            .flat_map(|r| v[r * row + x * ch..r * row + (x + c) * ch].to_vec())
+                            .collect();
+                        acc.push_segment(x, c, Samples::U8(&seg)).expect("segment");
+                    }
+                    Pixels::U16(v) => {
+                        acc.push_segment(x, c, Samples::U16(&cut(v))).expect("segment");
+                    }
+                }
+                x += c;
+            }
+            y += n;
+        }
+        acc.finish().expect("complete")
+    }
 }
 
 /// A brightfield-like plane: bright background with noise, darker textured tissue blobs, a few
