@@ -138,6 +138,52 @@ impl StackQc {
         Ok(())
     }
 
+    /// Feeds columns `x0..x0 + cols` of the band of plane `plane` starting at row `y0`, as
+    /// bytes (16-bit samples in native byte order): a band may arrive as column segments,
+    /// left to right (see [`PlaneAccumulator::push_segment`]), with the metrics of whole rows.
+    ///
+    /// # Errors
+    /// As [`PlaneSink::band_bytes`]; also segments out of order.
+    pub fn segment_bytes(
+        &mut self,
+        plane: usize,
+        y0: usize,
+        x0: usize,
+        cols: usize,
+        format: PixelFormat,
+        bytes: &[u8],
+    ) -> Result<()> {
+        let bad = |reason: String| Error::InvalidBand { plane, y0, reason };
+        let acc = self
+            .active
+            .get_mut(&plane)
+            .ok_or_else(|| bad("plane not started (or already finished)".into()))?;
+        if acc.rows_received() != y0 {
+            return Err(bad(format!(
+                "expected the band starting at row {}",
+                acc.rows_received()
+            )));
+        }
+        let result = if format.bits() == 8 {
+            acc.push_segment(x0, cols, Samples::U8(bytes))
+        } else if !bytes.len().is_multiple_of(2) {
+            return Err(bad(format!(
+                "{} bytes is not a whole number of 16-bit samples",
+                bytes.len()
+            )));
+        } else {
+            let samples: Vec<u16> = bytes
+                .chunks_exact(2)
+                .map(|b| u16::from_ne_bytes([b[0], b[1]]))
+                .collect();
+            acc.push_segment(x0, cols, Samples::U16(&samples))
+        };
+        result.map_err(|e| match e {
+            Error::InvalidBand { y0, reason, .. } => Error::InvalidBand { plane, y0, reason },
+            e => e,
+        })
+    }
+
     /// Summarises the stack: best plane, focus curve and the tile analysis.
     ///
     /// # Errors

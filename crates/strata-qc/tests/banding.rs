@@ -78,13 +78,15 @@ fn segments_out_of_order_are_errors() {
     let g = PlaneGeometry::new(6, 4, PixelFormat::Gray8);
     let mut a = PlaneAccumulator::new(g, &QcConfig::default()).expect("valid");
     // Columns 0..3 of two rows, then a segment that skips column 3.
-    a.push_segment(0, 3, Samples::U8(&[1; 6])).expect("first segment");
+    a.push_segment(0, 3, Samples::U8(&[1; 6]))
+        .expect("first segment");
     assert!(a.push_segment(4, 2, Samples::U8(&[1; 4])).is_err());
     // A segment with another row count than its band's.
     assert!(a.push_segment(3, 3, Samples::U8(&[1; 9])).is_err());
     // Past the plane's width.
     assert!(a.push_segment(3, 4, Samples::U8(&[1; 8])).is_err());
-    a.push_segment(3, 3, Samples::U8(&[1; 6])).expect("the band's end");
+    a.push_segment(3, 3, Samples::U8(&[1; 6]))
+        .expect("the band's end");
     assert_eq!(a.rows_received(), 2);
     assert!(a.push_segment(0, 6, Samples::U8(&[1; 12])).is_ok());
     a.finish().expect("complete");

@@ -22,9 +22,10 @@ pub fn pixel_format(info: &StackInfo) -> PixelFormat {
     }
 }
 
-/// Messages to the QC worker: whole-width bands (assembled from column segments) and plane ends.
+/// Messages to the QC worker: column segments `(plane, y0, x0, cols, pixels)` (whole rows
+/// are the segment from column 0 across the plane) and plane ends.
 enum Msg {
-    Band(u32, u32, Vec<u8>),
+    Segment(u32, u32, u32, u32, Vec<u8>),
     PlaneDone(u32),
 }
 
@@ -32,8 +33,12 @@ enum Msg {
 #[derive(Debug)]
 pub struct QcHook {
     tx: Option<mpsc::SyncSender<Msg>>,
-    /// The band being assembled from column segments (QC works on whole rows).
+    /// The band being assembled from column segments, when segments are not passed on.
     pending: Vec<u8>,
+    /// The QC tile size: column segments of bands no taller than a tile go to QC as they are
+    /// (it keeps the counters of every row of tiles a band touches, at most three then);
+    /// taller ones are first assembled into whole rows.
+    tile_size: usize,
     /// Band buffers the worker is done with, for reuse: fresh whole-width buffers allocated
     /// on one thread and freed on the worker's made the allocator hold on to far more memory
     /// than the two bands in use.
@@ -60,6 +65,7 @@ impl QcHook {
             pixel_format(info),
         );
         let format = geometry.format;
+        let tile_size = qc.config().tile_size;
         // A band is handed over only when the worker is ready for it: at most the band being
         // assembled and the one being measured are held (two whole-width bands), and a
         // conversion faster than quality control waits for it rather than queueing bands.
@@ -68,11 +74,13 @@ impl QcHook {
         let worker = std::thread::spawn(move || {
             for msg in rx {
                 match msg {
-                    Msg::Band(plane, y0, data) => {
-                        if y0 == 0 {
+                    Msg::Segment(plane, y0, x0, cols, data) => {
+                        if y0 == 0 && x0 == 0 {
                             qc.begin_plane(plane as usize, geometry)?;
                         }
-                        qc.band_bytes(plane as usize, y0 as usize, format, &data)?;
+                        let (p, y0, x0, cols) =
+                            (plane as usize, y0 as usize, x0 as usize, cols as usize);
+                        qc.segment_bytes(p, y0, x0, cols, format, &data)?;
                         let _ = free_tx.send(data);
                     }
                     Msg::PlaneDone(plane) => qc.finish_plane(plane as usize)?,
@@ -83,6 +91,7 @@ impl QcHook {
         Ok(Self {
             tx: Some(tx),
             pending: Vec::new(),
+            tile_size,
             free,
             worker: Some(worker),
         })
@@ -111,10 +120,10 @@ impl BandHook for QcHook {
         if self.pending.capacity() == 0 {
             self.pending = self.free.try_recv().unwrap_or_default();
         }
-        let band = if region.is_whole_rows(info) {
+        let (x0, cols) = if region.is_whole_rows(info) || region.rows as usize <= self.tile_size {
             self.pending.clear();
             self.pending.extend_from_slice(data);
-            std::mem::take(&mut self.pending)
+            (region.x0, region.cols)
         } else {
             let (rb, px) = (info.row_bytes(), info.pixel_bytes());
             let (x, w) = (region.x0 as usize * px, region.cols as usize * px);
@@ -127,10 +136,11 @@ impl BandHook for QcHook {
             if !region.ends_row(info) {
                 return;
             }
-            std::mem::take(&mut self.pending)
+            (0, info.width)
         };
+        let band = std::mem::take(&mut self.pending);
         // A send fails only if the worker stopped on an error, which `finish` reports.
-        let _ = tx.send(Msg::Band(region.plane, region.y0, band));
+        let _ = tx.send(Msg::Segment(region.plane, region.y0, x0, cols, band));
     }
 
     fn plane_done(&mut self, _info: &StackInfo, plane: u32) {

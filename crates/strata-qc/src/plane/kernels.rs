@@ -473,15 +473,8 @@ impl<T: Sample> Acc<T> {
         let (ys, ye) = (r0.saturating_sub(1), if r1 == h { h } else { r1 - 1 });
         let (xs, xe) = (a.saturating_sub(1), if b == w { w } else { b - 1 });
         let (ry0, ry1) = (ys.max(1) - 1, (ye + 1).min(h));
-        let (cx0, cx1) = (xs.max(1) - 1, (xe + 1).min(w));
-        let ww = cx1 - cx0;
+        let cx0 = xs.max(1) - 1;
         if ys < ye && xs < xe {
-            let mut work = std::mem::take(&mut self.work);
-            work.clear();
-            for y in ry0..ry1 {
-                self.extend_row(&mut work, y, cx0..cx1, a, cols, seg);
-            }
-            let row = |y: usize| &work[(y - ry0) * ww..(y - ry0 + 1) * ww];
             let up = |y: usize| if y == 0 { usize::from(h > 1) } else { y - 1 };
             let down = |y: usize| {
                 if y + 1 < h {
@@ -492,11 +485,40 @@ impl<T: Sample> Acc<T> {
                     h - 1
                 }
             };
-            for y in ys..ye {
-                self.stats
-                    .row_part(row(up(y)), row(y), row(down(y)), y, xs, xe, cx0);
+            // The columns next to the previous segment read its last two columns: those
+            // pixels (at most two per row) from a small copy.
+            let split = if a == 0 { xs } else { (a + 1).min(xe) };
+            if xs < split {
+                let (wx0, wx1) = (cx0, (split + 1).min(w));
+                let ww = wx1 - wx0;
+                let mut work = std::mem::take(&mut self.work);
+                work.clear();
+                for y in ry0..ry1 {
+                    self.extend_row(&mut work, y, wx0..wx1, a, cols, seg);
+                }
+                let row = |y: usize| &work[(y - ry0) * ww..(y - ry0 + 1) * ww];
+                for y in ys..ye {
+                    self.stats
+                        .row_part(row(up(y)), row(y), row(down(y)), y, xs, split, wx0);
+                }
+                self.work = work;
             }
-            self.work = work;
+            // The rest straight from the segment and the carried rows, starting at column a.
+            if split < xe {
+                let (prev, stats) = (&self.prev, &mut self.stats);
+                let row = |y: usize| -> &[T] {
+                    if y >= r0 {
+                        &seg[(y - r0) * cols..(y - r0 + 1) * cols]
+                    } else if y + 1 == r0 {
+                        &prev[w + a..]
+                    } else {
+                        &prev[a..w]
+                    }
+                };
+                for y in ys..ye {
+                    stats.row_part(row(up(y)), row(y), row(down(y)), y, split, xe, a);
+                }
+            }
         }
         // What the next segments and bands read: the last two rows and columns.
         let mut last = std::mem::take(&mut self.work);

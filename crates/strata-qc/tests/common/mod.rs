@@ -93,7 +93,8 @@ impl Image {
                         acc.push_segment(x, c, Samples::U8(&seg)).expect("segment");
                     }
                     Pixels::U16(v) => {
-                        acc.push_segment(x, c, Samples::U16(&cut(v))).expect("segment");
+                        acc.push_segment(x, c, Samples::U16(&cut(v)))
+                            .expect("segment");
                     }
                 }
                 x += c;
