@@ -2,7 +2,8 @@
 //! inside the conversion's single read, a configurable gate, and a self-contained HTML report.
 //!
 //! This crate is pure pixel code: it never touches files. Feed it bands of full-width rows
-//! through a [`PlaneSink`] (or a [`PlaneAccumulator`] per plane), then evaluate the stack
+//! through a [`PlaneSink`] (or a [`PlaneAccumulator`] per plane, which also takes a band as
+//! column segments, left to right, with the same results), then evaluate the stack
 //! against [`Rules`] to get a serialisable [`QcReport`].
 //!
 //! ```
