@@ -8,7 +8,9 @@
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rayon::prelude::*;
 use std::hint::black_box;
-use strata_zstack::band::{BandShape, chunk_bytes, downsample_into};
+use strata_zstack::band::{
+    BandShape, MemoryLevel, chunk_bytes, chunk_grid, downsample_into, memory_pyramid,
+};
 use strata_zstack::shard::ChunkEncoder;
 use strata_zstack::{
     Compression, ImageOptions, MemorySource, NoHook, SampleType, StackInfo, write_arrays,
@@ -90,36 +92,24 @@ fn whole_writer(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(bytes));
     let enc = ChunkEncoder::new(Compression::Zstd(3));
     // The same bytes the writer compresses: every level's chunks (the pyramid adds a third).
-    let mut levels: Vec<(usize, usize, Vec<Vec<u8>>)> = vec![(side, side, data.clone())];
-    while let Some(&(w, h, ref planes)) = levels.last()
-        && (w > CHUNK || h > CHUNK)
-    {
-        let down = planes
-            .iter()
-            .map(|p| {
-                let mut out = Vec::new();
-                downsample_into(p, h, gray(w), &mut out);
-                out
-            })
-            .collect();
-        levels.push((w.div_ceil(2), h.div_ceil(2), down));
-    }
-    let chunks: Vec<(usize, usize, &Vec<u8>, usize, usize)> = levels
-        .iter()
-        .flat_map(|(w, h, planes)| {
-            planes.iter().flat_map(move |p| {
-                (0..h.div_ceil(CHUNK))
-                    .flat_map(move |cy| (0..w.div_ceil(CHUNK)).map(move |cx| (*w, *h, p, cy, cx)))
-            })
-        })
-        .collect();
+    let levels = memory_pyramid(
+        MemoryLevel {
+            width: side,
+            height: side,
+            planes: data.clone(),
+        },
+        gray(side),
+        CHUNK,
+    );
+    let chunks = chunk_grid(&levels, CHUNK);
     g.bench_function(
         BenchmarkId::new("compression bound", "zstd-3 of every level's chunks"),
         |b| {
             b.iter(|| {
                 chunks
                     .par_iter()
-                    .map(|&(w, h, p, cy, cx)| {
+                    .map(|&(l, p, cy, cx)| {
+                        let (w, h) = (l.width, l.height);
                         let rows = CHUNK.min(h - cy * CHUNK);
                         let band = &p[cy * CHUNK * w..(cy * CHUNK + rows) * w];
                         enc.encode(chunk_bytes(band, rows, gray(w), cx, CHUNK, CHUNK))

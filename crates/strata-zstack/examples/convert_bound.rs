@@ -15,7 +15,7 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use strata_zstack::band::{BandShape, chunk_bytes, downsample_into};
+use strata_zstack::band::{BandShape, MemoryLevel, chunk_bytes, chunk_grid, memory_pyramid};
 use strata_zstack::shard::ChunkEncoder;
 use strata_zstack::{Compression, SampleType};
 use tiff::decoder::{Decoder, DecodingBuffer, DecodingResult};
@@ -73,7 +73,6 @@ fn main() -> DynResult<()> {
     }
 
     // Before the clock: the planes, decoded whole, and their pyramid.
-    let mut levels: Vec<(usize, usize, Vec<Vec<u8>>)> = Vec::new();
     let mut planes = Vec::new();
     let (mut w, mut h) = (0, 0);
     for f in &files {
@@ -85,29 +84,16 @@ fn main() -> DynResult<()> {
             _ => return Err(format!("{}: not a gray 8-bit plane", f.display()).into()),
         }
     }
-    levels.push((w, h, planes));
-    while let Some(&(w, h, ref planes)) = levels.last()
-        && (w > CHUNK || h > CHUNK)
-    {
-        let down = planes
-            .iter()
-            .map(|p| {
-                let mut out = Vec::new();
-                downsample_into(p, h, gray(w), &mut out);
-                out
-            })
-            .collect();
-        levels.push((w.div_ceil(2), h.div_ceil(2), down));
-    }
-    let chunks: Vec<(usize, usize, &Vec<u8>, usize, usize)> = levels
-        .iter()
-        .flat_map(|(w, h, planes)| {
-            planes.iter().flat_map(move |p| {
-                (0..h.div_ceil(CHUNK))
-                    .flat_map(move |cy| (0..w.div_ceil(CHUNK)).map(move |cx| (*w, *h, p, cy, cx)))
-            })
-        })
-        .collect();
+    let levels = memory_pyramid(
+        MemoryLevel {
+            width: w,
+            height: h,
+            planes,
+        },
+        gray(w),
+        CHUNK,
+    );
+    let chunks = chunk_grid(&levels, CHUNK);
     let enc = ChunkEncoder::new(Compression::Zstd(3));
 
     let (mut decode, mut compress) = (Vec::new(), Vec::new());
@@ -122,7 +108,8 @@ fn main() -> DynResult<()> {
         let t = Instant::now();
         compressed = chunks
             .par_iter()
-            .map(|&(w, h, p, cy, cx)| {
+            .map(|&(l, p, cy, cx)| {
+                let (w, h) = (l.width, l.height);
                 let rows = CHUNK.min(h - cy * CHUNK);
                 let band = &p[cy * CHUNK * w..(cy * CHUNK + rows) * w];
                 enc.encode(chunk_bytes(band, rows, gray(w), cx, CHUNK, CHUNK))

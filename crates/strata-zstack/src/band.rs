@@ -219,6 +219,67 @@ fn mean_rows_u16(r0: &[u8], r1: &[u8], c: usize, out: &mut [u8]) {
     }
 }
 
+/// One level of an in-memory pyramid: width, height, and each plane's pixels (row-major).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryLevel {
+    /// Pixels per row.
+    pub width: usize,
+    /// Rows.
+    pub height: usize,
+    /// The planes, `height` rows of `width` pixels each.
+    pub planes: Vec<Vec<u8>>,
+}
+
+/// The 2 x 2-mean pyramid of whole in-memory planes (level 0 first, down to the level that
+/// fits one `chunk` x `chunk` chunk), with the converter's means. A reference for benchmarks
+/// and tests: the converter itself streams bands and never holds a plane.
+#[must_use]
+pub fn memory_pyramid(level0: MemoryLevel, shape: BandShape, chunk: usize) -> Vec<MemoryLevel> {
+    let mut levels = vec![level0];
+    while let Some(l) = levels.last()
+        && (l.width > chunk || l.height > chunk)
+    {
+        let at = BandShape {
+            width: l.width,
+            ..shape
+        };
+        let planes = l
+            .planes
+            .iter()
+            .map(|p| {
+                let mut out = Vec::new();
+                downsample_into(p, l.height, at, &mut out);
+                out
+            })
+            .collect();
+        levels.push(MemoryLevel {
+            width: l.width.div_ceil(2),
+            height: l.height.div_ceil(2),
+            planes,
+        });
+    }
+    levels
+}
+
+/// Every inner chunk of every level, as `(level, plane, chunk row, chunk column)`.
+#[must_use]
+pub fn chunk_grid(
+    levels: &[MemoryLevel],
+    chunk: usize,
+) -> Vec<(&MemoryLevel, &[u8], usize, usize)> {
+    let chunk = chunk.max(1);
+    levels
+        .iter()
+        .flat_map(|l| {
+            l.planes.iter().flat_map(move |p| {
+                (0..l.height.div_ceil(chunk)).flat_map(move |cy| {
+                    (0..l.width.div_ceil(chunk)).map(move |cx| (l, p.as_slice(), cy, cx))
+                })
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,6 +289,36 @@ mod tests {
         channels: 1,
         sample_type: SampleType::U8,
     };
+
+    #[test]
+    fn memory_pyramid_halves_down_to_one_chunk_and_the_grid_covers_every_level() {
+        let (w, h) = (1030, 700);
+        let plane: Vec<u8> = (0..w * h).map(|i| (i % 251) as u8).collect();
+        let level0 = MemoryLevel {
+            width: w,
+            height: h,
+            planes: vec![plane.clone(), plane],
+        };
+        let levels = memory_pyramid(level0, BandShape { width: w, ..GRAY8 }, 512);
+        let sizes: Vec<(usize, usize)> = levels.iter().map(|l| (l.width, l.height)).collect();
+        assert_eq!(sizes, [(1030, 700), (515, 350), (258, 175)]);
+        assert!(
+            levels
+                .iter()
+                .all(|l| l.planes.len() == 2
+                    && l.planes.iter().all(|p| p.len() == l.width * l.height))
+        );
+        let mut first = Vec::new();
+        downsample_into(
+            &levels[0].planes[0],
+            h,
+            BandShape { width: w, ..GRAY8 },
+            &mut first,
+        );
+        assert_eq!(levels[1].planes[0], first);
+        // 3 x 2 chunks at level 0, 2 x 1 at level 1, 1 at level 2, for each of 2 planes.
+        assert_eq!(chunk_grid(&levels, 512).len(), 2 * (6 + 2 + 1));
+    }
 
     #[test]
     fn mean_rounds_half_up_and_covers_odd_edges() {
