@@ -2,7 +2,7 @@
 //! `strata validate` and with the official BIDS validator (PyPI `bids-validator-deno`), on the
 //! same tree in the same run, and prints both times and their ratio.
 
-use crate::{cargo, run_cmd};
+use crate::run_cmd;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -68,12 +68,7 @@ fn replicate(tree: &Path, sections: usize) -> Result<(), String> {
 
 pub(crate) fn validate(root: &Path, sections: usize) -> Result<(), String> {
     crate::setup::run(root)?;
-    run_cmd(
-        cargo()
-            .current_dir(root)
-            .args(["build", "--release", "--package", "strata-cli"]),
-    )?;
-    let strata = root.join("target/release/strata");
+    let strata = crate::build_strata(root)?;
     let tree = root.join(format!("target/bench-validate/{sections}"));
     // A hidden marker (ignored by validators) says the tree was generated to the end.
     let marker = tree.join(".bench-complete");

@@ -138,11 +138,7 @@ pub(crate) fn run(
     runs: usize,
 ) -> Result<(), String> {
     crate::setup::run(root)?;
-    run_cmd(
-        cargo()
-            .current_dir(root)
-            .args(["build", "--release", "--package", "strata-cli"]),
-    )?;
+    let strata = crate::build_strata(root)?;
     run_cmd(cargo().current_dir(root).args([
         "build",
         "--release",
@@ -152,7 +148,6 @@ pub(crate) fn run(
         "convert_bound",
     ]))?;
     let bound_bin = root.join("target/release/examples/convert_bound");
-    let strata = root.join("target/release/strata");
     let python = root.join(".venv/bin/python");
     let peer = root.join("benches/peers/convert_peer.py");
     let work = root.join("target/bench-convert");

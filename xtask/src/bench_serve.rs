@@ -15,7 +15,6 @@
 //! only, no build of the workspace) and checks the bytes on disk independently of strata-store.
 
 use crate::bench_convert::sample;
-use crate::{cargo, run_cmd};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
@@ -989,15 +988,7 @@ pub(crate) fn run(
     crate::setup::apt(APT_PACKAGES)?;
     let strata = match binary {
         Some(b) => b.to_path_buf(),
-        None => {
-            run_cmd(cargo().current_dir(root).args([
-                "build",
-                "--release",
-                "--package",
-                "strata-cli",
-            ]))?;
-            root.join("target/release/strata")
-        }
+        None => crate::build_strata(root)?,
     };
     let work = root.join("target/bench-serve");
     std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;

@@ -8,7 +8,6 @@
 //! the page cache. Prints GB/s per tool, medians of the runs, alternated.
 
 use crate::bench_convert::{convert_once, median, sample};
-use crate::{cargo, run_cmd};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -50,12 +49,7 @@ fn timed(script: &str, src: &Path, dst: &Path, work: &Path) -> Result<f64, Strin
 
 pub(crate) fn run(root: &Path, sections: usize, runs: usize) -> Result<(), String> {
     crate::setup::apt(&["rclone"])?;
-    run_cmd(
-        cargo()
-            .current_dir(root)
-            .args(["build", "--release", "--package", "strata-cli"]),
-    )?;
-    let strata = root.join("target/release/strata");
+    let strata = crate::build_strata(root)?;
     let work = root.join("target/bench-stage");
     std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
     std::fs::write(work.join("rclone.conf"), b"").map_err(|e| e.to_string())?;

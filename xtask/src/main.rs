@@ -136,6 +136,16 @@ fn workspace_root() -> PathBuf {
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
+/// Builds `strata` in release mode and returns the path of the binary.
+pub(crate) fn build_strata(root: &Path) -> Result<PathBuf, String> {
+    run_cmd(
+        cargo()
+            .current_dir(root)
+            .args(["build", "--release", "--package", "strata-cli"]),
+    )?;
+    Ok(root.join("target/release/strata"))
+}
+
 /// Runs a command, streaming its output, and fails with its name if it fails.
 pub(crate) fn run_cmd(cmd: &mut Command) -> Result<(), String> {
     let shown = format!("{cmd:?}");
