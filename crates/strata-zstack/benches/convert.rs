@@ -109,10 +109,7 @@ fn whole_writer(c: &mut Criterion) {
                 chunks
                     .par_iter()
                     .map(|&(l, p, cy, cx)| {
-                        let (w, h) = (l.width, l.height);
-                        let rows = CHUNK.min(h - cy * CHUNK);
-                        let band = &p[cy * CHUNK * w..(cy * CHUNK + rows) * w];
-                        enc.encode(chunk_bytes(band, rows, gray(w), cx, CHUNK, CHUNK))
+                        enc.encode(l.chunk_bytes(p, gray(l.width), CHUNK, cy, cx))
                             .map(|v| v.len())
                     })
                     .sum::<Result<usize, _>>()

@@ -15,7 +15,7 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use strata_zstack::band::{BandShape, MemoryLevel, chunk_bytes, chunk_grid, memory_pyramid};
+use strata_zstack::band::{BandShape, MemoryLevel, chunk_grid, memory_pyramid};
 use strata_zstack::shard::ChunkEncoder;
 use strata_zstack::{Compression, SampleType};
 use tiff::decoder::{Decoder, DecodingBuffer, DecodingResult};
@@ -109,10 +109,7 @@ fn main() -> DynResult<()> {
         compressed = chunks
             .par_iter()
             .map(|&(l, p, cy, cx)| {
-                let (w, h) = (l.width, l.height);
-                let rows = CHUNK.min(h - cy * CHUNK);
-                let band = &p[cy * CHUNK * w..(cy * CHUNK + rows) * w];
-                enc.encode(chunk_bytes(band, rows, gray(w), cx, CHUNK, CHUNK))
+                enc.encode(l.chunk_bytes(p, gray(l.width), CHUNK, cy, cx))
                     .map(|v| v.len())
             })
             .sum::<Result<usize, _>>()?;

@@ -230,6 +230,31 @@ pub struct MemoryLevel {
     pub planes: Vec<Vec<u8>>,
 }
 
+impl MemoryLevel {
+    /// Inner chunk `(cy, cx)` of `plane` (one of this level's planes, pixels of `shape`,
+    /// whose width is taken from the level) as [`chunk_bytes`] lays it out, zero-padded at the
+    /// level's edges.
+    #[must_use]
+    pub fn chunk_bytes(
+        &self,
+        plane: &[u8],
+        shape: BandShape,
+        chunk: usize,
+        cy: usize,
+        cx: usize,
+    ) -> Vec<u8> {
+        let shape = BandShape {
+            width: self.width,
+            ..shape
+        };
+        let y0 = (cy * chunk).min(self.height);
+        let rows = chunk.min(self.height - y0);
+        let rb = shape.row_bytes();
+        let band = plane.get(y0 * rb..(y0 + rows) * rb).unwrap_or_default();
+        chunk_bytes(band, rows, shape, cx, chunk, chunk)
+    }
+}
+
 /// The 2 x 2-mean pyramid of whole in-memory planes (level 0 first, down to the level that
 /// fits one `chunk` x `chunk` chunk), with the converter's means. A reference for benchmarks
 /// and tests: the converter itself streams bands and never holds a plane.
@@ -318,6 +343,13 @@ mod tests {
         assert_eq!(levels[1].planes[0], first);
         // 3 x 2 chunks at level 0, 2 x 1 at level 1, 1 at level 2, for each of 2 planes.
         assert_eq!(chunk_grid(&levels, 512).len(), 2 * (6 + 2 + 1));
+        // The last chunk of level 1: 3 rows x 512 columns of its band, zero-padded.
+        let (l, p) = (&levels[1], &levels[1].planes[1]);
+        let c = l.chunk_bytes(p, GRAY8, 512, 0, 1);
+        assert_eq!(c.len(), 512 * 512);
+        assert_eq!(c[..3], p[512..515]);
+        assert!(c[3..512].iter().all(|&v| v == 0));
+        assert_eq!(c[512..515], p[515 + 512..515 + 515]);
     }
 
     #[test]
