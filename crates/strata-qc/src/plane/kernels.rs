@@ -363,6 +363,8 @@ pub(super) struct Acc<T: Sample> {
     next_col: usize,
     /// The last two columns of the previous segment of this band, two samples per row.
     left: Vec<T>,
+    /// The previous halo's buffer, reused for the next one.
+    left_spare: Vec<T>,
     /// The pixels a segment's filters read, rows of `work_w` samples.
     work: Vec<T>,
     gray: Vec<T>,
@@ -384,6 +386,7 @@ impl<T: Sample> Acc<T> {
             band_rows: 0,
             next_col: 0,
             left: Vec::new(),
+            left_spare: Vec::new(),
             work: Vec::new(),
             gray: Vec::new(),
             stats: Stats {
@@ -530,7 +533,9 @@ impl<T: Sample> Acc<T> {
             }
         }
         self.work = last;
-        let mut left = Vec::with_capacity(2 * n);
+        // Filled into the spare buffer: with a one-column segment the new halo reads the old.
+        let mut left = std::mem::take(&mut self.left_spare);
+        left.clear();
         for y in r0..r1 {
             for x in [b.wrapping_sub(2), b - 1] {
                 left.push(if x < w {
@@ -540,7 +545,7 @@ impl<T: Sample> Acc<T> {
                 });
             }
         }
-        self.left = left;
+        self.left_spare = std::mem::replace(&mut self.left, left);
         if b == w {
             std::mem::swap(&mut self.prev, &mut self.next);
             self.carried = (self.carried + n).min(2);
