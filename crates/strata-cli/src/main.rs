@@ -4,6 +4,7 @@
 
 #[macro_use]
 mod common;
+mod batch;
 mod convert;
 mod datalad;
 mod demo;
@@ -63,6 +64,10 @@ enum Command {
     /// caching headers, CORS, HTTP/2); every .ozx section is also served as its .ome.zarr
     /// folder. Stops on SIGTERM once in-flight requests are done.
     Serve(serve::ServeCmd),
+    /// A whole brain through Slurm: plan a manifest of sections, submit it as an array
+    /// job, follow each section's state, retry what failed or was lost.
+    #[command(subcommand)]
+    Batch(batch::BatchCmd),
 }
 
 impl Command {
@@ -79,6 +84,7 @@ impl Command {
             Self::Qc(c) => c.run(),
             Self::Read(c) => c.run(),
             Self::Serve(c) => c.run(),
+            Self::Batch(c) => c.run(),
         }
     }
 }

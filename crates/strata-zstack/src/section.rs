@@ -35,6 +35,9 @@ pub struct SectionOptions {
     pub h5_dataset: Option<String>,
     /// Progress reports (bytes of level 0 read, total).
     pub progress: Option<ProgressFn>,
+    /// Extra entries of the provenance record (`attributes.strata` of the image's group
+    /// metadata), e.g. the source fingerprint a batch run checks to skip published work.
+    pub provenance: serde_json::Map<String, serde_json::Value>,
 }
 
 impl std::fmt::Debug for SectionOptions {
@@ -45,6 +48,7 @@ impl std::fmt::Debug for SectionOptions {
             .field("qc", &self.qc)
             .field("h5_dataset", &self.h5_dataset)
             .field("progress", &self.progress.is_some())
+            .field("provenance", &self.provenance)
             .finish()
     }
 }
@@ -68,6 +72,13 @@ impl SectionOptions {
     #[must_use]
     pub fn h5_dataset(mut self, path: impl Into<String>) -> Self {
         self.h5_dataset = Some(path.into());
+        self
+    }
+
+    /// Adds `value` to the provenance record under `key`.
+    #[must_use]
+    pub fn provenance(mut self, key: impl Into<String>, value: serde_json::Value) -> Self {
+        self.provenance.insert(key.into(), value);
         self
     }
 
@@ -202,7 +213,7 @@ pub fn convert_section_from(
         }
         prepare(source, section, &options.convert, &mut Hooks(hooks))?
     };
-    let mut extra = serde_json::Map::new();
+    let mut extra = options.provenance.clone();
     let mut verdict = None;
     if let (Some(qc), Some(rules)) = (qc, &options.qc_gate) {
         let summary = qc.finish()?;
