@@ -24,6 +24,9 @@
 //!     stable Rust, no libFuzzer);
 //!   - the doc tests;
 //!   - `strata demo`, then the official BIDS validator on what it wrote.
+//! - `with-services [--] CMD [ARGS]`: run one command (a single test, say) with the services
+//!   the tests use started, as `test` starts them: the S3 server (`STRATA_S3_ENDPOINT`) and
+//!   the one-node Slurm cluster (`SLURM_CONF`).
 //! - `codegen [--check] [--schema PATH]`: regenerate strata-bids' schema tables.
 //! - `bench-validate [--sections N]`: time `strata validate` against the official validator.
 //! - `bench-convert [--size WxH] [--planes N] [--runs N] [--baseline STRATA]`: time `strata convert`
@@ -110,8 +113,9 @@ fn main() -> ExitCode {
                 })
             })
         }
+        Some("with-services") => with_services(&root, &args[1..]),
         _ => Err(
-            "usage: cargo xtask <setup | test | codegen [--check] [--schema PATH] | bench-validate [--sections N] | bench-convert [--size WxH] [--planes N] [--runs N] [--baseline STRATA] | bench-read [--patches N] | bench-serve [--seconds N] [--json] [--strata BIN] | bench-stage [--sections N] [--runs N]>"
+            "usage: cargo xtask <setup | test | with-services [--] CMD [ARGS] | codegen [--check] [--schema PATH] | bench-validate [--sections N] | bench-convert [--size WxH] [--planes N] [--runs N] [--baseline STRATA] | bench-read [--patches N] | bench-serve [--seconds N] [--json] [--strata BIN] | bench-stage [--sections N] [--runs N]>"
                 .into(),
         ),
     };
@@ -122,6 +126,32 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs `args` with the S3 server and the Slurm cluster up, their settings in the
+/// environment.
+fn with_services(root: &Path, args: &[String]) -> Result<(), String> {
+    let args = match args.first().map(String::as_str) {
+        Some("--") => &args[1..],
+        _ => args,
+    };
+    let (program, rest) = args
+        .split_first()
+        .ok_or("with-services: give the command to run")?;
+    let s3 = services::start_s3(root)?;
+    let slurm = services::start_slurm(root)?;
+    let result = run_cmd(
+        Command::new(program)
+            .args(rest)
+            .env("SLURM_CONF", &slurm.conf)
+            .env("STRATA_S3_ENDPOINT", &s3.endpoint)
+            .env("AWS_ACCESS_KEY_ID", "strata-test")
+            .env("AWS_SECRET_ACCESS_KEY", "strata-test")
+            .env("AWS_DEFAULT_REGION", "us-east-1"),
+    );
+    drop(slurm);
+    drop(s3);
+    result
 }
 
 fn flag_value(args: &[String], flag: &str) -> Option<String> {
@@ -320,10 +350,12 @@ fn test(root: &Path) -> Result<(), String> {
     // a missing one a failure).
     let validator = venv_bin.join("bids-validator-deno");
     let s3 = services::start_s3(root)?;
+    let slurm = services::start_slurm(root)?;
     run_cmd(
         cargo()
             .current_dir(root)
             .args(["test", "--workspace", "--all-targets"])
+            .env("SLURM_CONF", &slurm.conf)
             .env("STRATA_BIDS_VALIDATOR", &validator)
             .env("STRATA_PYTHON", venv_bin.join("python"))
             .env("STRATA_DATALAD", venv_bin.join("datalad"))
@@ -337,6 +369,7 @@ fn test(root: &Path) -> Result<(), String> {
     )?;
     python_package(root, &venv_bin, &s3.endpoint)?;
     serve_clients(root, &venv_bin)?;
+    drop(slurm);
     drop(s3);
     // HDF5 input and output are an optional feature (it needs the C library, installed
     // above); h5py, the independent reader, comes from the venv.

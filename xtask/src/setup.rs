@@ -7,8 +7,18 @@ use std::path::Path;
 use std::process::Command;
 
 /// Debian packages the tests need: git-annex for the DataLad calibration of the inode planner,
-/// chromium to render the QC report headless, the HDF5 library for HDF5 input.
-const APT_PACKAGES: &[&str] = &["git-annex", "chromium", "libhdf5-dev", "pkg-config"];
+/// chromium to render the QC report headless, the HDF5 library for HDF5 input, Slurm and
+/// munge for the one-node cluster `strata batch` submits to.
+const APT_PACKAGES: &[&str] = &[
+    "git-annex",
+    "chromium",
+    "libhdf5-dev",
+    "pkg-config",
+    "slurmctld",
+    "slurmd",
+    "slurm-client",
+    "munge",
+];
 
 pub(crate) fn run(root: &Path) -> Result<(), String> {
     apt(APT_PACKAGES)?;

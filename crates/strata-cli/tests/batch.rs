@@ -1,0 +1,519 @@
+//! `strata batch` on a real one-node Slurm cluster (`SLURM_CONF`, started by
+//! `cargo xtask test`): sections planned, submitted as array jobs, cancelled, retried, and
+//! the dataset compared byte for byte with a clean conversion; and the errors a user meets.
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use strata_testkit::{files, peer, run, run_ok, stderr, stdout_json};
+
+fn strata() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_strata"))
+}
+
+/// Writes a synthetic z-stack of `planes` planes of `size` into `dir`.
+fn sample(dir: &Path, size: &str, planes: u32, seed: u64) {
+    run_ok(
+        strata()
+            .arg("sample")
+            .arg(dir)
+            .args(["--size", size, "--planes", &planes.to_string()])
+            .args(["--seed", &seed.to_string()]),
+    );
+}
+
+/// A scanner root with `n` sections `slide<i>` (the one at `big`, if any, 4096^2) and the
+/// map naming them sub-`subject` sample-`<prefix><i>`.
+fn scanner(root: &Path, n: usize, big: Option<usize>, subject: &str, prefix: &str) -> PathBuf {
+    let scan = root.join(format!("scan-{subject}"));
+    let mut map = String::from("folder\tsubject\tsample\tstain\n");
+    for i in 0..n {
+        let size = if Some(i) == big {
+            "4096x4096"
+        } else {
+            "384x256"
+        };
+        sample(&scan.join(format!("slide{i}")), size, 12, i as u64 + 1);
+        map.push_str(&format!("slide{i}\t{subject}\t{prefix}{i:03}\tn/a\n"));
+    }
+    std::fs::write(root.join(format!("map-{subject}.tsv")), map).expect("map");
+    scan
+}
+
+fn plan(scan: &Path, map: &Path, bids: &Path, manifest: &Path) {
+    run_ok(
+        strata()
+            .args(["batch", "plan"])
+            .arg(scan)
+            .arg("--map")
+            .arg(map)
+            .arg("--bids-root")
+            .arg(bids)
+            .arg("--manifest")
+            .arg(manifest),
+    );
+}
+
+fn status(manifest: &Path, slurm: &std::ffi::OsStr) -> Value {
+    stdout_json(&run_ok(
+        strata()
+            .args(["batch", "status", "--json", "--manifest"])
+            .arg(manifest)
+            .env("SLURM_CONF", slurm),
+    ))
+}
+
+/// Waits until no task of the batch is queued or running; returns the last status.
+fn wait_idle(manifest: &Path, slurm: &std::ffi::OsStr) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let s = status(manifest, slurm);
+        let busy = ["queued", "converting"]
+            .iter()
+            .any(|k| s["counts"].get(*k).is_some());
+        if !busy {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "the batch did not finish: {s}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Every file of a dataset, relative path to bytes: the group metadata without the
+/// conversion's times, tables as sorted lines (tasks append rows in any order), the
+/// tables' lock files left out.
+fn dataset(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for f in files(root) {
+        let rel = f
+            .strip_prefix(root)
+            .expect("inside")
+            .to_string_lossy()
+            .into_owned();
+        if rel.split('/').any(|c| c.starts_with('.')) {
+            continue;
+        }
+        let mut bytes = std::fs::read(&f).expect("read");
+        if rel.ends_with(".ome.zarr/zarr.json") {
+            let mut v: Value = serde_json::from_slice(&bytes).expect("json");
+            let r = v
+                .pointer_mut("/attributes/strata")
+                .and_then(Value::as_object_mut)
+                .expect("provenance");
+            r.remove("started");
+            r.remove("finished");
+            bytes = serde_json::to_vec_pretty(&v).expect("json");
+        } else if rel.ends_with(".tsv") {
+            let text = String::from_utf8(bytes).expect("utf-8");
+            let mut lines: Vec<&str> = text.lines().collect();
+            lines[1..].sort_unstable();
+            bytes = lines.join("\n").into_bytes();
+        }
+        out.insert(rel, bytes);
+    }
+    out
+}
+
+fn sample_rows(bids: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(bids.join("samples.tsv")).expect("samples.tsv");
+    text.lines().skip(1).map(str::to_owned).collect()
+}
+
+#[test]
+fn six_sections_through_slurm_one_cancelled_then_retried_equal_a_clean_run() {
+    let Some(slurm) = peer("SLURM_CONF") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let scan = scanner(tmp.path(), 6, Some(3), "b01", "s");
+    let map = tmp.path().join("map-b01.tsv");
+    let bids = tmp.path().join("bids");
+    let manifest = tmp.path().join("brain.json");
+    plan(&scan, &map, &bids, &manifest);
+
+    // The dry run prints the script and submits nothing.
+    let dry = run_ok(
+        strata()
+            .args(["batch", "submit", "--dry-run", "--manifest"])
+            .arg(&manifest)
+            .env("SLURM_CONF", &slurm),
+    );
+    let script = String::from_utf8_lossy(&dry.stdout).into_owned();
+    assert!(script.contains("#SBATCH --array=0-5\n"), "{script}");
+    assert!(!bids.exists(), "a dry run converted something");
+
+    let sub = stdout_json(&run_ok(
+        strata()
+            .args([
+                "batch",
+                "submit",
+                "--json",
+                "--cpus",
+                "1",
+                "--concurrency",
+                "2",
+            ])
+            .arg("--manifest")
+            .arg(&manifest)
+            .env("SLURM_CONF", &slurm),
+    ));
+    let job = sub["job_id"].as_str().expect("job id").to_owned();
+    assert_eq!(sub["requests_from"], "measured", "{sub}");
+    assert_eq!(sub["pilot"]["index"], 0, "{sub}");
+    assert!(sub["requests"]["mem_mib"].as_u64().expect("mem") >= 256);
+
+    // Cancel section 3 (the large one) while it converts.
+    let report = manifest.with_extension("logs").join("3.json");
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let running = std::fs::read(&report)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .is_some_and(|v| v["outcome"] == "running");
+        if running {
+            break;
+        }
+        assert!(Instant::now() < deadline, "task 3 never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    run_ok(
+        Command::new("scancel")
+            .arg(format!("{job}_3"))
+            .env("SLURM_CONF", &slurm),
+    );
+    let s = wait_idle(&manifest, &slurm);
+    assert_eq!(s["counts"]["published"], 5, "{s}");
+    assert_eq!(s["counts"]["lost"], 1, "{s}");
+    let lost = &s["sections"][3];
+    assert_eq!(lost["state"], "lost", "{s}");
+    assert_eq!(lost["folder"], "slide3");
+    // The human status names it too.
+    let text = run_ok(
+        strata()
+            .args(["batch", "status", "--manifest"])
+            .arg(&manifest)
+            .env("SLURM_CONF", &slurm),
+    );
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("lost 3 (slide3)"), "{text}");
+    // Nothing of it is published.
+    let image = bids.join("sub-b01/micr/sub-b01_sample-s003_BF.ome.zarr");
+    assert!(!image.exists(), "a cancelled section was published");
+    assert_eq!(sample_rows(&bids).len(), 5);
+
+    // The retry submits section 3 alone and finishes it.
+    let again = stdout_json(&run_ok(
+        strata()
+            .args(["batch", "retry", "--json", "--cpus", "1", "--manifest"])
+            .arg(&manifest)
+            .env("SLURM_CONF", &slurm),
+    ));
+    assert_eq!(again["indices"], serde_json::json!([3]), "{again}");
+    let s = wait_idle(&manifest, &slurm);
+    assert_eq!(s["counts"]["published"], 6, "{s}");
+    assert_eq!(sample_rows(&bids).len(), 6);
+    // Nothing left to retry.
+    let none = stdout_json(&run_ok(
+        strata()
+            .args(["batch", "retry", "--json", "--manifest"])
+            .arg(&manifest)
+            .env("SLURM_CONF", &slurm),
+    ));
+    assert_eq!(none["indices"], serde_json::json!([]));
+
+    // The same batch run task by task, without Slurm, into a clean dataset.
+    let clean = tmp.path().join("clean");
+    let clean_manifest = tmp.path().join("clean.json");
+    plan(&scan, &map, &clean, &clean_manifest);
+    for i in 0..6 {
+        run_ok(
+            strata()
+                .args(["batch", "run", "--index", &i.to_string(), "--manifest"])
+                .arg(&clean_manifest),
+        );
+    }
+    let (a, b) = (dataset(&bids), dataset(&clean));
+    // Six images of 2 levels or more, their sidecars and the tables.
+    assert!(a.len() > 6 * 6, "{:?}", a.keys().collect::<Vec<_>>());
+    assert_eq!(
+        a.keys().collect::<Vec<_>>(),
+        b.keys().collect::<Vec<_>>(),
+        "different files"
+    );
+    for (k, v) in &a {
+        assert!(v == &b[k], "{k} differs from a clean conversion");
+    }
+    let v = run(strata().arg("validate").arg(&bids));
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+
+    // The state cache remembers the attempts: section 3 was submitted twice.
+    let cached: Value = stdout_json(&run_ok(
+        strata()
+            .args(["batch", "status", "--cached", "--json", "--manifest"])
+            .arg(&manifest),
+    ));
+    assert_eq!(cached[3]["attempts"], 2, "{cached}");
+    assert_eq!(cached[0]["attempts"], 1, "{cached}");
+    assert_eq!(cached[3]["state"], "published");
+}
+
+#[test]
+fn two_arrays_into_one_dataset_lose_and_duplicate_no_row() {
+    let Some(slurm) = peer("SLURM_CONF") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let bids = tmp.path().join("bids");
+    let mut manifests = Vec::new();
+    for subject in ["b02", "b03"] {
+        let scan = scanner(tmp.path(), 4, None, subject, "t");
+        let manifest = tmp.path().join(format!("{subject}.json"));
+        plan(
+            &scan,
+            &tmp.path().join(format!("map-{subject}.tsv")),
+            &bids,
+            &manifest,
+        );
+        manifests.push(manifest);
+    }
+    for m in &manifests {
+        run_ok(
+            strata()
+                .args(["batch", "submit", "--json", "--cpus", "1", "--mem", "512"])
+                .args(["--time", "10", "--manifest"])
+                .arg(m)
+                .env("SLURM_CONF", &slurm),
+        );
+    }
+    for m in &manifests {
+        let s = wait_idle(m, &slurm);
+        assert_eq!(s["counts"]["published"], 4, "{s}");
+    }
+    let mut rows = sample_rows(&bids);
+    rows.sort();
+    let ids: Vec<String> = rows
+        .iter()
+        .map(|r| r.split('\t').take(2).collect::<Vec<_>>().join(" "))
+        .collect();
+    let mut expected = Vec::new();
+    for s in ["b02", "b03"] {
+        for i in 0..4 {
+            expected.push(format!("sample-t{i:03} sub-{s}"));
+        }
+    }
+    expected.sort();
+    assert_eq!(ids, expected, "samples.tsv:\n{}", rows.join("\n"));
+    let participants = std::fs::read_to_string(bids.join("participants.tsv")).expect("tsv");
+    assert_eq!(participants.lines().count(), 3, "{participants}");
+    let v = run(strata().arg("validate").arg(&bids));
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+}
+
+#[test]
+fn a_task_is_idempotent_and_notices_a_changed_source() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let scan = scanner(tmp.path(), 2, None, "b04", "u");
+    let manifest = tmp.path().join("m.json");
+    let bids = tmp.path().join("bids");
+    plan(&scan, &tmp.path().join("map-b04.tsv"), &bids, &manifest);
+    let task = |i: usize| {
+        strata()
+            .args(["batch", "run", "--index", &i.to_string(), "--manifest"])
+            .arg(&manifest)
+            .output()
+            .expect("run")
+    };
+    let first = task(0);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert_eq!(stdout_json(&first)["outcome"], "published");
+    let zarr = bids.join("sub-b04/micr/sub-b04_sample-u000_BF.ome.zarr/zarr.json");
+    let before = std::fs::read(&zarr).expect("published");
+    let second = task(0);
+    assert_eq!(stdout_json(&second)["outcome"], "skipped");
+    assert_eq!(
+        std::fs::read(&zarr).expect("still there"),
+        before,
+        "a skip rewrote the image"
+    );
+
+    // A plane rewritten after the plan: the task refuses, naming the folder.
+    let plane = scan.join("slide1/z05.tif");
+    let bytes = std::fs::read(&plane).expect("plane");
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(&plane, bytes).expect("rewrite");
+    let changed = task(1);
+    assert_eq!(changed.status.code(), Some(2));
+    let err = stderr(&changed);
+    assert!(
+        err.contains("slide1") && err.contains("strata batch plan"),
+        "{err}"
+    );
+    let report: Value = serde_json::from_slice(
+        &std::fs::read(manifest.with_extension("logs").join("1.json")).expect("report"),
+    )
+    .expect("json");
+    assert_eq!(report["outcome"], "failed");
+    // Without the queue, status still tells published from failed.
+    let s = stdout_json(&run_ok(
+        strata()
+            .args(["batch", "status", "--no-queue", "--json", "--manifest"])
+            .arg(&manifest),
+    ));
+    assert_eq!(s["sections"][0]["state"], "published", "{s}");
+    assert_eq!(s["sections"][1]["state"], "failed", "{s}");
+    // An index past the end is a clear error.
+    let past = task(7);
+    assert_eq!(past.status.code(), Some(2));
+    assert!(stderr(&past).contains("2 sections"), "{}", stderr(&past));
+}
+
+/// `strata batch plan` with `map` over a scanner root of the given sections (folder, planes).
+fn plan_err(sections: &[(&str, u32)], map: &str) -> String {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let scan = tmp.path().join("scan");
+    for (i, (folder, planes)) in sections.iter().enumerate() {
+        sample(&scan.join(folder), "64x64", *planes, i as u64);
+    }
+    let map_path = tmp.path().join("map.tsv");
+    std::fs::write(&map_path, map).expect("map");
+    let out = run(strata()
+        .args(["batch", "plan"])
+        .arg(&scan)
+        .arg("--map")
+        .arg(&map_path)
+        .arg("--bids-root")
+        .arg(tmp.path().join("bids"))
+        .arg("--manifest")
+        .arg(tmp.path().join("m.json")));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        !tmp.path().join("m.json").exists(),
+        "a failed plan wrote a manifest"
+    );
+    stderr(&out)
+}
+
+#[test]
+fn bad_plans_are_named() {
+    let two = [("a", 3), ("b", 3)];
+    let err = plan_err(&two, "folder\tsubject\tsample\na\tx\t1\n");
+    assert!(err.contains("not in") && err.contains(": b"), "{err}");
+    let err = plan_err(&two, "folder\tsubject\tsample\na\tx\t1\nb\tx\t1\n");
+    assert!(
+        err.contains("folders a and b are both sub-x sample-1"),
+        "{err}"
+    );
+    let err = plan_err(
+        &[("a", 3), ("b", 3), ("c", 2)],
+        "folder\tsubject\tsample\na\tx\t1\nb\tx\t2\nc\tx\t3\n",
+    );
+    assert!(
+        err.contains("do not have 3 TIFF planes: c (2 planes)"),
+        "{err}"
+    );
+    let err = plan_err(
+        &two,
+        "folder\tsubject\tsample\na\tx\t1\nb\tx\t2\nzz\tx\t3\n",
+    );
+    assert!(err.contains("not found") && err.contains("zz"), "{err}");
+    let err = plan_err(&two, "folder\tsubject\na\tx\nb\tx\n");
+    assert!(err.contains("no column \"sample\""), "{err}");
+    let err = plan_err(&two, "folder\tsubject\tsample\na\tx_y\t1\nb\tx\t2\n");
+    assert!(err.contains("line 2"), "{err}");
+}
+
+#[test]
+fn a_manifest_edited_into_nonsense_and_a_missing_slurm_are_clear_errors() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let scan = scanner(tmp.path(), 2, None, "b05", "v");
+    let manifest = tmp.path().join("m.json");
+    plan(
+        &scan,
+        &tmp.path().join("map-b05.tsv"),
+        &tmp.path().join("bids"),
+        &manifest,
+    );
+    let good = std::fs::read_to_string(&manifest).expect("manifest");
+
+    // Slurm not installed: a PATH without its commands.
+    let out = run(strata()
+        .args([
+            "batch",
+            "submit",
+            "--mem",
+            "512",
+            "--time",
+            "5",
+            "--manifest",
+        ])
+        .arg(&manifest)
+        .env("PATH", tmp.path()));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("sbatch not found") && stderr(&out).contains("slurm-client"),
+        "{}",
+        stderr(&out)
+    );
+    // Slurm installed but its controller unreachable.
+    if Command::new("sbatch")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        let conf = tmp.path().join("slurm.conf");
+        std::fs::write(
+            &conf,
+            "ClusterName=nowhere\nSlurmctldHost=localhost(127.0.0.1)\nSlurmctldPort=9\nMessageTimeout=2\n\
+             NodeName=localhost CPUs=1\nPartitionName=p Nodes=localhost Default=YES\n",
+        )
+        .expect("conf");
+        let out = run(strata()
+            .args(["batch", "status", "--manifest"])
+            .arg(&manifest)
+            .env("SLURM_CONF", &conf));
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            stderr(&out).contains("squeue") && stderr(&out).contains("slurmctld"),
+            "{}",
+            stderr(&out)
+        );
+    }
+
+    for (edit, expect) in [
+        (
+            good.replace("\"version\": 1", "\"version\": 9"),
+            "version 9",
+        ),
+        (
+            good.replace("\"subject\": \"b05\"", "\"subject\": \"b 05\""),
+            "section 0",
+        ),
+        (
+            good.replace("\"layout\": \"zarr\"", "\"layout\": \"tar\""),
+            "layout",
+        ),
+        (
+            good.replace("\"chunk\": 512", "\"chunk\": \"big\""),
+            "invalid type",
+        ),
+        (
+            good.replace("\"sample\": \"v001\"", "\"sample\": \"v000\""),
+            "appears twice",
+        ),
+        (good[..good.len() / 2].to_owned(), "EOF"),
+        (good.replace("\"planes\"", "\"plains\""), "unknown field"),
+    ] {
+        std::fs::write(&manifest, &edit).expect("edit");
+        let out = run(strata()
+            .args(["batch", "run", "--index", "0", "--manifest"])
+            .arg(&manifest));
+        assert_eq!(out.status.code(), Some(2), "{edit}");
+        let err = stderr(&out);
+        assert!(
+            err.contains(expect) && err.contains("strata batch plan"),
+            "{expect}: {err}"
+        );
+    }
+}
