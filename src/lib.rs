@@ -18,6 +18,8 @@
 //!   its levels in parallel.
 //! - [`serve`]: the HTTP service: a dataset read-only over HTTP for viewers, with byte ranges,
 //!   validators, CORS and every `.ozx` shown as its `.ome.zarr` folder.
+//! - [`batch`]: a whole brain through Slurm: section manifests, idempotent array tasks and
+//!   each section's state derived from the dataset.
 //!
 //! ```
 //! let report = strata::bids::validate::validate(std::path::Path::new("."));
@@ -25,6 +27,7 @@
 //! ```
 
 pub use strata_access as access;
+pub use strata_batch as batch;
 pub use strata_bids as bids;
 pub use strata_ngff as ngff;
 pub use strata_plan as plan;

@@ -24,6 +24,8 @@
 //!     stable Rust, no libFuzzer);
 //!   - the doc tests;
 //!   - `strata demo`, then the official BIDS validator on what it wrote.
+//! - `bench-batch [--sections N] [--size WxH] [--runs N]`: N sections through `strata batch`
+//!   on the one-node Slurm cluster against a serial loop of `strata convert`.
 //! - `with-services [--] CMD [ARGS]`: run one command (a single test, say) with the services
 //!   the tests use started, as `test` starts them: the S3 server (`STRATA_S3_ENDPOINT`) and
 //!   the one-node Slurm cluster (`SLURM_CONF`).
@@ -40,6 +42,7 @@
 //!   `cp -r`, `cp -r` + `sha256sum` and `rclone copy --checksum` on the same tree.
 
 mod bench;
+mod bench_batch;
 mod bench_convert;
 mod bench_read;
 mod bench_serve;
@@ -113,9 +116,21 @@ fn main() -> ExitCode {
                 })
             })
         }
+        Some("bench-batch") => {
+            let num = |flag: &str, default: usize| {
+                flag_value(&args, flag).map_or(Ok(default), |s| match s.parse::<usize>() {
+                    Ok(0) | Err(_) => Err(format!("{flag}: a whole number of at least 1")),
+                    Ok(n) => Ok(n),
+                })
+            };
+            let size = flag_value(&args, "--size").unwrap_or_else(|| "2048x2048".into());
+            num("--sections", 16).and_then(|n| {
+                num("--runs", 3).and_then(|r| bench_batch::run(&root, n, &size, r))
+            })
+        }
         Some("with-services") => with_services(&root, &args[1..]),
         _ => Err(
-            "usage: cargo xtask <setup | test | with-services [--] CMD [ARGS] | codegen [--check] [--schema PATH] | bench-validate [--sections N] | bench-convert [--size WxH] [--planes N] [--runs N] [--baseline STRATA] | bench-read [--patches N] | bench-serve [--seconds N] [--json] [--strata BIN] | bench-stage [--sections N] [--runs N]>"
+            "usage: cargo xtask <setup | test | with-services [--] CMD [ARGS] | codegen [--check] [--schema PATH] | bench-validate [--sections N] | bench-convert [--size WxH] [--planes N] [--runs N] [--baseline STRATA] | bench-read [--patches N] | bench-serve [--seconds N] [--json] [--strata BIN] | bench-stage [--sections N] [--runs N] | bench-batch [--sections N] [--size WxH] [--runs N]>"
                 .into(),
         ),
     };

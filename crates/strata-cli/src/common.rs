@@ -120,10 +120,5 @@ pub(crate) fn rules(path: Option<&std::path::Path>) -> DynResult<strata_qc::Rule
     Ok(rules.map_err(|e| format!("{}: {e}", path.display()))?)
 }
 
-/// Peak resident memory of this process, in bytes (Linux; `None` elsewhere).
-pub(crate) fn peak_rss() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
-}
+/// Peak resident memory of this process (`VmHWM`), in bytes.
+pub(crate) use strata_batch::peak_rss;

@@ -1,0 +1,147 @@
+//! `cargo xtask bench-batch [--sections N] [--size WxH] [--runs N]`: N small sections (30
+//! planes each) converted by a serial loop of `strata convert` and, in the same run, by
+//! `strata batch submit` as one array job on the one-node Slurm cluster (the same cluster
+//! the tests use), timed from submission until every section is published. Prints both
+//! wall times and the scheduling overhead per section (medians of the runs, alternated).
+
+use crate::bench_convert::{median, sample};
+use crate::run_cmd;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs `cmd` quietly; fails with its stderr.
+fn quiet(cmd: &mut Command) -> Result<String, String> {
+    let out = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+pub(crate) fn run(root: &Path, sections: usize, size: &str, runs: usize) -> Result<(), String> {
+    crate::setup::run(root)?;
+    let strata = crate::build_strata(root)?;
+    let slurm = crate::services::start_slurm(root)?;
+    let work = root.join("target/bench-batch");
+    let planes = 30;
+    let one = root.join(format!("target/bench-convert/zstack-{size}x{planes}"));
+    sample(&strata, &one, size, planes)?;
+    let scan = work.join(format!("scan-{size}-{sections}"));
+    let mut map = String::from("folder\tsubject\tsample\n");
+    for i in 0..sections {
+        let dir = scan.join(format!("slide{i:04}"));
+        if !dir.exists() {
+            std::fs::create_dir_all(&scan).map_err(|e| e.to_string())?;
+            run_cmd(Command::new("cp").arg("-r").arg(&one).arg(&dir))?;
+        }
+        map.push_str(&format!("slide{i:04}\tbench\t{i:04}\n"));
+    }
+    let map_path = work.join("map.tsv");
+    std::fs::write(&map_path, map).map_err(|e| e.to_string())?;
+    let (mut serial, mut batch) = (Vec::new(), Vec::new());
+    for r in 0..runs {
+        // The serial loop.
+        let bids = work.join("serial");
+        let _ = std::fs::remove_dir_all(&bids);
+        let start = Instant::now();
+        for i in 0..sections {
+            quiet(
+                Command::new(&strata)
+                    .arg("convert")
+                    .arg(scan.join(format!("slide{i:04}")))
+                    .arg("--bids-root")
+                    .arg(&bids)
+                    .args(["--subject", "bench", "--sample", &format!("{i:04}")]),
+            )?;
+        }
+        serial.push(start.elapsed().as_secs_f64());
+        // The array job: plan, submit, wait.
+        let bids = work.join("batch");
+        let manifest = work.join("bench.json");
+        let _ = std::fs::remove_dir_all(&bids);
+        let _ = std::fs::remove_dir_all(work.join("bench.logs"));
+        let _ = std::fs::remove_file(work.join("bench.db"));
+        let start = Instant::now();
+        quiet(
+            Command::new(&strata)
+                .args(["batch", "plan"])
+                .arg(&scan)
+                .arg("--map")
+                .arg(&map_path)
+                .arg("--bids-root")
+                .arg(&bids)
+                .arg("--manifest")
+                .arg(&manifest),
+        )?;
+        quiet(
+            Command::new(&strata)
+                .args([
+                    "batch",
+                    "submit",
+                    "--mem",
+                    "2048",
+                    "--time",
+                    "30",
+                    "--manifest",
+                ])
+                .arg(&manifest)
+                .env("SLURM_CONF", &slurm.conf),
+        )?;
+        let deadline = Instant::now() + Duration::from_secs(1800);
+        loop {
+            let s: serde_json::Value = serde_json::from_str(&quiet(
+                Command::new(&strata)
+                    .args(["batch", "status", "--json", "--manifest"])
+                    .arg(&manifest)
+                    .env("SLURM_CONF", &slurm.conf),
+            )?)
+            .map_err(|e| e.to_string())?;
+            let published = s["counts"]["published"].as_u64().unwrap_or(0);
+            if published == sections as u64 {
+                break;
+            }
+            let busy = ["queued", "converting", "pending"]
+                .iter()
+                .any(|k| s["counts"].get(*k).is_some());
+            if !busy {
+                return Err(format!("the batch stopped short: {}", s["counts"]));
+            }
+            if Instant::now() > deadline {
+                return Err("the batch did not finish in 30 minutes".into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        batch.push(start.elapsed().as_secs_f64());
+        eprintln!(
+            "run {}: serial {:.2} s, batch {:.2} s",
+            r + 1,
+            serial[r],
+            batch[r]
+        );
+    }
+    drop(slurm);
+    let (s, b) = (median(serial), median(batch));
+    println!("bench-batch: {sections} sections of {size} x {planes}, medians of {runs} runs");
+    println!(
+        "  serial strata convert loop  {s:7.2} s  {:6.2} s/section",
+        s / sections as f64
+    );
+    println!(
+        "  strata batch (Slurm array)  {b:7.2} s  {:6.2} s/section",
+        b / sections as f64
+    );
+    println!(
+        "  scheduling overhead         {:7.2} s/section ({:.2}x the serial loop)",
+        (b - s) / sections as f64,
+        b / s
+    );
+    Ok(())
+}
