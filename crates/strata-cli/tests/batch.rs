@@ -235,8 +235,8 @@ fn six_sections_through_slurm_one_cancelled_then_retried_equal_a_clean_run() {
         );
     }
     let (a, b) = (dataset(&bids), dataset(&clean));
-    // Six images of 2 levels or more, their sidecars and the tables.
-    assert!(a.len() > 6 * 6, "{:?}", a.keys().collect::<Vec<_>>());
+    // Six images (group and level metadata, a shard per level), their sidecars, 3 tables.
+    assert!(a.len() >= 6 * 4 + 3, "{:?}", a.keys().collect::<Vec<_>>());
     assert_eq!(
         a.keys().collect::<Vec<_>>(),
         b.keys().collect::<Vec<_>>(),
