@@ -61,6 +61,9 @@ pub enum Error {
     /// The conversion of a section failed.
     #[error(transparent)]
     Convert(#[from] strata_zstack::Error),
+    /// Saving into DataLad failed (or DataLad is missing: the message says what to install).
+    #[error(transparent)]
+    Datalad(#[from] strata_plan::Error),
     /// A label in the map is not a valid BIDS label.
     #[error("{0}")]
     Name(#[from] strata_bids::name::NameError),

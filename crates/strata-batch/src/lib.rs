@@ -8,6 +8,7 @@
 //! strata batch submit --manifest M.json      # pilot section, then sbatch --array
 //! strata batch status --manifest M.json
 //! strata batch retry --manifest M.json       # failed and lost sections only
+//! strata batch save --manifest M.json        # one DataLad save for every finished section
 //! ```
 //!
 //! Files of a batch ([`BatchPaths`]): the manifest `M.json`, the task reports and Slurm logs
@@ -17,6 +18,7 @@
 pub mod db;
 pub mod error;
 pub mod manifest;
+pub mod save;
 pub mod slurm;
 pub mod state;
 pub mod task;
@@ -24,6 +26,7 @@ pub mod task;
 pub use db::{CachedSection, StateDb};
 pub use error::{Error, Result};
 pub use manifest::{Entry, Manifest, PlanOptions, Settings, fingerprint, plan};
+pub use save::{SaveSummary, save};
 pub use slurm::{JobSpec, QueueState};
 pub use state::{SectionState, State, counts, states};
 pub use task::{BatchPaths, Outcome, TaskReport, peak_rss, published_fingerprint, run_task};

@@ -25,6 +25,9 @@ pub(crate) enum BatchCmd {
     Retry(SubmitCmd),
     /// Cancel every queued and running task of the batch.
     Cancel(ManifestArg),
+    /// Save every published section into the DataLad superdataset at the BIDS root in one
+    /// recursive `datalad save`: one commit per subdataset, not one per section.
+    Save(SaveCmd),
 }
 
 impl BatchCmd {
@@ -35,6 +38,7 @@ impl BatchCmd {
             Self::Retry(c) => c.run(true),
             Self::Run(c) => c.run(),
             Self::Status(c) => c.run(),
+            Self::Save(c) => c.run(),
             Self::Cancel(c) => {
                 strata_batch::slurm::cancel(&BatchPaths::new(&c.manifest)?)?;
                 Ok(false)
@@ -326,6 +330,58 @@ impl StatusCmd {
                 };
                 println!("  {} {} ({}): {detail}", s.state.name(), s.index, s.folder);
             }
+        }
+        Ok(false)
+    }
+}
+
+/// The flags of `strata batch save`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct SaveCmd {
+    #[command(flatten)]
+    manifest: ManifestArg,
+    /// Subdatasets: `subject` (one per sub-<s>/) or `none` (the superdataset holds all).
+    #[arg(long, default_value = "subject", value_parser = ["subject", "none"])]
+    datalad_group: String,
+    /// git-annex layout of the datasets created: `default` or `compact`.
+    #[arg(long, default_value = "default", value_parser = ["default", "compact"])]
+    datalad_annex: String,
+    /// Print a JSON summary.
+    #[arg(long)]
+    json: bool,
+}
+
+impl SaveCmd {
+    fn run(self) -> DynResult<bool> {
+        let paths = BatchPaths::new(&self.manifest.manifest)?;
+        let grouping = if self.datalad_group == "none" {
+            strata_plan::Grouping::None
+        } else {
+            strata_plan::Grouping::PerSubject
+        };
+        let annex = self.datalad_annex.parse::<strata_plan::AnnexMode>()?;
+        let dl = strata_plan::datalad::Datalad::locate()?;
+        let s = strata_batch::save(&paths, &dl, grouping, annex)?;
+        if self.json {
+            println!("{}", serde_json::to_string(&s)?);
+        } else {
+            let commits = s
+                .saved
+                .datasets
+                .iter()
+                .filter(|d| d.commit != d.before)
+                .count();
+            println!(
+                "saved {} sections in {:.1} s: {} dataset(s) committed{}",
+                s.sections,
+                s.seconds,
+                commits,
+                if s.unpublished > 0 {
+                    format!(", {} not published yet", s.unpublished)
+                } else {
+                    String::new()
+                }
+            );
         }
         Ok(false)
     }

@@ -517,3 +517,128 @@ fn a_manifest_edited_into_nonsense_and_a_missing_slurm_are_clear_errors() {
         );
     }
 }
+
+/// `git -C repo args`, its trimmed stdout.
+fn git(repo: &Path, args: &[&str]) -> String {
+    let out = run_ok(Command::new("git").arg("-C").arg(repo).args(args));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn batch_save_commits_once_per_subdataset_and_leaves_a_clean_dataset() {
+    let Some(datalad) = strata_testkit::datalad() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let bids = tmp.path().join("bids");
+    let mut manifests = Vec::new();
+    for subject in ["b06", "b07"] {
+        let scan = scanner(tmp.path(), 3, None, subject, "w");
+        let m = tmp.path().join(format!("{subject}.json"));
+        plan(
+            &scan,
+            &tmp.path().join(format!("map-{subject}.tsv")),
+            &bids,
+            &m,
+        );
+        manifests.push(m);
+    }
+    // Two sections of b06 and all of b07 finished; the third of b06 not yet.
+    for (m, n) in [(&manifests[0], 2), (&manifests[1], 3)] {
+        for i in 0..n {
+            run_ok(
+                strata()
+                    .args(["batch", "run", "--index", &i.to_string(), "--manifest"])
+                    .arg(m),
+            );
+        }
+    }
+    let save = |m: &Path| {
+        let mut cmd = strata();
+        cmd.args(["batch", "save", "--json", "--manifest"])
+            .arg(m)
+            .env("STRATA_DATALAD", &datalad);
+        stdout_json(&run_ok(strata_testkit::git_identity(&mut cmd)))
+    };
+    let s = save(&manifests[0]);
+    assert_eq!(s["sections"], 2, "{s}");
+    assert_eq!(s["unpublished"], 1, "{s}");
+    let s = save(&manifests[1]);
+    assert_eq!(s["sections"], 3, "{s}");
+    // One commit in the subject's subdataset for its three sections, and one in the
+    // superdataset.
+    let sub = bids.join("sub-b07");
+    let d = s["saved"]["datasets"]
+        .as_array()
+        .expect("datasets")
+        .iter()
+        .find(|d| d["dataset"].as_str() == Some(sub.to_str().expect("utf-8")))
+        .expect("sub-b07 saved")
+        .clone();
+    assert_eq!(d["sections"], 3, "{s}");
+    let range = format!(
+        "{}..{}",
+        d["before"].as_str().expect("before"),
+        d["commit"].as_str().expect("commit")
+    );
+    assert_eq!(git(&sub, &["rev-list", "--count", &range]), "1", "{s}");
+    for ds in [&bids, &sub, &bids.join("sub-b06")] {
+        assert_eq!(
+            git(ds, &["status", "--porcelain"]),
+            "",
+            "{} not clean",
+            ds.display()
+        );
+    }
+    // Shards are annexed, metadata is in git.
+    let shard = sub.join("micr/sub-b07_sample-w000_BF.ome.zarr/0/c.0.0.0.0");
+    assert!(
+        shard
+            .symlink_metadata()
+            .expect("shard")
+            .file_type()
+            .is_symlink()
+    );
+    let meta = sub.join("micr/sub-b07_sample-w000_BF.ome.zarr/zarr.json");
+    assert!(
+        !meta
+            .symlink_metadata()
+            .expect("meta")
+            .file_type()
+            .is_symlink()
+    );
+    // The third section of b06 finishes; the next save commits only it, in sub-b06.
+    run_ok(
+        strata()
+            .args(["batch", "run", "--index", "2", "--manifest"])
+            .arg(&manifests[0]),
+    );
+    let s = save(&manifests[0]);
+    assert_eq!(s["sections"], 3, "{s}");
+    let b06 = bids.join("sub-b06");
+    let d = s["saved"]["datasets"]
+        .as_array()
+        .expect("datasets")
+        .iter()
+        .find(|d| d["dataset"].as_str() == Some(b06.to_str().expect("utf-8")))
+        .expect("sub-b06")
+        .clone();
+    let range = format!(
+        "{}..{}",
+        d["before"].as_str().expect("before"),
+        d["commit"].as_str().expect("commit")
+    );
+    assert_eq!(git(&b06, &["rev-list", "--count", &range]), "1", "{s}");
+    let files = git(&b06, &["diff", "--name-only", &range]);
+    assert!(files.lines().all(|f| f.contains("sample-w002")), "{files}");
+    for ds in [&bids, &sub, &b06] {
+        assert_eq!(
+            git(ds, &["status", "--porcelain"]),
+            "",
+            "{} not clean",
+            ds.display()
+        );
+    }
+    let v = run(strata().arg("validate").arg(&bids));
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+}

@@ -629,7 +629,77 @@ pub struct Saved {
 /// [`Error::Datalad`] if the image is not an `.ome.zarr` or `.ozx` in a folder, a folder cannot
 /// be locked, read or written, or a DataLad or git step fails.
 pub fn save(dl: &Datalad, p: &Placement, section: &Section, annex: AnnexMode) -> Result<Saved> {
-    let root = &p.root;
+    let record = &section.provenance;
+    let message = format!(
+        "{}\n\n{}\n",
+        section.title,
+        serde_json::to_string_pretty(record).unwrap_or_else(|_| record.to_string())
+    );
+    let many = save_many(
+        dl,
+        &p.root,
+        &[(p.clone(), section.clone())],
+        annex,
+        &message,
+    )?;
+    let (before, commit) = many
+        .datasets
+        .iter()
+        .find(|d| d.dataset == p.dataset)
+        .map(|d| (d.before.clone(), d.commit.clone()))
+        .ok_or_else(|| err("the section's dataset was not saved"))?;
+    Ok(Saved {
+        superdataset: p.root.clone(),
+        dataset: p.dataset.clone(),
+        grouping: p.grouping.name(),
+        annex: annex.name(),
+        session: p.session.clone(),
+        created: many.created,
+        saved: commit != before,
+        commit,
+        superdataset_commit: many.superdataset_commit,
+        datalad_version: dl.version.clone(),
+    })
+}
+
+/// A dataset [`save_many`] saved into.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SavedDataset {
+    /// The dataset (the superdataset or a subdataset).
+    pub dataset: PathBuf,
+    /// Its commit before the save.
+    pub before: String,
+    /// Its commit after the save (equal to `before`: nothing changed in it).
+    pub commit: String,
+    /// Sections saved into it.
+    pub sections: usize,
+}
+
+/// What [`save_many`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SavedMany {
+    /// Datasets created.
+    pub created: Vec<PathBuf>,
+    /// Each dataset that holds one of the sections, and the superdataset.
+    pub datasets: Vec<SavedDataset>,
+    /// The superdataset's commit.
+    pub superdataset_commit: String,
+}
+
+/// Saves many published sections of the superdataset `root` at once: the datasets their
+/// placements need are created (in `annex` mode) with the rules and excludes, then one
+/// recursive `datalad save` with `message` records every section's files, one commit per
+/// dataset instead of one per section. Takes the superdataset's lock while saving.
+///
+/// # Errors
+/// As [`save`]; also a placement under another superdataset.
+pub fn save_many(
+    dl: &Datalad,
+    root: &Path,
+    sections: &[(Placement, Section)],
+    annex: AnnexMode,
+    message: &str,
+) -> Result<SavedMany> {
     // git allows one writer per repository: an exclusive lock on the superdataset folder,
     // released on return.
     let lock = std::fs::File::open(root).map_err(|e| err(format!("{}: {e}", root.display())))?;
@@ -639,34 +709,11 @@ pub fn save(dl: &Datalad, p: &Placement, section: &Section, annex: AnnexMode) ->
     let mut created = Vec::new();
     if !is_dataset(root) {
         dl.create(None, root, options)?;
-        created.push(root.clone());
+        created.push(root.to_path_buf());
     }
     ensure_rules(root)?;
     ensure_excludes(root)?;
-    if p.dataset != *root {
-        if !is_dataset(&p.dataset) {
-            dl.create(Some(root), &p.dataset, options)?;
-            created.push(p.dataset.clone());
-        }
-        ensure_rules(&p.dataset)?;
-        ensure_excludes(&p.dataset)?;
-    }
-    let image = &section.image;
-    let stem = stem(image).ok_or_else(|| {
-        err(format!(
-            "{}: not an .ome.zarr or .ozx image",
-            image.display()
-        ))
-    })?;
-    let micr = image
-        .parent()
-        .ok_or_else(|| err("the image has no parent folder"))?;
-    let mut paths = vec![
-        image.clone(),
-        micr.join(format!("{stem}.json")),
-        root.join(".gitattributes"),
-        p.dataset.join(".gitattributes"),
-    ];
+    let mut paths = vec![root.join(".gitattributes")];
     for f in [
         "dataset_description.json",
         "participants.tsv",
@@ -674,22 +721,37 @@ pub fn save(dl: &Datalad, p: &Placement, section: &Section, annex: AnnexMode) ->
     ] {
         paths.push(root.join(f));
     }
-    if section.qc_reports {
-        let qc = root
-            .join("derivatives/qc")
-            .join(format!("sub-{}", section.subject));
-        paths.push(qc.join(format!("{stem}_qc.json")));
-        paths.push(qc.join(format!("{stem}_qc.html")));
+    let mut datasets: Vec<(PathBuf, usize)> = vec![(root.to_path_buf(), 0)];
+    for (p, section) in sections {
+        if p.root != root {
+            return Err(err(format!(
+                "{}: placed under {}, not under {}",
+                section.image.display(),
+                p.root.display(),
+                root.display()
+            )));
+        }
+        if p.dataset != root && !datasets.iter().any(|(d, _)| *d == p.dataset) {
+            if !is_dataset(&p.dataset) {
+                dl.create(Some(root), &p.dataset, options)?;
+                created.push(p.dataset.clone());
+            }
+            ensure_rules(&p.dataset)?;
+            ensure_excludes(&p.dataset)?;
+            paths.push(p.dataset.join(".gitattributes"));
+            datasets.push((p.dataset.clone(), 0));
+        }
+        if let Some(d) = datasets.iter_mut().find(|(d, _)| *d == p.dataset) {
+            d.1 += 1;
+        }
+        paths.extend(section_paths(root, section)?);
     }
-    paths.extend(section.extra.iter().cloned());
+    paths.sort();
     paths.dedup();
-    let record = &section.provenance;
-    let message = format!(
-        "{}\n\n{}\n",
-        section.title,
-        serde_json::to_string_pretty(record).unwrap_or_else(|_| record.to_string())
-    );
-    let before = head(&p.dataset)?;
+    let before: Vec<String> = datasets
+        .iter()
+        .map(|(d, _)| head(d))
+        .collect::<Result<_>>()?;
     let mut args: Vec<OsString> = vec![
         "save".into(),
         "-d".into(),
@@ -700,19 +762,44 @@ pub fn save(dl: &Datalad, p: &Placement, section: &Section, annex: AnnexMode) ->
     ];
     args.extend(paths.into_iter().filter(|p| p.exists()).map(Into::into));
     dl.run(&args)?;
-    let commit = head(&p.dataset)?;
-    Ok(Saved {
-        superdataset: root.clone(),
-        dataset: p.dataset.clone(),
-        grouping: p.grouping.name(),
-        annex: annex.name(),
-        session: p.session.clone(),
+    let mut saved = Vec::with_capacity(datasets.len());
+    for ((dataset, n), before) in datasets.into_iter().zip(before) {
+        saved.push(SavedDataset {
+            commit: head(&dataset)?,
+            dataset,
+            before,
+            sections: n,
+        });
+    }
+    Ok(SavedMany {
         created,
-        saved: commit != before,
-        commit,
+        datasets: saved,
         superdataset_commit: head(root)?,
-        datalad_version: dl.version.clone(),
     })
+}
+
+/// The files of one section: image, sidecar, QC reports, extras.
+fn section_paths(root: &Path, section: &Section) -> Result<Vec<PathBuf>> {
+    let image = &section.image;
+    let stem = stem(image).ok_or_else(|| {
+        err(format!(
+            "{}: not an .ome.zarr or .ozx image",
+            image.display()
+        ))
+    })?;
+    let micr = image
+        .parent()
+        .ok_or_else(|| err("the image has no parent folder"))?;
+    let mut paths = vec![image.clone(), micr.join(format!("{stem}.json"))];
+    if section.qc_reports {
+        let qc = root
+            .join("derivatives/qc")
+            .join(format!("sub-{}", section.subject));
+        paths.push(qc.join(format!("{stem}_qc.json")));
+        paths.push(qc.join(format!("{stem}_qc.html")));
+    }
+    paths.extend(section.extra.iter().cloned());
+    Ok(paths)
 }
 
 #[cfg(test)]
