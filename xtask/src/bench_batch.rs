@@ -3,6 +3,9 @@
 //! `strata batch submit` as one array job on the one-node Slurm cluster (the same cluster
 //! the tests use), timed from submission until every section is published. Prints both
 //! wall times and the scheduling overhead per section (medians of the runs, alternated).
+//! Then the DataLad step on two copies of the converted sections: `strata batch save` (one
+//! recursive `datalad save` for all) against `strata batch save --per-section` (one per
+//! section, as `strata convert --datalad` does), DataLad from the test venv.
 
 use crate::bench_convert::{median, sample};
 use crate::run_cmd;
@@ -128,6 +131,7 @@ pub(crate) fn run(root: &Path, sections: usize, size: &str, runs: usize) -> Resu
         );
     }
     drop(slurm);
+    let (one_save, per_section) = datalad_saves(root, &strata, &work, &scan, &map_path, sections)?;
     let (s, b) = (median(serial), median(batch));
     println!("bench-batch: {sections} sections of {size} x {planes}, medians of {runs} runs");
     println!(
@@ -143,5 +147,58 @@ pub(crate) fn run(root: &Path, sections: usize, size: &str, runs: usize) -> Resu
         (b - s) / sections as f64,
         b / s
     );
+    println!(
+        "  DataLad: one batch save {one_save:6.2} s, a save per section {per_section:6.2} s ({:.1}x)",
+        per_section / one_save
+    );
     Ok(())
+}
+
+/// Converts the sections twice (untimed), then times `strata batch save` on one copy and
+/// `strata batch save --per-section` on the other; returns (one save, per section) seconds.
+fn datalad_saves(
+    root: &Path,
+    strata: &Path,
+    work: &Path,
+    scan: &Path,
+    map: &Path,
+    sections: usize,
+) -> Result<(f64, f64), String> {
+    let datalad = root.join(".venv/bin/datalad");
+    let mut times = Vec::new();
+    for (name, extra) in [("one", &[][..]), ("each", &["--per-section"][..])] {
+        let bids = work.join(format!("datalad-{name}"));
+        let manifest = work.join(format!("datalad-{name}.json"));
+        let _ = std::fs::remove_dir_all(&bids);
+        let _ = std::fs::remove_dir_all(work.join(format!("datalad-{name}.logs")));
+        quiet(
+            Command::new(strata)
+                .args(["batch", "plan"])
+                .arg(scan)
+                .arg("--map")
+                .arg(map)
+                .arg("--bids-root")
+                .arg(&bids)
+                .arg("--manifest")
+                .arg(&manifest),
+        )?;
+        for i in 0..sections {
+            quiet(
+                Command::new(strata)
+                    .args(["batch", "run", "--index", &i.to_string(), "--manifest"])
+                    .arg(&manifest),
+            )?;
+        }
+        let start = Instant::now();
+        quiet(
+            Command::new(strata)
+                .args(["batch", "save", "--manifest"])
+                .arg(&manifest)
+                .args(extra)
+                .env("STRATA_DATALAD", &datalad),
+        )?;
+        times.push(start.elapsed().as_secs_f64());
+        let _ = std::fs::remove_dir_all(&bids);
+    }
+    Ok((times[0], times[1]))
 }

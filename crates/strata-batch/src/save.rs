@@ -27,7 +27,9 @@ pub struct SaveSummary {
 /// root, with subdatasets by `grouping` (`None` or `PerSubject`: the images are already in
 /// place; a grouping by N sections chooses sessions at conversion time, so it is for
 /// `strata convert --datalad`), datasets created in `annex` mode when missing. Running it
-/// again after more sections finish saves only what changed.
+/// again after more sections finish saves only what changed. With `per_section`, each
+/// section gets a save (and commits) of its own instead, one after the other: finer history,
+/// at the cost of one `datalad save` per section.
 ///
 /// # Errors
 /// [`Error::Plan`] for a grouping by sections; a bad manifest; [`Error::Datalad`] when DataLad
@@ -37,6 +39,7 @@ pub fn save(
     dl: &Datalad,
     grouping: Grouping,
     annex: AnnexMode,
+    per_section: bool,
 ) -> Result<SaveSummary> {
     if let Grouping::PerSections(_) = grouping {
         return Err(Error::Plan(
@@ -89,11 +92,44 @@ pub fn save(
         sections.len(),
         lines.join("\n")
     );
-    let saved = save_many(dl, root, &sections, annex, &message)?;
+    let saved = if per_section {
+        let mut all: Option<SavedMany> = None;
+        for (one, line) in sections.chunks(1).zip(&lines) {
+            let message = format!("strata batch save: {line}\n");
+            let s = save_many(dl, root, one, annex, &message)?;
+            all = Some(match all {
+                None => s,
+                Some(a) => merge(a, s),
+            });
+        }
+        match all {
+            Some(a) => a,
+            None => save_many(dl, root, &[], annex, &message)?,
+        }
+    } else {
+        save_many(dl, root, &sections, annex, &message)?
+    };
     Ok(SaveSummary {
         sections: sections.len(),
         unpublished,
         saved,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// Two saves as one: datasets created by either, each dataset from its first commit before
+/// to its last commit after.
+fn merge(mut a: SavedMany, b: SavedMany) -> SavedMany {
+    a.created.extend(b.created);
+    for d in b.datasets {
+        match a.datasets.iter_mut().find(|x| x.dataset == d.dataset) {
+            Some(x) => {
+                x.commit = d.commit;
+                x.sections += d.sections;
+            }
+            None => a.datasets.push(d),
+        }
+    }
+    a.superdataset_commit = b.superdataset_commit;
+    a
 }

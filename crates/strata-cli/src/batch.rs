@@ -346,6 +346,10 @@ pub(crate) struct SaveCmd {
     /// git-annex layout of the datasets created: `default` or `compact`.
     #[arg(long, default_value = "default", value_parser = ["default", "compact"])]
     datalad_annex: String,
+    /// One save (and commit) per section instead of one for all: finer history, one
+    /// `datalad save` per section.
+    #[arg(long)]
+    per_section: bool,
     /// Print a JSON summary.
     #[arg(long)]
     json: bool,
@@ -361,7 +365,7 @@ impl SaveCmd {
         };
         let annex = self.datalad_annex.parse::<strata_plan::AnnexMode>()?;
         let dl = strata_plan::datalad::Datalad::locate()?;
-        let s = strata_batch::save(&paths, &dl, grouping, annex)?;
+        let s = strata_batch::save(&paths, &dl, grouping, annex, self.per_section)?;
         if self.json {
             println!("{}", serde_json::to_string(&s)?);
         } else {

@@ -553,16 +553,35 @@ fn batch_save_commits_once_per_subdataset_and_leaves_a_clean_dataset() {
             );
         }
     }
-    let save = |m: &Path| {
+    let save_with = |m: &Path, extra: &[&str]| {
         let mut cmd = strata();
         cmd.args(["batch", "save", "--json", "--manifest"])
             .arg(m)
+            .args(extra)
             .env("STRATA_DATALAD", &datalad);
         stdout_json(&run_ok(strata_testkit::git_identity(&mut cmd)))
     };
-    let s = save(&manifests[0]);
+    let save = |m: &Path| save_with(m, &[]);
+    let commits = |s: &Value, ds: &Path| {
+        let d = s["saved"]["datasets"]
+            .as_array()
+            .expect("datasets")
+            .iter()
+            .find(|d| d["dataset"].as_str() == ds.to_str())
+            .expect("dataset saved")
+            .clone();
+        let range = format!(
+            "{}..{}",
+            d["before"].as_str().expect("before"),
+            d["commit"].as_str().expect("commit")
+        );
+        git(ds, &["rev-list", "--count", &range])
+    };
+    // One save per section on request: two commits for two sections.
+    let s = save_with(&manifests[0], &["--per-section"]);
     assert_eq!(s["sections"], 2, "{s}");
     assert_eq!(s["unpublished"], 1, "{s}");
+    assert_eq!(commits(&s, &bids.join("sub-b06")), "2", "{s}");
     let s = save(&manifests[1]);
     assert_eq!(s["sections"], 3, "{s}");
     // One commit in the subject's subdataset for its three sections, and one in the
