@@ -120,7 +120,7 @@ pub(crate) fn run(root: &Path, sections: usize, size: &str, runs: usize) -> Resu
             if Instant::now() > deadline {
                 return Err("the batch did not finish in 30 minutes".into());
             }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(250));
         }
         batch.push(start.elapsed().as_secs_f64());
         eprintln!(

@@ -155,7 +155,9 @@ pub(crate) fn start_slurm(root: &Path) -> Result<SlurmCluster, String> {
     let ctld_port = free_port()?;
     let d_port = free_port()?;
     let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    // Half the memory for tasks: the test run itself needs the rest.
+    // Half the memory for tasks: the test run itself needs the rest. The scheduler runs as
+    // soon as a task ends (no batching delay): one task after another otherwise waits about
+    // 2.7 s each on this one-node cluster, 1.1 s with these settings.
     let mem = mem_total_mib() / 2;
     let conf = format!(
         "ClusterName=strata-test
@@ -178,6 +180,8 @@ JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 SchedulerType=sched/backfill
+SchedulerParameters=sched_min_interval=0,batch_sched_delay=0
+
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 MpiDefault=none

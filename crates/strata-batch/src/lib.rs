@@ -11,12 +11,16 @@
 //! strata batch save --manifest M.json        # one DataLad save for every finished section
 //! ```
 //!
+//! The scanner gateway, `strata ingest --watch DROP`, is a batch whose manifest grows as
+//! sections complete ([`Ingest`]).
+//!
 //! Files of a batch ([`BatchPaths`]): the manifest `M.json`, the task reports and Slurm logs
 //! in `M.logs/`, the state cache `M.db` ([`StateDb`]). Only the manifest must be seen by the
 //! compute nodes; the cache stays on the submitting node.
 
 pub mod db;
 pub mod error;
+pub mod ingest;
 pub mod manifest;
 pub mod save;
 pub mod slurm;
@@ -25,6 +29,7 @@ pub mod task;
 
 pub use db::{CachedSection, StateDb};
 pub use error::{Error, Result};
+pub use ingest::{Event, Ingest, IngestOptions};
 pub use manifest::{Entry, Manifest, PlanOptions, Settings, fingerprint, plan};
 pub use save::{SaveSummary, save};
 pub use slurm::{JobSpec, QueueState};

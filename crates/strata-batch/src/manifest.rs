@@ -209,16 +209,16 @@ pub fn fingerprint(folder: &Path) -> Result<(String, u32, u64)> {
 }
 
 /// One row of the folder map.
-struct MapRow {
-    folder: String,
-    subject: String,
-    sample: String,
-    stain: Option<String>,
+pub(crate) struct MapRow {
+    pub(crate) folder: String,
+    pub(crate) subject: String,
+    pub(crate) sample: String,
+    pub(crate) stain: Option<String>,
 }
 
 /// Reads MAP.tsv: columns `folder`, `subject`, `sample`, optional `stain` (`n/a` or empty
 /// for none); other columns are ignored.
-fn read_map(map: &Path) -> Result<Vec<MapRow>> {
+pub(crate) fn read_map(map: &Path) -> Result<Vec<MapRow>> {
     let table = strata_bids::table::Table::read(map).map_err(|e| Error::Plan(e.to_string()))?;
     let col = |name: &str| {
         table.column(name).ok_or_else(|| {

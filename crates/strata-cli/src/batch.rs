@@ -76,6 +76,17 @@ pub(crate) struct PlanCmd {
     /// Focus levels every section must have (default: the count most folders have).
     #[arg(long)]
     planes: Option<u32>,
+    #[command(flatten)]
+    settings: SettingsArgs,
+    /// Print a JSON summary.
+    #[arg(long)]
+    json: bool,
+}
+
+/// How the sections of a batch (or of the gateway) are converted: the flags of
+/// `strata convert` that apply to every section.
+#[derive(Debug, clap::Args)]
+pub(crate) struct SettingsArgs {
     /// Session label of every section.
     #[arg(long)]
     session: Option<String>,
@@ -97,7 +108,8 @@ pub(crate) struct PlanCmd {
     /// Pixel size X,Y,Z in micrometres (default: X and Y from the TIFFs, Z = 1).
     #[arg(long, value_delimiter = ',', num_args = 3)]
     pixel_size: Option<Vec<f64>>,
-    /// Publish only the stacks that pass quality control.
+    /// Publish only the stacks that pass quality control (the report goes to
+    /// derivatives/qc/ either way).
     #[arg(long)]
     qc_gate: bool,
     /// QC rules file (TOML or .json) for --qc-gate.
@@ -106,13 +118,11 @@ pub(crate) struct PlanCmd {
     /// Do not record the SHA-256 of the source files.
     #[arg(long)]
     no_checksums: bool,
-    /// Print a JSON summary.
-    #[arg(long)]
-    json: bool,
 }
 
-impl PlanCmd {
-    fn run(self) -> DynResult<bool> {
+impl SettingsArgs {
+    /// The settings these flags give.
+    pub(crate) fn settings(self) -> DynResult<Settings> {
         let mut settings = Settings::default();
         settings.session = self.session;
         settings.suffix = self.suffix;
@@ -130,6 +140,14 @@ impl PlanCmd {
             None
         };
         settings.checksums = !self.no_checksums;
+        settings.check()?;
+        Ok(settings)
+    }
+}
+
+impl PlanCmd {
+    fn run(self) -> DynResult<bool> {
+        let settings = self.settings.settings()?;
         let mut options = PlanOptions::default();
         options.pattern = self.pattern;
         options.planes = self.planes;
@@ -168,6 +186,19 @@ impl PlanCmd {
 pub(crate) struct SubmitCmd {
     #[command(flatten)]
     manifest: ManifestArg,
+    #[command(flatten)]
+    slurm: SlurmArgs,
+    /// Print the job script to stdout; run no pilot, submit nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print a JSON summary.
+    #[arg(long)]
+    json: bool,
+}
+
+/// How array jobs are sized and placed.
+#[derive(Debug, clap::Args)]
+pub(crate) struct SlurmArgs {
     /// At most K tasks at once (`--array=...%K`).
     #[arg(long, value_name = "K")]
     concurrency: Option<u32>,
@@ -189,17 +220,11 @@ pub(crate) struct SubmitCmd {
     /// The strata program the tasks run, as the compute nodes see it (default: this one).
     #[arg(long)]
     strata: Option<PathBuf>,
-    /// Print the job script to stdout; run no pilot, submit nothing.
-    #[arg(long)]
-    dry_run: bool,
-    /// Print a JSON summary.
-    #[arg(long)]
-    json: bool,
 }
 
-impl SubmitCmd {
-    fn run(self, retry: bool) -> DynResult<bool> {
-        let paths = BatchPaths::new(&self.manifest.manifest)?;
+impl SlurmArgs {
+    /// The submit options these flags give.
+    pub(crate) fn options(self) -> DynResult<SubmitOptions> {
         let mut o = SubmitOptions::default();
         o.concurrency = self.concurrency;
         o.mem_mib = self.mem;
@@ -210,6 +235,14 @@ impl SubmitCmd {
         if let Some(s) = self.strata {
             o.strata = std::path::absolute(&s)?;
         }
+        Ok(o)
+    }
+}
+
+impl SubmitCmd {
+    fn run(self, retry: bool) -> DynResult<bool> {
+        let paths = BatchPaths::new(&self.manifest.manifest)?;
+        let mut o = self.slurm.options()?;
         o.dry_run = self.dry_run;
         let submission = if retry {
             strata_batch::retry(&paths, &o)?

@@ -9,6 +9,7 @@ mod convert;
 mod datalad;
 mod demo;
 mod export_hdf5;
+mod ingest;
 mod plan;
 mod qc;
 mod read;
@@ -68,6 +69,9 @@ enum Command {
     /// job, follow each section's state, retry what failed or was lost.
     #[command(subcommand)]
     Batch(batch::BatchCmd),
+    /// The scanner gateway: watch a drop folder, convert each z-stack once it is complete
+    /// (QC gate on the way), locally or through Slurm; restartable at any point.
+    Ingest(ingest::IngestCmd),
 }
 
 impl Command {
@@ -85,6 +89,7 @@ impl Command {
             Self::Read(c) => c.run(),
             Self::Serve(c) => c.run(),
             Self::Batch(c) => c.run(),
+            Self::Ingest(c) => c.run(),
         }
     }
 }
