@@ -49,8 +49,10 @@ pub(crate) fn run(root: &Path, sections: usize, size: &str, runs: usize) -> Resu
     }
     let map_path = work.join("map.tsv");
     std::fs::write(&map_path, map).map_err(|e| e.to_string())?;
-    let (mut serial, mut batch) = (Vec::new(), Vec::new());
+    let (mut serial, mut batch, mut empty) = (Vec::new(), Vec::new(), Vec::new());
     for r in 0..runs {
+        // Slurm alone: an array of as many empty tasks with the same requests.
+        empty.push(empty_array(&work, sections, &slurm.conf)?);
         // The serial loop.
         let bids = work.join("serial");
         let _ = std::fs::remove_dir_all(&bids);
@@ -124,15 +126,16 @@ pub(crate) fn run(root: &Path, sections: usize, size: &str, runs: usize) -> Resu
         }
         batch.push(start.elapsed().as_secs_f64());
         eprintln!(
-            "run {}: serial {:.2} s, batch {:.2} s",
+            "run {}: serial {:.2} s, batch {:.2} s, empty array {:.2} s",
             r + 1,
             serial[r],
-            batch[r]
+            batch[r],
+            empty[r]
         );
     }
     drop(slurm);
     let (one_save, per_section) = datalad_saves(root, &strata, &work, &scan, &map_path, sections)?;
-    let (s, b) = (median(serial), median(batch));
+    let (s, b, e) = (median(serial), median(batch), median(empty));
     println!("bench-batch: {sections} sections of {size} x {planes}, medians of {runs} runs");
     println!(
         "  serial strata convert loop  {s:7.2} s  {:6.2} s/section",
@@ -148,10 +151,53 @@ pub(crate) fn run(root: &Path, sections: usize, size: &str, runs: usize) -> Resu
         b / s
     );
     println!(
+        "  Slurm alone (empty tasks)   {e:7.2} s  {:6.2} s/task: the cluster's own floor",
+        e / sections as f64
+    );
+    println!(
         "  DataLad: one batch save {one_save:6.2} s, a save per section {per_section:6.2} s ({:.1}x)",
         per_section / one_save
     );
     Ok(())
+}
+
+/// Runs an array of `n` tasks that do nothing, with the requests `strata batch` uses here;
+/// returns the seconds from submission until the queue is empty.
+fn empty_array(work: &Path, n: usize, conf: &Path) -> Result<f64, String> {
+    let logs = work.join("empty.logs");
+    std::fs::create_dir_all(&logs).map_err(|e| e.to_string())?;
+    let script = format!(
+        "#!/bin/bash\n#SBATCH --job-name=strata-bench-empty\n#SBATCH --array=0-{}\n\
+         #SBATCH --mem=2048M\n#SBATCH --time=30\n#SBATCH --cpus-per-task=2\n\
+         #SBATCH --output={}/%a.out\ntrue\n",
+        n - 1,
+        logs.display()
+    );
+    let start = Instant::now();
+    let mut child = Command::new("sbatch")
+        .arg("--parsable")
+        .env("SLURM_CONF", conf)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("sbatch: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        std::io::Write::write_all(&mut stdin, script.as_bytes()).map_err(|e| e.to_string())?;
+    }
+    if !child.wait().map_err(|e| e.to_string())?.success() {
+        return Err("sbatch of the empty array failed".into());
+    }
+    loop {
+        let queued = quiet(
+            Command::new("squeue")
+                .args(["--noheader", "--name", "strata-bench-empty"])
+                .env("SLURM_CONF", conf),
+        )?;
+        if queued.trim().is_empty() {
+            return Ok(start.elapsed().as_secs_f64());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Converts the sections twice (untimed), then times `strata batch save` on one copy and

@@ -7,8 +7,9 @@ use crate::manifest::Manifest;
 use crate::slurm::QueueState;
 use crate::task::{BatchPaths, Outcome, TaskReport, published_fingerprint};
 use serde::Serialize;
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// Where a section stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -23,6 +24,8 @@ pub enum State {
     Converting,
     /// Published with the manifest's fingerprint.
     Published,
+    /// Published, and saved in DataLad: its files are committed in their dataset, unchanged.
+    Saved,
     /// Published from a source whose fingerprint differs from the manifest's: the source
     /// changed after it was converted; a retry converts it again.
     Stale,
@@ -53,6 +56,7 @@ impl State {
             Self::Queued => "queued",
             Self::Converting => "converting",
             Self::Published => "published",
+            Self::Saved => "saved",
             Self::Stale => "stale",
             Self::QcFailed { .. } => "qc_failed",
             Self::Failed { .. } => "failed",
@@ -130,11 +134,18 @@ pub fn states(
     queue: &BTreeMap<usize, QueueState>,
 ) -> Result<Vec<SectionState>> {
     let mut out = Vec::with_capacity(manifest.sections.len());
+    let committed = committed_files(manifest);
     for (i, entry) in manifest.sections.iter().enumerate() {
         let report = TaskReport::read(&paths.report(i));
         let published = published_fingerprint(manifest, i);
         let state = match (published, queue.get(&i), &report) {
-            (Some(f), _, _) if f == entry.fingerprint => State::Published,
+            (Some(f), _, _) if f == entry.fingerprint => {
+                if is_saved(manifest, i, &committed) {
+                    State::Saved
+                } else {
+                    State::Published
+                }
+            }
             (_, Some(QueueState::Running), _) => State::Converting,
             (_, Some(QueueState::Pending), _) => State::Queued,
             (Some(_), None, _) => State::Stale,
@@ -162,6 +173,70 @@ pub fn states(
         });
     }
     Ok(out)
+}
+
+/// The files committed and unchanged in the git repositories (DataLad datasets) of the
+/// dataset: the BIDS root and each subject's folder, where they are repositories. One
+/// `git ls-files` and one `git status` per repository, not per section.
+fn committed_files(manifest: &Manifest) -> HashSet<PathBuf> {
+    let root = &manifest.bids_root;
+    let mut repos: Vec<PathBuf> = vec![root.clone()];
+    for e in &manifest.sections {
+        let sub = root.join(format!("sub-{}", e.subject));
+        if !repos.contains(&sub) {
+            repos.push(sub);
+        }
+    }
+    let mut files = HashSet::new();
+    for repo in repos.iter().filter(|r| r.join(".git").exists()) {
+        let git = |args: &[&str]| {
+            Command::new("git")
+                .arg("-C")
+                .arg(repo)
+                .args(args)
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| o.stdout)
+        };
+        let (Some(tracked), Some(dirty)) = (
+            git(&["ls-files", "-z"]),
+            git(&["status", "--porcelain", "-z", "--untracked-files=no"]),
+        ) else {
+            continue;
+        };
+        let dirty: HashSet<&[u8]> = dirty
+            .split(|b| *b == 0)
+            .filter(|l| l.len() > 3)
+            .map(|l| &l[3..])
+            .collect();
+        for f in tracked.split(|b| *b == 0).filter(|f| !f.is_empty()) {
+            if !dirty.contains(f) {
+                files.insert(repo.join(String::from_utf8_lossy(f).as_ref()));
+            }
+        }
+    }
+    files
+}
+
+/// Whether section `i`'s image metadata (or `.ozx`) and sidecar are committed and unchanged.
+fn is_saved(manifest: &Manifest, i: usize, committed: &HashSet<PathBuf>) -> bool {
+    if committed.is_empty() {
+        return false;
+    }
+    let (Ok(image), Ok(section)) = (manifest.image(i), manifest.section(i)) else {
+        return false;
+    };
+    let sidecar = section
+        .image_path()
+        .with_extension("")
+        .with_extension("json");
+    let image_file = if manifest.settings.layout == "ozx" {
+        image
+    } else {
+        image.join("zarr.json")
+    };
+    committed.contains(&image_file) && committed.contains(&sidecar)
 }
 
 /// Counts per state name, in a fixed order.

@@ -626,12 +626,24 @@ fn batch_save_commits_once_per_subdataset_and_leaves_a_clean_dataset() {
             .file_type()
             .is_symlink()
     );
-    // The third section of b06 finishes; the next save commits only it, in sub-b06.
+    // The third section of b06 finishes; status tells it from the saved ones, and the next
+    // save commits only it, in sub-b06.
     run_ok(
         strata()
             .args(["batch", "run", "--index", "2", "--manifest"])
             .arg(&manifests[0]),
     );
+    let st = |m: &Path| {
+        stdout_json(&run_ok(
+            strata()
+                .args(["batch", "status", "--no-queue", "--json", "--manifest"])
+                .arg(m),
+        ))
+    };
+    let s0 = st(&manifests[0]);
+    assert_eq!(s0["counts"]["saved"], 2, "{s0}");
+    assert_eq!(s0["sections"][2]["state"], "published", "{s0}");
+    assert_eq!(st(&manifests[1])["counts"]["saved"], 3);
     let s = save(&manifests[0]);
     assert_eq!(s["sections"], 3, "{s}");
     let b06 = bids.join("sub-b06");
@@ -658,6 +670,61 @@ fn batch_save_commits_once_per_subdataset_and_leaves_a_clean_dataset() {
             ds.display()
         );
     }
+    assert_eq!(st(&manifests[0])["counts"]["saved"], 3);
+    // An image changed after its save is published, not saved.
+    let sidecar = bids.join("sub-b07/micr/sub-b07_sample-w001_BF.json");
+    let text = std::fs::read_to_string(&sidecar).expect("sidecar");
+    std::fs::write(&sidecar, text.replace('{', "{\n ")).expect("edit");
+    let s1 = st(&manifests[1]);
+    assert_eq!(s1["sections"][1]["state"], "published", "{s1}");
+    assert_eq!(s1["counts"]["saved"], 2, "{s1}");
+    std::fs::write(&sidecar, text).expect("restore");
     let v = run(strata().arg("validate").arg(&bids));
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+}
+
+#[test]
+fn the_gateway_submits_complete_stacks_to_slurm() {
+    let Some(slurm) = peer("SLURM_CONF") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let drop = scanner(tmp.path(), 2, None, "b08", "x");
+    let bids = tmp.path().join("bids");
+    let manifest = tmp.path().join("gateway.json");
+    let pass = || {
+        let out = run_ok(
+            strata()
+                .args(["ingest", "--once", "--json", "--slurm", "--planes", "12"])
+                .args([
+                    "--settle", "0", "--mem", "512", "--time", "10", "--cpus", "1",
+                ])
+                .arg("--watch")
+                .arg(&drop)
+                .arg("--map")
+                .arg(tmp.path().join("map-b08.tsv"))
+                .arg("--bids-root")
+                .arg(&bids)
+                .arg("--manifest")
+                .arg(&manifest)
+                .env("SLURM_CONF", &slurm),
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).expect("event"))
+            .collect::<Vec<_>>()
+    };
+    let events = pass();
+    let submitted: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "submitted")
+        .collect();
+    assert_eq!(submitted.len(), 2, "{events:?}");
+    // While queued or running they are not submitted again; once published, never.
+    let again = pass();
+    assert!(again.iter().all(|e| e["event"] != "submitted"), "{again:?}");
+    let s = wait_idle(&manifest, &slurm);
+    assert_eq!(s["counts"]["published"], 2, "{s}");
+    let again = pass();
+    assert!(again.is_empty(), "{again:?}");
 }
