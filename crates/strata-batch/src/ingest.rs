@@ -105,6 +105,8 @@ pub enum Event {
         index: usize,
         /// Seconds the conversion took.
         seconds: f64,
+        /// Whether it was copied to the stage target in this step.
+        staged: bool,
     },
     /// Submitted to Slurm.
     Submitted {
@@ -259,6 +261,10 @@ impl Ingest {
             Some(_) => slurm::queue(&self.paths)?,
             None => Default::default(),
         };
+        let target = match &self.opts.settings.stage_to {
+            Some(url) => Some(crate::stage::target_store(url)?),
+            None => None,
+        };
         let mut started = 0;
         for folder in folders {
             let Some(row) = rows.iter().find(|r| r.folder == folder) else {
@@ -292,7 +298,15 @@ impl Ingest {
                 && manifest.sections[i].fingerprint == fp
             {
                 if published_fingerprint(&manifest, i).as_deref() == Some(fp.as_str()) {
-                    continue;
+                    let staged = target.as_ref().is_none_or(|t| {
+                        crate::stage::staged_fingerprint(&manifest, i, t).as_deref()
+                            == Some(fp.as_str())
+                    });
+                    if staged {
+                        continue;
+                    }
+                    // Published, not staged: the task runs again, skips the conversion and
+                    // stages.
                 }
                 let report = TaskReport::read(&self.paths.report(i));
                 if matches!(report.map(|r| r.outcome), Some(Outcome::QcFailed { .. })) {
@@ -388,6 +402,7 @@ impl Ingest {
                     folder,
                     index: i,
                     seconds: r.seconds,
+                    staged: r.staged.is_some(),
                 }),
                 Err(Error::Convert(strata_zstack::Error::QcFailed { reasons, .. })) => {
                     on_event(&Event::QcFailed {

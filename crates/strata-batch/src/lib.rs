@@ -24,6 +24,7 @@ pub mod ingest;
 pub mod manifest;
 pub mod save;
 pub mod slurm;
+pub mod stage;
 pub mod state;
 pub mod task;
 
@@ -33,6 +34,7 @@ pub use ingest::{Event, Ingest, IngestOptions};
 pub use manifest::{Entry, Manifest, PlanOptions, Settings, fingerprint, plan};
 pub use save::{SaveSummary, save};
 pub use slurm::{JobSpec, QueueState};
+pub use stage::{stage_section, staged_fingerprint, target_store};
 pub use state::{SectionState, State, counts, states};
 pub use task::{BatchPaths, Outcome, TaskReport, peak_rss, published_fingerprint, run_task};
 
@@ -260,14 +262,19 @@ pub fn status(paths: &BatchPaths, ask_queue: bool) -> Result<Vec<SectionState>> 
 }
 
 /// Resubmits the sections that failed, were lost or went stale (not QC failures, not those
-/// still queued or running). Returns `None` when there is nothing to retry.
+/// still queued or running), and with a stage target those published but not staged yet.
+/// Returns `None` when there is nothing to retry.
 ///
 /// # Errors
 /// As [`status`] and [`submit`].
 pub fn retry(paths: &BatchPaths, options: &SubmitOptions) -> Result<Option<Submission>> {
+    let staging = Manifest::load(&paths.manifest)?.settings.stage_to.is_some();
     let indices: Vec<usize> = status(paths, true)?
         .iter()
-        .filter(|s| s.state.needs_retry())
+        .filter(|s| {
+            s.state.needs_retry()
+                || (staging && matches!(s.state, State::Published | State::Saved))
+        })
         .map(|s| s.index)
         .collect();
     if indices.is_empty() {

@@ -40,6 +40,10 @@ pub struct Settings {
     pub qc_gate: Option<strata_qc::Rules>,
     /// Record the SHA-256 of every source file in the provenance.
     pub checksums: bool,
+    /// After publishing, copy each section to this second tier (a folder, `file:///path` or
+    /// `s3://bucket/prefix`), verified ([`crate::stage_section`]); `None`: no staging.
+    #[serde(default)]
+    pub stage_to: Option<String>,
 }
 
 impl Default for Settings {
@@ -54,6 +58,7 @@ impl Default for Settings {
             pixel_size_um: None,
             qc_gate: None,
             checksums: true,
+            stage_to: None,
         }
     }
 }
@@ -83,6 +88,21 @@ impl Settings {
             && !(1..=22).contains(&l)
         {
             return Err(Error::Plan(format!("zstd level {l}: use 1 to 22")));
+        }
+        if let Some(url) = &self.stage_to {
+            if self.layout == "ozx" {
+                return Err(Error::Plan(format!(
+                    "--stage-to {url} with the ozx layout: stage .ozx sections with strata stage"
+                )));
+            }
+            let parsed: strata_store::StoreUrl = url
+                .parse()
+                .map_err(|e: strata_store::Error| Error::Plan(format!("--stage-to {url}: {e}")))?;
+            if matches!(parsed, strata_store::StoreUrl::Zip(_)) {
+                return Err(Error::Plan(format!(
+                    "--stage-to {url}: use a folder, file:///path or s3://bucket/prefix"
+                )));
+            }
         }
         if let Some(p) = self.pixel_size_um
             && p.iter().any(|v| !(v.is_finite() && *v > 0.0))

@@ -26,6 +26,8 @@ pub enum State {
     Published,
     /// Published, and saved in DataLad: its files are committed in their dataset, unchanged.
     Saved,
+    /// Published and copied to the stage target ([`crate::Settings::stage_to`]), whole.
+    Staged,
     /// Published from a source whose fingerprint differs from the manifest's: the source
     /// changed after it was converted; a retry converts it again.
     Stale,
@@ -57,6 +59,7 @@ impl State {
             Self::Converting => "converting",
             Self::Published => "published",
             Self::Saved => "saved",
+            Self::Staged => "staged",
             Self::Stale => "stale",
             Self::QcFailed { .. } => "qc_failed",
             Self::Failed { .. } => "failed",
@@ -135,12 +138,22 @@ pub fn states(
 ) -> Result<Vec<SectionState>> {
     let mut out = Vec::with_capacity(manifest.sections.len());
     let committed = committed_files(manifest);
+    let target = match &manifest.settings.stage_to {
+        Some(url) => Some(crate::stage::target_store(url)?),
+        None => None,
+    };
     for (i, entry) in manifest.sections.iter().enumerate() {
         let report = TaskReport::read(&paths.report(i));
         let published = published_fingerprint(manifest, i);
         let state = match (published, queue.get(&i), &report) {
             (Some(f), _, _) if f == entry.fingerprint => {
-                if is_saved(manifest, i, &committed) {
+                let staged = target.as_ref().is_some_and(|t| {
+                    crate::stage::staged_fingerprint(manifest, i, t).as_deref()
+                        == Some(entry.fingerprint.as_str())
+                });
+                if staged {
+                    State::Staged
+                } else if is_saved(manifest, i, &committed) {
                     State::Saved
                 } else {
                     State::Published

@@ -101,6 +101,23 @@ pub struct TaskReport {
     pub slurm_job: Option<String>,
     /// The host that ran it.
     pub host: Option<String>,
+    /// What staging copied (with [`crate::Settings::stage_to`], when it copied anything).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staged: Option<Staged>,
+}
+
+/// What a task's staging copied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Staged {
+    /// Objects of the section (image and sidecar).
+    pub objects: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Objects read back from the target and found equal.
+    pub verified: u64,
+    /// Seconds the copy took.
+    pub seconds: f64,
 }
 
 impl TaskReport {
@@ -195,10 +212,16 @@ pub fn run_task(paths: &BatchPaths, index: usize) -> Result<TaskReport> {
         source_bytes: entry.bytes,
         slurm_job,
         host: hostname(),
+        staged: None,
     };
     let report_path = paths.report(index);
     report.write(&report_path)?;
-    let result = convert_entry(&manifest, index);
+    let result = convert_entry(&manifest, index).and_then(|o| {
+        // Staging follows the publish (or the skip: a section published by an earlier run
+        // that was not staged yet).
+        report.staged = stage_entry(&manifest, index)?;
+        Ok(o)
+    });
     report.seconds = start.elapsed().as_secs_f64();
     report.peak_rss_bytes = peak_rss();
     let out = match result {
@@ -225,6 +248,28 @@ pub fn run_task(paths: &BatchPaths, index: usize) -> Result<TaskReport> {
     };
     report.write(&report_path)?;
     out
+}
+
+/// Copies a published section to the stage target, unless it is there already.
+fn stage_entry(manifest: &Manifest, index: usize) -> Result<Option<Staged>> {
+    let Some(url) = &manifest.settings.stage_to else {
+        return Ok(None);
+    };
+    let target = crate::stage::target_store(url)?;
+    let fp = &manifest.sections[index].fingerprint;
+    if crate::stage::staged_fingerprint(manifest, index, &target).as_deref() == Some(fp.as_str()) {
+        return Ok(None);
+    }
+    crate::stage::stage_section(manifest, index, &target)
+        .map(|s| {
+            Some(Staged {
+                objects: s.objects,
+                bytes: s.bytes,
+                verified: s.verified,
+                seconds: s.seconds,
+            })
+        })
+        .map_err(|e| Error::Plan(format!("published but not staged: {e} (a retry stages it)")))
 }
 
 fn convert_entry(manifest: &Manifest, index: usize) -> Result<Outcome> {

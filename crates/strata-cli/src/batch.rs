@@ -118,6 +118,10 @@ pub(crate) struct SettingsArgs {
     /// Do not record the SHA-256 of the source files.
     #[arg(long)]
     no_checksums: bool,
+    /// After publishing, copy each section to this second tier (a folder, file:///path or
+    /// s3://bucket/prefix), every object read back and compared.
+    #[arg(long, value_name = "URL")]
+    stage_to: Option<String>,
 }
 
 impl SettingsArgs {
@@ -140,6 +144,7 @@ impl SettingsArgs {
             None
         };
         settings.checksums = !self.no_checksums;
+        settings.stage_to = self.stage_to;
         settings.check()?;
         Ok(settings)
     }

@@ -728,3 +728,140 @@ fn the_gateway_submits_complete_stacks_to_slurm() {
     let again = pass();
     assert!(again.is_empty(), "{again:?}");
 }
+
+#[test]
+fn a_batch_stages_each_section_to_object_storage_and_says_so() {
+    let Some((endpoint, bucket)) = strata_testkit::s3_bucket("strata-batch-stage", "staging")
+    else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let scan = scanner(tmp.path(), 2, None, "b09", "y");
+    let bids = tmp.path().join("bids");
+    let manifest = tmp.path().join("m.json");
+    let target = format!("s3://{bucket}/tier2");
+    run_ok(
+        strata()
+            .args(["batch", "plan"])
+            .arg(&scan)
+            .arg("--map")
+            .arg(tmp.path().join("map-b09.tsv"))
+            .arg("--bids-root")
+            .arg(&bids)
+            .arg("--manifest")
+            .arg(&manifest)
+            .args(["--stage-to", &target]),
+    );
+    let task = |i: usize| {
+        stdout_json(&run_ok(
+            strata()
+                .args(["batch", "run", "--index", &i.to_string(), "--manifest"])
+                .arg(&manifest)
+                .env("STRATA_S3_ENDPOINT", &endpoint),
+        ))
+    };
+    let r = task(0);
+    assert_eq!(r["outcome"], "published", "{r}");
+    // Image objects (group, level, shard) and the sidecar, each read back.
+    let staged = &r["staged"];
+    assert_eq!(staged["objects"], 4, "{r}");
+    assert_eq!(staged["verified"], 4, "{r}");
+    let status = || {
+        stdout_json(&run_ok(
+            strata()
+                .args(["batch", "status", "--no-queue", "--json", "--manifest"])
+                .arg(&manifest)
+                .env("STRATA_S3_ENDPOINT", &endpoint),
+        ))
+    };
+    let s = status();
+    assert_eq!(s["sections"][0]["state"], "staged", "{s}");
+    assert_eq!(s["sections"][1]["state"], "pending", "{s}");
+    // Run again: nothing converted, nothing copied.
+    let again = task(0);
+    assert_eq!(again["outcome"], "skipped", "{again}");
+    assert!(again.get("staged").is_none(), "{again}");
+    // What is at the target equals the dataset, byte for byte.
+    let rel = "sub-b09/micr/sub-b09_sample-y000_BF.ome.zarr";
+    let back = tmp.path().join("back");
+    run_ok(
+        strata()
+            .args(["stage", &format!("{target}/{rel}")])
+            .arg(format!("file://{}", back.display()))
+            .arg("--journal")
+            .arg(tmp.path().join("journal"))
+            .env("STRATA_S3_ENDPOINT", &endpoint),
+    );
+    let local = bids.join(rel);
+    let mut n = 0;
+    for f in files(&local) {
+        let rel = f.strip_prefix(&local).expect("inside");
+        assert_eq!(
+            std::fs::read(&f).expect("local"),
+            std::fs::read(back.join(rel)).expect("staged copy"),
+            "{}",
+            rel.display()
+        );
+        n += 1;
+    }
+    assert_eq!(n, 3);
+    // A target that is not a store is refused at plan time.
+    let out = run(strata()
+        .args(["batch", "plan"])
+        .arg(&scan)
+        .arg("--map")
+        .arg(tmp.path().join("map-b09.tsv"))
+        .arg("--bids-root")
+        .arg(&bids)
+        .arg("--manifest")
+        .arg(tmp.path().join("bad.json"))
+        .args(["--stage-to", "zip:///tmp/x.ozx"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--stage-to"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_section_published_but_not_staged_is_staged_by_the_next_run() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let scan = scanner(tmp.path(), 1, None, "b10", "z");
+    let manifest = tmp.path().join("m.json");
+    let tier2 = tmp.path().join("tier2");
+    run_ok(
+        strata()
+            .args(["batch", "plan"])
+            .arg(&scan)
+            .arg("--map")
+            .arg(tmp.path().join("map-b10.tsv"))
+            .arg("--bids-root")
+            .arg(tmp.path().join("bids"))
+            .arg("--manifest")
+            .arg(&manifest)
+            .arg("--stage-to")
+            .arg(&tier2),
+    );
+    let task = || {
+        stdout_json(&run_ok(
+            strata()
+                .args(["batch", "run", "--index", "0", "--manifest"])
+                .arg(&manifest),
+        ))
+    };
+    let state = || {
+        stdout_json(&run_ok(
+            strata()
+                .args(["batch", "status", "--no-queue", "--json", "--manifest"])
+                .arg(&manifest),
+        ))["sections"][0]["state"]
+            .clone()
+    };
+    assert_eq!(task()["staged"]["objects"], 4);
+    assert_eq!(state(), "staged");
+    // The copy at the target lost its sidecar (a stage cut short looks the same): published,
+    // not staged; the next run converts nothing and stages it again.
+    std::fs::remove_file(tier2.join("sub-b10/micr/sub-b10_sample-z000_BF.json")).expect("rm");
+    assert_eq!(state(), "published");
+    let r = task();
+    assert_eq!(r["outcome"], "skipped", "{r}");
+    assert_eq!(r["staged"]["objects"], 4, "{r}");
+    assert_eq!(state(), "staged");
+}

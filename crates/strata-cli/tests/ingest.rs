@@ -270,12 +270,15 @@ fn a_marker_completes_a_stack_at_once_and_a_short_one_is_named() {
     )
     .expect("map");
     let bids = tmp.path().join("bids");
+    let tier2 = tmp.path().join("tier2");
     let once = || {
         let out = run_ok(
             strata()
                 .args([
                     "ingest", "--once", "--json", "--planes", "4", "--settle", "3600",
                 ])
+                .arg("--stage-to")
+                .arg(&tier2)
                 .args(["--marker", "DONE", "--watch"])
                 .arg(&drop)
                 .arg("--map")
@@ -306,6 +309,26 @@ fn a_marker_completes_a_stack_at_once_and_a_short_one_is_named() {
         short["error"].as_str().expect("error").contains("3 of 4"),
         "{short}"
     );
+    // Published and staged: the second tier holds the same files.
+    let published = events
+        .iter()
+        .find(|e| e["event"] == "published")
+        .expect("published");
+    assert_eq!(published["staged"], true, "{published}");
+    let rel = "sub-g02/micr/sub-g02_sample-1_BF.ome.zarr";
+    let mut n = 0;
+    for f in strata_testkit::files(&bids.join(rel)) {
+        let r = f.strip_prefix(bids.join(rel)).expect("inside");
+        assert_eq!(
+            std::fs::read(&f).expect("local"),
+            std::fs::read(tier2.join(rel).join(r)).expect("staged"),
+            "{}",
+            r.display()
+        );
+        n += 1;
+    }
+    assert!(n >= 3);
+    assert!(tier2.join("sub-g02/micr/sub-g02_sample-1_BF.json").exists());
     // Without its marker, `later` waits for the settle time (an hour): not converted.
     assert!(of("later").is_empty(), "{events:?}");
     assert!(
