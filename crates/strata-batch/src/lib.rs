@@ -272,8 +272,7 @@ pub fn retry(paths: &BatchPaths, options: &SubmitOptions) -> Result<Option<Submi
     let indices: Vec<usize> = status(paths, true)?
         .iter()
         .filter(|s| {
-            s.state.needs_retry()
-                || (staging && matches!(s.state, State::Published | State::Saved))
+            s.state.needs_retry() || (staging && matches!(s.state, State::Published | State::Saved))
         })
         .map(|s| s.index)
         .collect();

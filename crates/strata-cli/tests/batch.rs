@@ -56,6 +56,24 @@ fn plan(scan: &Path, map: &Path, bids: &Path, manifest: &Path) {
     );
 }
 
+/// One scanner root and manifest per subject (`n` sections each, samples `<prefix><i>`),
+/// all into the dataset `bids`; returns the manifests.
+fn subjects(root: &Path, bids: &Path, subjects: &[&str], n: usize, prefix: &str) -> Vec<PathBuf> {
+    let mut manifests = Vec::new();
+    for subject in subjects {
+        let scan = scanner(root, n, None, subject, prefix);
+        let manifest = root.join(format!("{subject}.json"));
+        plan(
+            &scan,
+            &root.join(format!("map-{subject}.tsv")),
+            bids,
+            &manifest,
+        );
+        manifests.push(manifest);
+    }
+    manifests
+}
+
 fn status(manifest: &Path, slurm: &std::ffi::OsStr) -> Value {
     stdout_json(&run_ok(
         strata()
@@ -266,18 +284,7 @@ fn two_arrays_into_one_dataset_lose_and_duplicate_no_row() {
     };
     let tmp = tempfile::tempdir().expect("tmp");
     let bids = tmp.path().join("bids");
-    let mut manifests = Vec::new();
-    for subject in ["b02", "b03"] {
-        let scan = scanner(tmp.path(), 4, None, subject, "t");
-        let manifest = tmp.path().join(format!("{subject}.json"));
-        plan(
-            &scan,
-            &tmp.path().join(format!("map-{subject}.tsv")),
-            &bids,
-            &manifest,
-        );
-        manifests.push(manifest);
-    }
+    let manifests = subjects(tmp.path(), &bids, &["b02", "b03"], 4, "t");
     for m in &manifests {
         run_ok(
             strata()
@@ -531,18 +538,7 @@ fn batch_save_commits_once_per_subdataset_and_leaves_a_clean_dataset() {
     };
     let tmp = tempfile::tempdir().expect("tmp");
     let bids = tmp.path().join("bids");
-    let mut manifests = Vec::new();
-    for subject in ["b06", "b07"] {
-        let scan = scanner(tmp.path(), 3, None, subject, "w");
-        let m = tmp.path().join(format!("{subject}.json"));
-        plan(
-            &scan,
-            &tmp.path().join(format!("map-{subject}.tsv")),
-            &bids,
-            &m,
-        );
-        manifests.push(m);
-    }
+    let manifests = subjects(tmp.path(), &bids, &["b06", "b07"], 3, "w");
     // Two sections of b06 and all of b07 finished; the third of b06 not yet.
     for (m, n) in [(&manifests[0], 2), (&manifests[1], 3)] {
         for i in 0..n {
