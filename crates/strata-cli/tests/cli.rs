@@ -748,3 +748,31 @@ fn a_closed_output_pipe_is_no_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
+
+/// What a run killed while writing leaves in its partial folder (objects written, and the
+/// temporary file of the shard being written) never ends up in the image the next run
+/// publishes.
+#[test]
+fn a_killed_runs_temporary_files_do_not_reach_the_published_image() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let zstack = tmp.path().join("zstack");
+    sample(&zstack, &["--size", "256x256", "--planes", "3"]);
+    let bids = tmp.path().join("bids");
+    let micr = bids.join("sub-k/micr");
+    let partial = micr.join(strata_fs::partial_name("sub-k_sample-1_BF.ome.zarr"));
+    std::fs::create_dir_all(partial.join("0")).expect("partial");
+    std::fs::write(partial.join("0/zarr.json"), b"{}").expect("old metadata");
+    let temp = strata_fs::temp_name(&partial.join("0/c.0.0.0.0"));
+    std::fs::write(&temp, b"").expect("temporary");
+    strata_testkit::run_ok(convert(&zstack, &bids).args(["--subject", "k", "--sample", "1"]));
+    let image = micr.join("sub-k_sample-1_BF.ome.zarr");
+    let hidden: Vec<String> = strata_testkit::files(&image)
+        .iter()
+        .filter_map(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(hidden.is_empty(), "left in the published image: {hidden:?}");
+    assert!(!partial.exists());
+    let v = run(strata().arg("validate").arg(&bids));
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+}

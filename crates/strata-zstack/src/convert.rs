@@ -289,6 +289,18 @@ fn start_output(
         Layout::Folder if store.can_rename_prefix() => {
             let partial = sibling(image, &strata_fs::partial_name(&name.to_string()))?;
             clear(store, &partial)?;
+            if let Some(root) = local {
+                // A killed run also leaves the temporary files of the objects it was writing,
+                // which a store's listing (so `clear`) does not show; renamed into place with
+                // the partial folder they would end up inside the published image.
+                let dir = PosixStore::open(root)?.path_of(&partial);
+                match std::fs::remove_dir_all(&dir) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(Error::io(&dir, e));
+                    }
+                    _ => {}
+                }
+            }
             Ok(Output::Staged { partial })
         }
         Layout::Folder => {
