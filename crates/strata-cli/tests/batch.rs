@@ -110,7 +110,9 @@ fn dataset(root: &Path) -> BTreeMap<String, Vec<u8>> {
             .expect("inside")
             .to_string_lossy()
             .into_owned();
-        if rel.split('/').any(|c| c.starts_with('.')) {
+        // Only the tables' lock files are not content: a hidden file anywhere else (a
+        // temporary of a killed run, say) is a difference.
+        if f.file_name().is_some_and(strata_fs::is_lock_name) {
             continue;
         }
         let mut bytes = std::fs::read(&f).expect("read");
