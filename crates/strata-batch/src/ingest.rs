@@ -265,6 +265,8 @@ impl Ingest {
             Some(url) => Some(crate::stage::target_store(url)?),
             None => None,
         };
+        // Read once per scan (7,000 sections: once, not once per folder), saved on change.
+        let mut manifest = Manifest::load(&self.paths.manifest)?;
         let mut started = 0;
         for folder in folders {
             let Some(row) = rows.iter().find(|r| r.folder == folder) else {
@@ -291,7 +293,6 @@ impl Ingest {
                     now
                 }
             };
-            let mut manifest = Manifest::load(&self.paths.manifest)?;
             let index = manifest.sections.iter().position(|s| s.folder == folder);
             // Done already: published from this source, or its QC failed on this source.
             if let Some(i) = index
