@@ -5,7 +5,10 @@
 //! wall times and the scheduling overhead per section (medians of the runs, alternated).
 //! Then the DataLad step on two copies of the converted sections: `strata batch save` (one
 //! recursive `datalad save` for all) against `strata batch save --per-section` (one per
-//! section, as `strata convert --datalad` does), DataLad from the test venv.
+//! section, as `strata convert --datalad` does), DataLad from the test venv. Last, `status`
+//! at whole-brain scale: 7,000 published sections (the metadata of one converted section
+//! copied under 7,000 names, with the batch's fingerprint) read from the dataset, and from
+//! the cache.
 
 use crate::bench_convert::{median, sample};
 use crate::run_cmd;
@@ -29,7 +32,13 @@ fn quiet(cmd: &mut Command) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-pub(crate) fn run(root: &Path, sections: usize, size: &str, runs: usize) -> Result<(), String> {
+pub(crate) fn run(
+    root: &Path,
+    sections: usize,
+    size: &str,
+    runs: usize,
+    status_only: bool,
+) -> Result<(), String> {
     crate::setup::run(root)?;
     let strata = crate::build_strata(root)?;
     let slurm = crate::services::start_slurm(root)?;
@@ -49,6 +58,14 @@ pub(crate) fn run(root: &Path, sections: usize, size: &str, runs: usize) -> Resu
     }
     let map_path = work.join("map.tsv");
     std::fs::write(&map_path, map).map_err(|e| e.to_string())?;
+    if status_only {
+        drop(slurm);
+        let (full, cached) = status_at_scale(&strata, &work, &scan, &map_path, 7000)?;
+        println!(
+            "bench-batch: status of 7,000 published sections: {full:.2} s from the dataset, {cached:.2} s from the cache"
+        );
+        return Ok(());
+    }
     let (mut serial, mut batch, mut empty) = (Vec::new(), Vec::new(), Vec::new());
     for r in 0..runs {
         // Slurm alone: an array of as many empty tasks with the same requests.
@@ -135,6 +152,7 @@ pub(crate) fn run(root: &Path, sections: usize, size: &str, runs: usize) -> Resu
     }
     drop(slurm);
     let (one_save, per_section) = datalad_saves(root, &strata, &work, &scan, &map_path, sections)?;
+    let (full, cached) = status_at_scale(&strata, &work, &scan, &map_path, 7000)?;
     let (s, b, e) = (median(serial), median(batch), median(empty));
     println!("bench-batch: {sections} sections of {size} x {planes}, medians of {runs} runs");
     println!(
@@ -158,7 +176,99 @@ pub(crate) fn run(root: &Path, sections: usize, size: &str, runs: usize) -> Resu
         "  DataLad: one batch save {one_save:6.2} s, a save per section {per_section:6.2} s ({:.1}x)",
         per_section / one_save
     );
+    println!(
+        "  status of 7,000 published sections: {full:.2} s from the dataset, {cached:.2} s from the cache"
+    );
     Ok(())
+}
+
+/// Times `strata batch status --no-queue` over `n` published sections (the group metadata
+/// and sidecar of one converted section copied `n` times under new names, the manifest
+/// edited to match), then `status --cached`;
+/// returns both in seconds (medians of 3).
+fn status_at_scale(
+    strata: &Path,
+    work: &Path,
+    scan: &Path,
+    map: &Path,
+    n: usize,
+) -> Result<(f64, f64), String> {
+    let bids = work.join(format!("status-{n}"));
+    let manifest = work.join(format!("status-{n}.json"));
+    let _ = std::fs::remove_dir_all(&bids);
+    let _ = std::fs::remove_dir_all(work.join(format!("status-{n}.logs")));
+    let _ = std::fs::remove_file(work.join(format!("status-{n}.db")));
+    quiet(
+        Command::new(strata)
+            .args(["batch", "plan"])
+            .arg(scan)
+            .arg("--map")
+            .arg(map)
+            .arg("--bids-root")
+            .arg(&bids)
+            .arg("--manifest")
+            .arg(&manifest),
+    )?;
+    quiet(
+        Command::new(strata)
+            .args(["batch", "run", "--index", "0", "--manifest"])
+            .arg(&manifest),
+    )?;
+    let text = std::fs::read_to_string(&manifest).map_err(|e| e.to_string())?;
+    let mut m: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let first = m["sections"][0].clone();
+    let micr = bids.join("sub-bench/micr");
+    let image = micr.join("sub-bench_sample-0000_BF.ome.zarr");
+    let sidecar = micr.join("sub-bench_sample-0000_BF.json");
+    let mut sections = Vec::with_capacity(n);
+    for i in 0..n {
+        let label = format!("s{i:05}");
+        if i > 0 {
+            // What status reads of a published section: its group metadata and sidecar (the
+            // arrays are not read, so not copied: 7,000 real images would not fit here).
+            let dir = micr.join(format!("sub-bench_sample-{label}_BF.ome.zarr"));
+            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+            std::fs::copy(image.join("zarr.json"), dir.join("zarr.json"))
+                .map_err(|e| e.to_string())?;
+        }
+        let mut e = first.clone();
+        e["sample"] = serde_json::Value::String(if i == 0 { "0000".into() } else { label.clone() });
+        e["folder"] = serde_json::Value::String(format!("slide{i:05}"));
+        if i > 0 {
+            std::fs::copy(
+                &sidecar,
+                micr.join(format!("sub-bench_sample-{label}_BF.json")),
+            )
+            .map_err(|e| e.to_string())?;
+        }
+        sections.push(e);
+    }
+    m["sections"] = serde_json::Value::Array(sections);
+    std::fs::write(
+        &manifest,
+        serde_json::to_vec_pretty(&m).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
+    let time = |extra: &str| -> Result<f64, String> {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            let start = Instant::now();
+            let out = quiet(
+                Command::new(strata)
+                    .args(["batch", "status", "--json", extra, "--manifest"])
+                    .arg(&manifest),
+            )?;
+            v.push(start.elapsed().as_secs_f64());
+            if extra == "--no-queue" && !out.contains(&format!("\"published\":{n}")) {
+                return Err(format!("status did not see {n} published sections"));
+            }
+        }
+        Ok(median(v))
+    };
+    let full = time("--no-queue")?;
+    let cached = time("--cached")?;
+    let _ = std::fs::remove_dir_all(&bids);
+    Ok((full, cached))
 }
 
 /// Runs an array of `n` tasks that do nothing, with the requests `strata batch` uses here;

@@ -24,8 +24,9 @@
 //!     stable Rust, no libFuzzer);
 //!   - the doc tests;
 //!   - `strata demo`, then the official BIDS validator on what it wrote.
-//! - `bench-batch [--sections N] [--size WxH] [--runs N]`: N sections through `strata batch`
-//!   on the one-node Slurm cluster against a serial loop of `strata convert`.
+//! - `bench-batch [--sections N] [--size WxH] [--runs N] [--status-only]`: N sections through
+//!   `strata batch` on the one-node Slurm cluster against a serial loop of `strata convert`,
+//!   DataLad saves, and `status` over 7,000 published sections (`--status-only`: that alone).
 //! - `with-services [--] CMD [ARGS]`: run one command (a single test, say) with the services
 //!   the tests use started, as `test` starts them: the S3 server (`STRATA_S3_ENDPOINT`) and
 //!   the one-node Slurm cluster (`SLURM_CONF`).
@@ -125,12 +126,14 @@ fn main() -> ExitCode {
             };
             let size = flag_value(&args, "--size").unwrap_or_else(|| "2048x2048".into());
             num("--sections", 16).and_then(|n| {
-                num("--runs", 3).and_then(|r| bench_batch::run(&root, n, &size, r))
+                num("--runs", 3).and_then(|r| {
+                    bench_batch::run(&root, n, &size, r, args.iter().any(|a| a == "--status-only"))
+                })
             })
         }
         Some("with-services") => with_services(&root, &args[1..]),
         _ => Err(
-            "usage: cargo xtask <setup | test | with-services [--] CMD [ARGS] | codegen [--check] [--schema PATH] | bench-validate [--sections N] | bench-convert [--size WxH] [--planes N] [--runs N] [--baseline STRATA] | bench-read [--patches N] | bench-serve [--seconds N] [--json] [--strata BIN] | bench-stage [--sections N] [--runs N] | bench-batch [--sections N] [--size WxH] [--runs N]>"
+            "usage: cargo xtask <setup | test | with-services [--] CMD [ARGS] | codegen [--check] [--schema PATH] | bench-validate [--sections N] | bench-convert [--size WxH] [--planes N] [--runs N] [--baseline STRATA] | bench-read [--patches N] | bench-serve [--seconds N] [--json] [--strata BIN] | bench-stage [--sections N] [--runs N] | bench-batch [--sections N] [--size WxH] [--runs N] [--status-only]>"
                 .into(),
         ),
     };
