@@ -27,6 +27,9 @@
 //! - `bench-batch [--sections N] [--size WxH] [--runs N] [--status-only]`: N sections through
 //!   `strata batch` on the one-node Slurm cluster against a serial loop of `strata convert`,
 //!   DataLad saves, and `status` over 7,000 published sections (`--status-only`: that alone).
+//! - `campaign-kill [--kills N] [--seed S] [--strata BIN]`: SIGKILL at random times (N per command) of
+//!   `strata convert` (folder, `.ozx`) and `strata batch run`, each checked and rerun; see
+//!   docs/RELIABILITY.md.
 //! - `with-services [--] CMD [ARGS]`: run one command (a single test, say) with the services
 //!   the tests use started, as `test` starts them: the S3 server (`STRATA_S3_ENDPOINT`) and
 //!   the one-node Slurm cluster (`SLURM_CONF`).
@@ -48,6 +51,7 @@ mod bench_convert;
 mod bench_read;
 mod bench_serve;
 mod bench_stage;
+mod campaign_kill;
 mod codegen;
 mod services;
 mod setup;
@@ -131,9 +135,21 @@ fn main() -> ExitCode {
                 })
             })
         }
+        Some("campaign-kill") => {
+            let num = |flag: &str, default: u64| {
+                flag_value(&args, flag).map_or(Ok(default), |s| {
+                    s.parse::<u64>().map_err(|e| format!("{flag}: {e}"))
+                })
+            };
+            num("--kills", 50).and_then(|k| {
+                num("--seed", 0x5eed).and_then(|s| {
+                    campaign_kill::run(&root, k.max(1), s, flag_value(&args, "--strata").map(PathBuf::from))
+                })
+            })
+        }
         Some("with-services") => with_services(&root, &args[1..]),
         _ => Err(
-            "usage: cargo xtask <setup | test | with-services [--] CMD [ARGS] | codegen [--check] [--schema PATH] | bench-validate [--sections N] | bench-convert [--size WxH] [--planes N] [--runs N] [--baseline STRATA] | bench-read [--patches N] | bench-serve [--seconds N] [--json] [--strata BIN] | bench-stage [--sections N] [--runs N] | bench-batch [--sections N] [--size WxH] [--runs N] [--status-only]>"
+            "usage: cargo xtask <setup | test | with-services [--] CMD [ARGS] | codegen [--check] [--schema PATH] | bench-validate [--sections N] | bench-convert [--size WxH] [--planes N] [--runs N] [--baseline STRATA] | bench-read [--patches N] | bench-serve [--seconds N] [--json] [--strata BIN] | bench-stage [--sections N] [--runs N] | bench-batch [--sections N] [--size WxH] [--runs N] [--status-only] | campaign-kill [--kills N] [--seed S] [--strata BIN]>"
                 .into(),
         ),
     };
@@ -385,6 +401,12 @@ fn test(root: &Path) -> Result<(), String> {
             .env("AWS_DEFAULT_REGION", "us-east-1")
             .env("STRATA_REQUIRE_PEERS", "1"),
     )?;
+    // A few SIGKILLs at random times per writing command (the campaign runs 50 each: see
+    // docs/RELIABILITY.md), with the binary the tests built; the seed is printed.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    campaign_kill::run(root, 3, seed, Some(root.join("target/debug/strata")))?;
     python_package(root, &venv_bin, &s3.endpoint)?;
     serve_clients(root, &venv_bin)?;
     drop(slurm);

@@ -274,7 +274,8 @@ impl Write for AtomicFile {
 /// A locked read-modify-write of `path`: takes an exclusive lock on the lock file beside it
 /// ([`lock_name`]), reads the current content (`None` if the file does not exist), lets
 /// `change` compute the new content and publishes it with [`write_atomic`]. The folder is
-/// created if needed; the lock file stays in place.
+/// created if needed; the lock file stays in place, and temporaries of `path` that killed
+/// writers left beside it are removed.
 ///
 /// Concurrent updates from threads or processes are serialised, so none is lost; a reader
 /// never sees a half-written file. The lock is advisory (`flock`): it excludes other
@@ -300,6 +301,9 @@ where
         .map_err(|e| Error::io("opening lock file", &lock_path, e))?;
     lock.lock()
         .map_err(|e| Error::io("locking", &lock_path, e))?;
+    // Under the lock no other update writes `path`: a temporary of it is what a killed
+    // writer left, and would stay in the folder for good.
+    crate::remove_stale_temps(path)?;
     let old = match fs::read(path) {
         Ok(bytes) => Some(bytes),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,

@@ -165,3 +165,25 @@ fn failed_update_leaves_the_file_unchanged() {
         b"fresh"
     );
 }
+
+#[test]
+fn a_locked_update_removes_what_a_killed_writer_left() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("samples.tsv");
+    std::fs::write(&path, b"a\n").expect("write");
+    // A writer killed between creating its temporary and renaming it.
+    let left = strata_fs::temp_name(&path);
+    std::fs::write(&left, b"a\nb").expect("temporary");
+    // Another file's temporary is not this update's business.
+    let other = strata_fs::temp_name(&dir.path().join("participants.tsv"));
+    std::fs::write(&other, b"x").expect("temporary");
+    update_locked(&path, |old: Option<&[u8]>| {
+        let mut v = old.unwrap_or_default().to_vec();
+        v.extend_from_slice(b"c\n");
+        Ok::<_, strata_fs::Error>(v)
+    })
+    .expect("update");
+    assert!(!left.exists(), "the killed writer's temporary stayed");
+    assert!(other.exists());
+    assert_eq!(std::fs::read(&path).expect("read"), b"a\nc\n");
+}

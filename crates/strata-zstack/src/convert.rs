@@ -655,6 +655,10 @@ fn write_bids_metadata(
     )
     .map_err(|e| Error::Config(format!("sidecar fields: {e}")))?;
     let key = key_of(&name.with_extension(Extension::JSON).relative_path())?;
+    if let Some(root) = local {
+        // A run killed while writing the sidecar left its temporary beside it.
+        PosixStore::open(root)?.remove_stale_temps(&key)?;
+    }
     block_on(store.put(&key, Bytes::from(sidecar.to_json()?)))?;
 
     let text =
