@@ -262,11 +262,12 @@ fn shard_index(key: &str, shard: &[u8], level: &Level) -> Result<Vec<(u64, u64)>
     Ok(out)
 }
 
-/// SplitMix64: small, fixed, and the same on every machine.
-struct Rng(u64);
+/// SplitMix64: small, fixed, and the same on every machine for a seed.
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
+    /// The next number below `n` (0 for `n` = 0).
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

@@ -16,25 +16,13 @@
 //! `--seed` replays a failure).
 
 use crate::bench_convert::sample;
+use crate::bench_serve::Rng;
 use crate::run_cmd;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// SplitMix64: a small fixed generator, the same on every machine for a seed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, m: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        (z ^ (z >> 31)) % m.max(1)
-    }
-}
 
 /// One command under test: how to run it into a dataset, and where its section lands.
 struct Case {

@@ -560,7 +560,8 @@ fn batch_save_commits_once_per_subdataset_and_leaves_a_clean_dataset() {
         stdout_json(&run_ok(strata_testkit::git_identity(&mut cmd)))
     };
     let save = |m: &Path| save_with(m, &[]);
-    let commits = |s: &Value, ds: &Path| {
+    // The commits a save made in the dataset `ds`: `before..commit`.
+    let range_of = |s: &Value, ds: &Path| {
         let d = s["saved"]["datasets"]
             .as_array()
             .expect("datasets")
@@ -568,13 +569,16 @@ fn batch_save_commits_once_per_subdataset_and_leaves_a_clean_dataset() {
             .find(|d| d["dataset"].as_str() == ds.to_str())
             .expect("dataset saved")
             .clone();
-        let range = format!(
-            "{}..{}",
-            d["before"].as_str().expect("before"),
-            d["commit"].as_str().expect("commit")
-        );
-        git(ds, &["rev-list", "--count", &range])
+        (
+            format!(
+                "{}..{}",
+                d["before"].as_str().expect("before"),
+                d["commit"].as_str().expect("commit")
+            ),
+            d["sections"].clone(),
+        )
     };
+    let commits = |s: &Value, ds: &Path| git(ds, &["rev-list", "--count", &range_of(s, ds).0]);
     // One save per section on request: two commits for two sections.
     let s = save_with(&manifests[0], &["--per-section"]);
     assert_eq!(s["sections"], 2, "{s}");
@@ -585,20 +589,8 @@ fn batch_save_commits_once_per_subdataset_and_leaves_a_clean_dataset() {
     // One commit in the subject's subdataset for its three sections, and one in the
     // superdataset.
     let sub = bids.join("sub-b07");
-    let d = s["saved"]["datasets"]
-        .as_array()
-        .expect("datasets")
-        .iter()
-        .find(|d| d["dataset"].as_str() == Some(sub.to_str().expect("utf-8")))
-        .expect("sub-b07 saved")
-        .clone();
-    assert_eq!(d["sections"], 3, "{s}");
-    let range = format!(
-        "{}..{}",
-        d["before"].as_str().expect("before"),
-        d["commit"].as_str().expect("commit")
-    );
-    assert_eq!(git(&sub, &["rev-list", "--count", &range]), "1", "{s}");
+    assert_eq!(range_of(&s, &sub).1, 3, "{s}");
+    assert_eq!(commits(&s, &sub), "1", "{s}");
     for ds in [&bids, &sub, &bids.join("sub-b06")] {
         assert_eq!(
             git(ds, &["status", "--porcelain"]),
@@ -645,18 +637,7 @@ fn batch_save_commits_once_per_subdataset_and_leaves_a_clean_dataset() {
     let s = save(&manifests[0]);
     assert_eq!(s["sections"], 3, "{s}");
     let b06 = bids.join("sub-b06");
-    let d = s["saved"]["datasets"]
-        .as_array()
-        .expect("datasets")
-        .iter()
-        .find(|d| d["dataset"].as_str() == Some(b06.to_str().expect("utf-8")))
-        .expect("sub-b06")
-        .clone();
-    let range = format!(
-        "{}..{}",
-        d["before"].as_str().expect("before"),
-        d["commit"].as_str().expect("commit")
-    );
+    let range = range_of(&s, &b06).0;
     assert_eq!(git(&b06, &["rev-list", "--count", &range]), "1", "{s}");
     let files = git(&b06, &["diff", "--name-only", &range]);
     assert!(files.lines().all(|f| f.contains("sample-w002")), "{files}");
