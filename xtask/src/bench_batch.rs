@@ -16,6 +16,28 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// `strata batch plan SCAN --map MAP --bids-root BIDS --manifest MANIFEST`, quietly.
+fn plan(
+    strata: &Path,
+    scan: &Path,
+    map: &Path,
+    bids: &Path,
+    manifest: &Path,
+) -> Result<(), String> {
+    quiet(
+        Command::new(strata)
+            .args(["batch", "plan"])
+            .arg(scan)
+            .arg("--map")
+            .arg(map)
+            .arg("--bids-root")
+            .arg(bids)
+            .arg("--manifest")
+            .arg(manifest),
+    )
+    .map(|_| ())
+}
+
 /// Runs `cmd` quietly; fails with its stderr.
 fn quiet(cmd: &mut Command) -> Result<String, String> {
     let out = cmd
@@ -92,17 +114,7 @@ pub(crate) fn run(
         let _ = std::fs::remove_dir_all(work.join("bench.logs"));
         let _ = std::fs::remove_file(work.join("bench.db"));
         let start = Instant::now();
-        quiet(
-            Command::new(&strata)
-                .args(["batch", "plan"])
-                .arg(&scan)
-                .arg("--map")
-                .arg(&map_path)
-                .arg("--bids-root")
-                .arg(&bids)
-                .arg("--manifest")
-                .arg(&manifest),
-        )?;
+        plan(&strata, &scan, &map_path, &bids, &manifest)?;
         quiet(
             Command::new(&strata)
                 .args([
@@ -198,17 +210,7 @@ fn status_at_scale(
     let _ = std::fs::remove_dir_all(&bids);
     let _ = std::fs::remove_dir_all(work.join(format!("status-{n}.logs")));
     let _ = std::fs::remove_file(work.join(format!("status-{n}.db")));
-    quiet(
-        Command::new(strata)
-            .args(["batch", "plan"])
-            .arg(scan)
-            .arg("--map")
-            .arg(map)
-            .arg("--bids-root")
-            .arg(&bids)
-            .arg("--manifest")
-            .arg(&manifest),
-    )?;
+    plan(strata, scan, map, &bids, &manifest)?;
     quiet(
         Command::new(strata)
             .args(["batch", "run", "--index", "0", "--manifest"])
@@ -327,17 +329,7 @@ fn datalad_saves(
         let manifest = work.join(format!("datalad-{name}.json"));
         let _ = std::fs::remove_dir_all(&bids);
         let _ = std::fs::remove_dir_all(work.join(format!("datalad-{name}.logs")));
-        quiet(
-            Command::new(strata)
-                .args(["batch", "plan"])
-                .arg(scan)
-                .arg("--map")
-                .arg(map)
-                .arg("--bids-root")
-                .arg(&bids)
-                .arg("--manifest")
-                .arg(&manifest),
-        )?;
+        plan(strata, scan, map, &bids, &manifest)?;
         for i in 0..sections {
             quiet(
                 Command::new(strata)

@@ -43,17 +43,21 @@ fn scanner(root: &Path, n: usize, big: Option<usize>, subject: &str, prefix: &st
 }
 
 fn plan(scan: &Path, map: &Path, bids: &Path, manifest: &Path) {
-    run_ok(
-        strata()
-            .args(["batch", "plan"])
-            .arg(scan)
-            .arg("--map")
-            .arg(map)
-            .arg("--bids-root")
-            .arg(bids)
-            .arg("--manifest")
-            .arg(manifest),
-    );
+    run_ok(&mut plan_cmd(scan, map, bids, manifest));
+}
+
+/// `strata batch plan` of `scan` through `map` into `bids`; the caller adds flags.
+fn plan_cmd(scan: &Path, map: &Path, bids: &Path, manifest: &Path) -> Command {
+    let mut c = strata();
+    c.args(["batch", "plan"])
+        .arg(scan)
+        .arg("--map")
+        .arg(map)
+        .arg("--bids-root")
+        .arg(bids)
+        .arg("--manifest")
+        .arg(manifest);
+    c
 }
 
 /// One scanner root and manifest per subject (`n` sections each, samples `<prefix><i>`),
@@ -719,18 +723,8 @@ fn a_batch_stages_each_section_to_object_storage_and_says_so() {
     let bids = tmp.path().join("bids");
     let manifest = tmp.path().join("m.json");
     let target = format!("s3://{bucket}/tier2");
-    run_ok(
-        strata()
-            .args(["batch", "plan"])
-            .arg(&scan)
-            .arg("--map")
-            .arg(tmp.path().join("map-b09.tsv"))
-            .arg("--bids-root")
-            .arg(&bids)
-            .arg("--manifest")
-            .arg(&manifest)
-            .args(["--stage-to", &target]),
-    );
+    let map = tmp.path().join("map-b09.tsv");
+    run_ok(plan_cmd(&scan, &map, &bids, &manifest).args(["--stage-to", &target]));
     let task = |i: usize| {
         stdout_json(&run_ok(
             strata()
@@ -785,15 +779,7 @@ fn a_batch_stages_each_section_to_object_storage_and_says_so() {
     }
     assert_eq!(n, 3);
     // A target that is not a store is refused at plan time.
-    let out = run(strata()
-        .args(["batch", "plan"])
-        .arg(&scan)
-        .arg("--map")
-        .arg(tmp.path().join("map-b09.tsv"))
-        .arg("--bids-root")
-        .arg(&bids)
-        .arg("--manifest")
-        .arg(tmp.path().join("bad.json"))
+    let out = run(plan_cmd(&scan, &map, &bids, &tmp.path().join("bad.json"))
         .args(["--stage-to", "zip:///tmp/x.ozx"]));
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--stage-to"), "{}", stderr(&out));
@@ -805,16 +791,9 @@ fn a_section_published_but_not_staged_is_staged_by_the_next_run() {
     let scan = scanner(tmp.path(), 1, None, "b10", "z");
     let manifest = tmp.path().join("m.json");
     let tier2 = tmp.path().join("tier2");
+    let (map, bids) = (tmp.path().join("map-b10.tsv"), tmp.path().join("bids"));
     run_ok(
-        strata()
-            .args(["batch", "plan"])
-            .arg(&scan)
-            .arg("--map")
-            .arg(tmp.path().join("map-b10.tsv"))
-            .arg("--bids-root")
-            .arg(tmp.path().join("bids"))
-            .arg("--manifest")
-            .arg(&manifest)
+        plan_cmd(&scan, &map, &bids, &manifest)
             .arg("--stage-to")
             .arg(&tier2),
     );
