@@ -95,6 +95,22 @@ impl StateDb {
         }
     }
 
+    /// Runs `f` in one transaction, committed if it succeeds.
+    fn in_transaction<T>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        let path = self.path.clone();
+        let db = |source| Error::Db {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(db)?;
+        let out = f(&tx).map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(out)
+    }
+
     /// Records a submitted job and counts an attempt for each of its sections.
     ///
     /// # Errors
@@ -106,18 +122,12 @@ impl StateDb {
         folders: &[String],
     ) -> Result<()> {
         let t = now();
-        let path = self.path.clone();
-        let db = |source| Error::Db {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(db)?;
         let list = indices
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(",");
-        let run = || -> std::result::Result<(), rusqlite::Error> {
+        self.in_transaction(|tx| {
             tx.execute(
                 "INSERT OR REPLACE INTO jobs (job_id, submitted, indices) VALUES (?1, ?2, ?3)",
                 params![job_id, t, list],
@@ -131,9 +141,7 @@ impl StateDb {
                 )?;
             }
             Ok(())
-        };
-        run().map_err(db)?;
-        tx.commit().map_err(db)
+        })
     }
 
     /// Stores the derived states of every section (one transaction).
@@ -142,13 +150,7 @@ impl StateDb {
     /// [`Error::Db`].
     pub fn update(&mut self, states: &[SectionState]) -> Result<()> {
         let t = now();
-        let path = self.path.clone();
-        let db = |source| Error::Db {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(db)?;
-        let run = || -> std::result::Result<(), rusqlite::Error> {
+        self.in_transaction(|tx| {
             let mut stmt = tx.prepare(
                 "INSERT INTO sections (idx, folder, state, detail, seconds, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT(idx) DO UPDATE SET folder = ?2, state = ?3, detail = ?4,
@@ -171,9 +173,7 @@ impl StateDb {
                 ])?;
             }
             Ok(())
-        };
-        run().map_err(db)?;
-        tx.commit().map_err(db)
+        })
     }
 
     /// Every section's cached row, by index.

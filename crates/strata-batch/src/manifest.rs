@@ -491,23 +491,14 @@ impl Manifest {
                 self.sections.len().saturating_sub(1)
             ))
         })?;
-        Ok(Section {
-            bids_root: self.bids_root.clone(),
-            subject: Label::new("sub", e.subject.clone())?,
-            session: self
-                .settings
-                .session
-                .clone()
-                .map(|s| Label::new("ses", s))
-                .transpose()?,
-            sample: Label::new("sample", e.sample.clone())?,
-            stain: e
-                .stain
-                .clone()
-                .map(|s| Label::new("stain", s))
-                .transpose()?,
-            suffix: Suffix::new(&self.settings.suffix)?,
-        })
+        Ok(Section::from_labels(
+            self.bids_root.clone(),
+            &e.subject,
+            self.settings.session.as_deref(),
+            &e.sample,
+            e.stain.as_deref(),
+            &self.settings.suffix,
+        )?)
     }
 
     /// The source folder of section `i`.

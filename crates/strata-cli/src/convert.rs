@@ -12,7 +12,6 @@ use crate::export_hdf5::{export_hdf5, hdf5_line};
 use indicatif::ProgressBar;
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use strata_bids::name::{Label, Suffix};
 use strata_zstack::{
     Compression, ConvertOptions, ConvertSummary, ImageOptions, PixelSize, Section, SectionOptions,
 };
@@ -277,22 +276,14 @@ fn spacing(a: &ConvertArgs) -> DynResult<Option<PixelSize>> {
 
 /// Builds the section target from labels (errors name the offending label).
 fn section(a: &ConvertArgs) -> DynResult<Section> {
-    Ok(Section {
-        bids_root: a.bids_root.clone(),
-        subject: Label::new("sub", a.subject.clone())?,
-        session: a
-            .session
-            .clone()
-            .map(|s| Label::new("ses", s))
-            .transpose()?,
-        sample: Label::new("sample", a.sample.clone())?,
-        stain: a
-            .stain
-            .clone()
-            .map(|s| Label::new("stain", s))
-            .transpose()?,
-        suffix: Suffix::new(&a.suffix)?,
-    })
+    Ok(Section::from_labels(
+        a.bids_root.clone(),
+        &a.subject,
+        a.session.as_deref(),
+        &a.sample,
+        a.stain.as_deref(),
+        &a.suffix,
+    )?)
 }
 
 /// The store of the BIDS root, once `--hdf5` is known to be possible with it; the HDF5 copy's

@@ -55,6 +55,28 @@ pub struct Section {
 }
 
 impl Section {
+    /// A section target from label strings, each checked (an error names the label).
+    ///
+    /// # Errors
+    /// [`strata_bids::name::NameError`] for a label or suffix BIDS does not allow.
+    pub fn from_labels(
+        bids_root: PathBuf,
+        subject: &str,
+        session: Option<&str>,
+        sample: &str,
+        stain: Option<&str>,
+        suffix: &str,
+    ) -> std::result::Result<Self, strata_bids::name::NameError> {
+        Ok(Self {
+            bids_root,
+            subject: Label::new("sub", subject)?,
+            session: session.map(|s| Label::new("ses", s)).transpose()?,
+            sample: Label::new("sample", sample)?,
+            stain: stain.map(|s| Label::new("stain", s)).transpose()?,
+            suffix: Suffix::new(suffix)?,
+        })
+    }
+
     /// The image's BIDS name.
     #[must_use]
     pub fn name(&self) -> MicrName {
