@@ -1,7 +1,7 @@
 //! `strata batch`: a whole brain through Slurm (plan, submit, run, status, retry, cancel),
 //! on the `strata-batch` library.
 
-use crate::common::{DynResult, parse_compression, rules};
+use crate::common::{DynResult, ImageArgs, rules};
 use std::path::PathBuf;
 use strata_batch::{BatchPaths, Manifest, PlanOptions, Settings, State, SubmitOptions};
 use strata_zstack::Compression;
@@ -96,15 +96,8 @@ pub(crate) struct SettingsArgs {
     /// Output layout: zarr or ozx.
     #[arg(long, default_value = "zarr", value_parser = ["zarr", "ozx"])]
     layout: String,
-    /// Inner chunk size in pixels.
-    #[arg(long, default_value_t = 512)]
-    chunk: u32,
-    /// Chunk compression: zstd, zstd:<1-22> or none.
-    #[arg(long, default_value = "zstd:3", value_parser = parse_compression)]
-    compression: Compression,
-    /// Planes per shard (default: all planes of a level in one shard).
-    #[arg(long)]
-    planes_per_shard: Option<u32>,
+    #[command(flatten)]
+    image: ImageArgs,
     /// Pixel size X,Y,Z in micrometres (default: X and Y from the TIFFs, Z = 1).
     #[arg(long, value_delimiter = ',', num_args = 3)]
     pixel_size: Option<Vec<f64>>,
@@ -131,12 +124,12 @@ impl SettingsArgs {
         settings.session = self.session;
         settings.suffix = self.suffix;
         settings.layout = self.layout;
-        settings.chunk = self.chunk;
-        settings.zstd_level = match self.compression {
+        settings.chunk = self.image.chunk;
+        settings.zstd_level = match self.image.compression {
             Compression::Zstd(l) => Some(l),
             _ => None,
         };
-        settings.planes_per_shard = self.planes_per_shard;
+        settings.planes_per_shard = self.image.planes_per_shard;
         settings.pixel_size_um = self.pixel_size.map(|v| [v[0], v[1], v[2]]);
         settings.qc_gate = if self.qc_gate {
             Some(rules(self.qc_rules.as_deref())?)

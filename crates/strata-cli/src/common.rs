@@ -120,5 +120,19 @@ pub(crate) fn rules(path: Option<&std::path::Path>) -> DynResult<strata_qc::Rule
     Ok(rules.map_err(|e| format!("{}: {e}", path.display()))?)
 }
 
+/// The array layout flags of `strata convert`, `batch plan` and `ingest`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ImageArgs {
+    /// Inner chunk size in pixels.
+    #[arg(long, default_value_t = 512)]
+    pub(crate) chunk: u32,
+    /// Chunk compression: zstd, zstd:<1-22> or none.
+    #[arg(long, default_value = "zstd:3", value_parser = parse_compression)]
+    pub(crate) compression: Compression,
+    /// Planes per shard (default: all planes of a level in one shard).
+    #[arg(long)]
+    pub(crate) planes_per_shard: Option<u32>,
+}
+
 /// Peak resident memory of this process (`VmHWM`), in bytes.
 pub(crate) use strata_batch::peak_rss;

@@ -4,8 +4,8 @@
 #[cfg(not(feature = "hdf5"))]
 use crate::common::NO_HDF5;
 use crate::common::{
-    BYTES_RATE_TEMPLATE, DynResult, H5Compression, bytes_bar, parse_compression,
-    parse_h5_compression, peak_rss, rules,
+    BYTES_RATE_TEMPLATE, DynResult, H5Compression, ImageArgs, bytes_bar, parse_h5_compression,
+    peak_rss, rules,
 };
 use crate::datalad;
 use crate::export_hdf5::{export_hdf5, hdf5_line};
@@ -62,15 +62,8 @@ pub(crate) struct ConvertCmd {
     /// Unit of --pixel-size: um, nm or mm.
     #[arg(long, default_value = "um")]
     pixel_units: String,
-    /// Inner chunk size in pixels.
-    #[arg(long, default_value_t = 512)]
-    chunk: u32,
-    /// Chunk compression: zstd, zstd:<1-22> or none.
-    #[arg(long, default_value = "zstd:3", value_parser = parse_compression)]
-    compression: Compression,
-    /// Planes per shard (default: all planes of a level in one shard).
-    #[arg(long)]
-    planes_per_shard: Option<u32>,
+    #[command(flatten)]
+    image: ImageArgs,
     /// Output layout: `zarr` (an .ome.zarr folder, BIDS-valid) or `ozx` (the same content in
     /// one OME-Zarr RFC-9 zip file: 2 inodes per section with the sidecar; `.ozx` is not a
     /// BIDS extension yet, so validators report it).
@@ -130,9 +123,9 @@ impl ConvertCmd {
             suffix: self.suffix,
             pixel_size: self.pixel_size,
             pixel_units: self.pixel_units,
-            chunk: self.chunk,
-            compression: self.compression,
-            planes_per_shard: self.planes_per_shard,
+            chunk: self.image.chunk,
+            compression: self.image.compression,
+            planes_per_shard: self.image.planes_per_shard,
             qc_gate: gate,
             ozx: self.layout == "ozx",
             checksums: !self.no_checksums,
