@@ -70,7 +70,7 @@ fn batch_args(_: &Path, _: &Path, manifest: &Path) -> Vec<String> {
 }
 
 /// Every file of a dataset, relative path to bytes, normalised as the module docs say.
-fn dataset(root: &Path) -> Result<BTreeMap<String, Vec<u8>>, String> {
+pub(crate) fn dataset(root: &Path) -> Result<BTreeMap<String, Vec<u8>>, String> {
     fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<String, Vec<u8>>) -> Result<(), String> {
         let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         for e in entries {
@@ -134,7 +134,7 @@ fn rows(path: &Path) -> Result<Vec<String>, String> {
 }
 
 /// The checks after a kill; `Err` describes a violation.
-fn check_after_kill(strata: &Path, bids: &Path, case: &Case) -> Result<(), String> {
+pub(crate) fn check_after_kill(strata: &Path, bids: &Path, image: &str) -> Result<(), String> {
     let samples = rows(&bids.join("samples.tsv"))?;
     let participants = rows(&bids.join("participants.tsv"))?;
     let first = samples
@@ -159,7 +159,7 @@ fn check_after_kill(strata: &Path, bids: &Path, case: &Case) -> Result<(), Strin
     {
         return Err("a row appears twice".into());
     }
-    let image = bids.join(case.image);
+    let image = bids.join(image);
     let sidecar = bids.join(format!("{SECTION}.json"));
     if !image.exists() && (sidecar.exists() || second > 0) {
         return Err("a sidecar or table row without its image".into());
@@ -343,7 +343,7 @@ pub(crate) fn run(
                     t.published_when_killed += 1;
                 }
             }
-            let verdict = check_after_kill(&strata, &bids, case).and_then(|()| {
+            let verdict = check_after_kill(&strata, &bids, case.image).and_then(|()| {
                 quiet(&args)?;
                 let got = dataset(&bids)?;
                 if got.keys().ne(expected.keys()) {

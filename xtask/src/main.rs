@@ -23,13 +23,18 @@
 //!   - every fuzz target's body once over its committed inputs (`fuzz/inputs/<target>/`,
 //!     stable Rust, no libFuzzer);
 //!   - the doc tests;
-//!   - `strata demo`, then the official BIDS validator on what it wrote.
+//!   - `strata demo`, then the official BIDS validator on what it wrote;
+//!   - the crash-point matrix (`failpoints --hits 2`), last, as it rebuilds `strata` with
+//!     the `failpoints` feature.
 //! - `bench-batch [--sections N] [--size WxH] [--runs N] [--status-only]`: N sections through
 //!   `strata batch` on the one-node Slurm cluster against a serial loop of `strata convert`,
 //!   DataLad saves, and `status` over 7,000 published sections (`--status-only`: that alone).
 //! - `campaign-kill [--kills N] [--seed S] [--strata BIN]`: SIGKILL at random times (N per command) of
 //!   `strata convert` (folder, `.ozx`) and `strata batch run`, each checked and rerun; see
 //!   docs/RELIABILITY.md.
+//! - `failpoints [--hits N]`: builds `strata` with its crash points armed and kills each
+//!   writing command at every point it passes (N passes per point, all by default), each
+//!   checked and rerun; see docs/RELIABILITY.md.
 //! - `with-services [--] CMD [ARGS]`: run one command (a single test, say) with the services
 //!   the tests use started, as `test` starts them: the S3 server (`STRATA_S3_ENDPOINT`) and
 //!   the one-node Slurm cluster (`SLURM_CONF`).
@@ -53,6 +58,7 @@ mod bench_serve;
 mod bench_stage;
 mod campaign_kill;
 mod codegen;
+mod failpoints;
 mod services;
 mod setup;
 
@@ -147,9 +153,15 @@ fn main() -> ExitCode {
                 })
             })
         }
+        Some("failpoints") => flag_value(&args, "--hits")
+            .map_or(Ok(0), |s| s.parse::<u64>().map_err(|e| format!("--hits: {e}")))
+            .and_then(|hits| {
+                setup::run(&root)?;
+                failpoint_matrix(&root, hits)
+            }),
         Some("with-services") => with_services(&root, &args[1..]),
         _ => Err(
-            "usage: cargo xtask <setup | test | with-services [--] CMD [ARGS] | codegen [--check] [--schema PATH] | bench-validate [--sections N] | bench-convert [--size WxH] [--planes N] [--runs N] [--baseline STRATA] | bench-read [--patches N] | bench-serve [--seconds N] [--json] [--strata BIN] | bench-stage [--sections N] [--runs N] | bench-batch [--sections N] [--size WxH] [--runs N] [--status-only] | campaign-kill [--kills N] [--seed S] [--strata BIN]>"
+            "usage: cargo xtask <setup | test | with-services [--] CMD [ARGS] | codegen [--check] [--schema PATH] | bench-validate [--sections N] | bench-convert [--size WxH] [--planes N] [--runs N] [--baseline STRATA] | bench-read [--patches N] | bench-serve [--seconds N] [--json] [--strata BIN] | bench-stage [--sections N] [--runs N] | bench-batch [--sections N] [--size WxH] [--runs N] [--status-only] | campaign-kill [--kills N] [--seed S] [--strata BIN] | failpoints [--hits N]>"
                 .into(),
         ),
     };
@@ -160,6 +172,26 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Builds the armed `strata` and runs the crash-point matrix with the S3 server up (a
+/// bucket of its own) and the venv's DataLad; `hits` passes per point (0: all).
+fn failpoint_matrix(root: &Path, hits: u64) -> Result<(), String> {
+    let strata = failpoints::build(root)?;
+    let s3 = services::start_s3(root)?;
+    let bucket = format!("strata-failpoints-{}", std::process::id());
+    services::create_bucket(&s3.endpoint, &bucket)?;
+    let setup = failpoints::Setup {
+        strata,
+        s3: Some(failpoints::S3 {
+            endpoint: s3.endpoint.clone(),
+            bucket,
+        }),
+        datalad: Some(root.join(".venv/bin/datalad")),
+    };
+    let result = failpoints::run(root, &setup, hits);
+    drop(s3);
+    result
 }
 
 /// Runs `args` with the S3 server and the Slurm cluster up, their settings in the
@@ -470,6 +502,9 @@ fn test(root: &Path) -> Result<(), String> {
             .arg(&out),
     )?;
     run_cmd(Command::new(&validator).arg(&out))?;
+    // Last, as it rebuilds strata with its crash points armed: SIGKILL at each point a
+    // writing command passes (up to 2 passes per point; `cargo xtask failpoints` runs all).
+    failpoint_matrix(root, 2)?;
     println!("xtask test: all checks passed");
     Ok(())
 }

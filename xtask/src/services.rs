@@ -57,6 +57,30 @@ pub(crate) fn start_s3(root: &Path) -> Result<S3Server, String> {
     Ok(server)
 }
 
+/// Creates `bucket` on the test S3 server at `endpoint` (`http://host:port`) with a plain
+/// `PUT /<bucket>` (the server takes unsigned requests; `object_store` creates no buckets).
+pub(crate) fn create_bucket(endpoint: &str, bucket: &str) -> Result<(), String> {
+    use std::io::{Read as _, Write as _};
+    let hostport = endpoint
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("bucket creation needs an http:// endpoint, not {endpoint}"))?
+        .trim_end_matches('/');
+    let mut s = TcpStream::connect(hostport).map_err(|e| format!("{hostport}: {e}"))?;
+    let request = format!(
+        "PUT /{bucket} HTTP/1.1\r\nHost: {hostport}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    let mut resp = String::new();
+    s.write_all(request.as_bytes())
+        .and_then(|()| s.read_to_string(&mut resp))
+        .map_err(|e| format!("creating bucket {bucket} at {endpoint}: {e}"))?;
+    let status = resp.lines().next().unwrap_or_default();
+    if status.contains(" 200") {
+        Ok(())
+    } else {
+        Err(format!("creating bucket {bucket} at {endpoint}: {status}"))
+    }
+}
+
 /// A one-node Slurm cluster on loopback (munged, slurmctld, slurmd from Debian), configured
 /// under `target/slurm/` with this machine's cores; stopped on drop. Tests reach it through
 /// `SLURM_CONF`.

@@ -222,6 +222,7 @@ pub fn run_task(paths: &BatchPaths, index: usize) -> Result<TaskReport> {
         report.staged = stage_entry(&manifest, index)?;
         Ok(o)
     });
+    strata_fs::failpoint("batch.task.done");
     report.seconds = start.elapsed().as_secs_f64();
     report.peak_rss_bytes = peak_rss();
     let out = match result {

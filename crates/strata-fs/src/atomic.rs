@@ -131,8 +131,10 @@ impl TempPath {
 
     /// Renames the temporary over `target`, then fsyncs the folder if asked.
     fn rename_over(&mut self, target: &Path, durability: Durability) -> Result<()> {
+        crate::failpoint("fs.atomic.before-rename");
         fs::rename(&self.path, target).map_err(|e| Error::io("renaming into place", target, e))?;
         self.armed = false;
+        crate::failpoint("fs.atomic.renamed");
         if durability == Durability::FileAndDir {
             sync_dir(parent_of(target))?;
         }
@@ -310,6 +312,7 @@ where
         Err(e) => return Err(Error::io("reading", path, e).into()),
     };
     let new = change(old.as_deref())?;
+    crate::failpoint("fs.locked.changed");
     write_atomic(path, &new)?;
     // Closing the lock file releases the lock.
     drop(lock);

@@ -8,6 +8,7 @@
 //! - [`update_locked`]: a read-modify-write serialised by a lock file (table rows added by
 //!   concurrent conversions).
 //! - [`sha256_file`]: size and checksum of a file in one read.
+//! - [`failpoint`]: crash points, armed only in a build with the `failpoints` feature.
 //!
 //! ```
 //! use std::io::Write as _;
@@ -33,6 +34,7 @@
 
 mod atomic;
 pub mod error;
+mod failpoint;
 mod hash;
 mod names;
 
@@ -41,6 +43,7 @@ pub use atomic::{
     write_synced,
 };
 pub use error::{Error, Result};
+pub use failpoint::{FAILPOINT_LOG, KILL_AT, failpoint};
 pub use hash::{sha256_file, sha256_file_until};
 pub use names::{
     LOCK_SUFFIX, STAGED_GLOBS, TEMP_GLOBS, TEMP_MARKER, exclude_globs, is_lock_name, is_temp_name,

@@ -713,6 +713,7 @@ pub fn save_many(
     }
     ensure_rules(root)?;
     ensure_excludes(root)?;
+    strata_fs::failpoint("datalad.superdataset-ready");
     let mut paths = vec![root.join(".gitattributes")];
     for f in [
         "dataset_description.json",
@@ -761,7 +762,9 @@ pub fn save_many(
         message.into(),
     ];
     args.extend(paths.into_iter().filter(|p| p.exists()).map(Into::into));
+    strata_fs::failpoint("datalad.before-save");
     dl.run(&args)?;
+    strata_fs::failpoint("datalad.saved");
     let mut saved = Vec::with_capacity(datasets.len());
     for ((dataset, n), before) in datasets.into_iter().zip(before) {
         saved.push(SavedDataset {

@@ -424,6 +424,7 @@ impl WritableStore for ObjectStoreBackend {
             .put(&path, PutPayload::from_bytes(value))
             .await
             .map_err(|e| self.err("put", key.as_str(), e))?;
+        strata_fs::failpoint("store.s3.put");
         Ok(())
     }
 
@@ -556,9 +557,11 @@ impl PutStream for MultipartPutStream {
             store: self.store.to_string(),
             source: "the upload already failed; start a new one".into(),
         })?;
+        strata_fs::failpoint("store.s3.before-complete");
         w.finish()
             .await
             .map_err(|e| backend_err("put_stream", &self.key, self.store.as_ref(), e))?;
+        strata_fs::failpoint("store.s3.completed");
         Ok(self.written)
     }
 

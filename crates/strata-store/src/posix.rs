@@ -520,7 +520,9 @@ impl Inner {
                 io::Error::other("a directory (a prefix of other keys) exists under this key"),
             ));
         }
+        strata_fs::failpoint("store.posix.before-rename");
         fs::rename(temp, target).map_err(|e| io_err(op, key, target, e))?;
+        strata_fs::failpoint("store.posix.renamed");
         if self.options.fsync == FsyncPolicy::FileAndDir
             && let Some(dir) = target.parent()
         {
@@ -817,7 +819,9 @@ impl WritableStore for PosixStore {
             }
             let parent = dst.parent().unwrap_or(&inner.root).to_owned();
             fs::create_dir_all(&parent).map_err(|e| io_err("rename_prefix", from, &parent, e))?;
+            strata_fs::failpoint("store.posix.before-rename-prefix");
             fs::rename(&src, &dst).map_err(|e| io_err("rename_prefix", to.as_str(), &dst, e))?;
+            strata_fs::failpoint("store.posix.prefix-renamed");
             if inner.options.fsync != FsyncPolicy::None {
                 for dir in [Some(parent.as_path()), src.parent()].into_iter().flatten() {
                     strata_fs::sync_dir(dir).map_err(|e| fs_err("rename_prefix", from, e))?;

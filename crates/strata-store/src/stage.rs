@@ -338,6 +338,7 @@ where
             return Ok::<_, Error>((false, false, 0));
         }
         let sha = copy_hashed(src, &m.key, m.size, dst, &dkey, piece).await?;
+        strata_fs::failpoint("stage.copied");
         if options.verify {
             let (back, n) = sha256_object_ranged(dst, &dkey, m.size, piece).await?;
             if back != sha || n != m.size {
@@ -349,6 +350,7 @@ where
         }
         if let Some(j) = journal {
             j.record(&dkey, m.size, &sha)?;
+            strata_fs::failpoint("stage.journaled");
         }
         if let Some(p) = &options.progress {
             p(&m.key, m.size);
@@ -423,11 +425,13 @@ where
         let inner = StoreKey::new(rel)?;
         let sha = copy_hashed(src, &m.key, m.size, &writer, &inner, options.piece_size).await?;
         hashes.push((inner, m.size, sha));
+        strata_fs::failpoint("stage.ozx.entry-copied");
         if let Some(p) = &options.progress {
             p(&m.key, m.size);
         }
     }
     writer.finish().await?;
+    strata_fs::failpoint("stage.ozx.published");
     summary.copied = hashes.len() as u64;
     summary.copied_bytes = summary.bytes;
     if options.verify {

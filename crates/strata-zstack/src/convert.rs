@@ -570,6 +570,7 @@ impl Prepared {
         let store = Arc::clone(&self.store);
         let image = self.image.clone();
         let output = std::mem::replace(&mut self.output, Output::InPlace);
+        strata_fs::failpoint("convert.arrays-written");
         let single = match output {
             Output::Staged { partial } => {
                 block_on(store.put(&partial.join("zarr.json")?, text))?;
@@ -580,6 +581,7 @@ impl Prepared {
                     Err(e) if !e.is_not_found() => return Err(e.into()),
                     _ => {}
                 }
+                strata_fs::failpoint("convert.earlier-moved-aside");
                 block_on(store.rename_prefix(&partial, &image))?;
                 clear(&store, &replaced)?;
                 None
@@ -601,6 +603,7 @@ impl Prepared {
                 Some(key)
             }
         };
+        strata_fs::failpoint("convert.published");
         // The sidecar and table rows follow the image at once, so that the section is whole
         // within moments of its image appearing.
         write_bids_metadata(
@@ -611,6 +614,7 @@ impl Prepared {
             self.spacing,
             &self.opts,
         )?;
+        strata_fs::failpoint("convert.metadata-written");
         if single.is_some() {
             // The image is one file now: neither the partial output nor an earlier
             // conversion of the section in the folder layout stays beside it.
@@ -682,6 +686,7 @@ fn write_bids_metadata(
         PosixStore::open(root)?.remove_stale_temps(&key)?;
     }
     block_on(store.put(&key, Bytes::from(sidecar.to_json()?)))?;
+    strata_fs::failpoint("convert.sidecar-written");
 
     let text =
         DatasetDescription::new("Brightfield z-stacks of histological sections").to_json()?;
@@ -704,6 +709,7 @@ fn write_bids_metadata(
         // Many conversions may add rows at once: a locked read-modify-write.
         Some(root) => {
             table::add_participants(root, &participants)?;
+            strata_fs::failpoint("convert.participants-added");
             table::add_samples(root, &samples)?;
         }
         // Object storage has no locks: read, change, write (one writer per dataset at a time).
@@ -717,6 +723,7 @@ fn write_bids_metadata(
                 let text = old.map(|b| String::from_utf8_lossy(&b).into_owned());
                 let new = table::apply(text.as_deref(), rows)?;
                 block_on(store.put(&key, Bytes::from(new)))?;
+                strata_fs::failpoint("convert.table-written");
             }
         }
     }
