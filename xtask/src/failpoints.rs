@@ -378,22 +378,24 @@ impl Fixture<'_> {
 
     /// The checks right after a kill (see the module docs).
     fn after_kill(&self, kind: Kind, run: &Run, expected: &Snapshot) -> Result<(), String> {
-        let image = "sub-K/micr/sub-K_sample-2_BF.".to_string()
-            + if kind == Kind::ConvertOzx {
-                "ozx"
-            } else {
-                "ome.zarr"
-            };
+        let image = match kind {
+            Kind::ConvertOzx => "sub-K/micr/sub-K_sample-2_BF.ozx",
+            // DataLad places the section in a session (subdataset) of its subject.
+            Kind::ConvertDatalad => "sub-K/ses-01/micr/sub-K_ses-01_sample-2_BF.ome.zarr",
+            _ => "sub-K/micr/sub-K_sample-2_BF.ome.zarr",
+        };
         match &run.out {
-            Out::Dataset { root, .. } => check_after_kill(&self.setup.strata, root, &image),
+            Out::Dataset { root, .. } => check_after_kill(&self.setup.strata, root, image),
             Out::S3Dataset { url, pull } => {
                 self.pull(url, pull)?;
                 if kind == Kind::ConvertS3 {
-                    check_after_kill(&self.setup.strata, pull, &image)?;
+                    check_after_kill(&self.setup.strata, pull, image)?;
                 }
-                check_journal(run.journal.as_deref(), pull)
+                // The journal's keys start with the prefix in the bucket.
+                let prefix = url.splitn(4, '/').nth(3).map(|p| format!("{p}/"));
+                check_journal(run.journal.as_deref(), pull, prefix.as_deref())
             }
-            Out::Copy { root } => check_journal(run.journal.as_deref(), root),
+            Out::Copy { root } => check_journal(run.journal.as_deref(), root, None),
             Out::Archive { folder } => {
                 let archive = folder.join("dataset.ozx");
                 match std::fs::read(&archive) {
@@ -435,8 +437,9 @@ fn stage_args(src: &str, dst: &str, journal: &Path) -> Vec<String> {
     ]
 }
 
-/// Every object a stage journal records as done is at `root` with its size and SHA-256.
-fn check_journal(journal: Option<&Path>, root: &Path) -> Result<(), String> {
+/// Every object a stage journal records as done is at `root` (its key without `prefix`)
+/// with its size and SHA-256.
+fn check_journal(journal: Option<&Path>, root: &Path, prefix: Option<&str>) -> Result<(), String> {
     let Some(journal) = journal else {
         return Ok(());
     };
@@ -452,7 +455,7 @@ fn check_journal(journal: Option<&Path>, root: &Path) -> Result<(), String> {
             // The last line may be torn by the kill; a torn line names no object.
             continue;
         };
-        let path = root.join(key);
+        let path = root.join(prefix.and_then(|p| key.strip_prefix(p)).unwrap_or(key));
         let bytes = std::fs::read(&path).map_err(|e| {
             format!("the journal records {key} as staged, but it is not there: {e}")
         })?;
@@ -486,7 +489,8 @@ fn hits(count: u64, max: u64) -> Vec<u64> {
     v
 }
 
-/// Builds the armed `strata` (debug profile, shared target folder).
+/// Builds the armed `strata` (debug profile, shared target folder) and copies it to
+/// `target/failpoints/strata`, out of the way of the next build of the plain one.
 pub(crate) fn build(root: &Path) -> Result<PathBuf, String> {
     crate::run_cmd(crate::cargo().current_dir(root).args([
         "build",
@@ -495,7 +499,11 @@ pub(crate) fn build(root: &Path) -> Result<PathBuf, String> {
         "--features",
         "failpoints",
     ]))?;
-    Ok(root.join("target/debug/strata"))
+    let armed = root.join("target/failpoints/strata");
+    std::fs::create_dir_all(root.join("target/failpoints")).map_err(|e| e.to_string())?;
+    std::fs::copy(root.join("target/debug/strata"), &armed)
+        .map_err(|e| format!("copying the armed strata: {e}"))?;
+    Ok(armed)
 }
 
 /// Runs the matrix (see the module docs); `max_hits` passes per point (0: all).

@@ -146,15 +146,17 @@ pub fn peak_rss() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// The fingerprint recorded in a published image's provenance, if the image is whole:
-/// its group metadata is written last (folder layout) or it is a finished `.ozx`, and its
-/// sidecar exists (written right after).
+/// The fingerprint recorded in a published image's provenance, if the section is whole:
+/// its group metadata is written last (folder layout) or it is a finished `.ozx`, its
+/// sidecar exists (written right after), and `samples.tsv` and `participants.tsv` hold its
+/// rows (written last of all).
 #[must_use]
 pub fn published_fingerprint(manifest: &Manifest, i: usize) -> Option<String> {
     let image = manifest.image(i).ok()?;
-    let sidecar = manifest.section(i).ok()?.image_path();
+    let section = manifest.section(i).ok()?;
+    let sidecar = section.image_path();
     let sidecar = sidecar.with_extension("").with_extension("json");
-    if !sidecar.is_file() {
+    if !sidecar.is_file() || !in_tables(&manifest.bids_root, &section) {
         return None;
     }
     let provenance = if manifest.settings.layout == "ozx" {
@@ -170,6 +172,23 @@ pub fn published_fingerprint(manifest: &Manifest, i: usize) -> Option<String> {
         .pointer(&format!("/{PROVENANCE_KEY}/fingerprint"))?
         .as_str()
         .map(str::to_owned)
+}
+
+/// Whether `samples.tsv` and `participants.tsv` under `root` hold the section's rows.
+fn in_tables(root: &std::path::Path, section: &strata_zstack::Section) -> bool {
+    let has = |file: &str, column: &str, value: String| {
+        strata_bids::table::Table::read(&root.join(file))
+            .is_ok_and(|t| t.values(column).any(|v| v == value))
+    };
+    has(
+        "samples.tsv",
+        "sample_id",
+        format!("sample-{}", section.sample),
+    ) && has(
+        "participants.tsv",
+        "participant_id",
+        format!("sub-{}", section.subject),
+    )
 }
 
 /// Runs task `index` of the batch: checks the source against its fingerprint, skips a

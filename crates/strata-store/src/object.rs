@@ -63,6 +63,9 @@ pub struct S3Options {
     pub retry_timeout: Option<std::time::Duration>,
     /// Send unsigned requests (public buckets, local test servers); no credentials needed.
     pub unsigned: bool,
+    /// Time limit of one request, from connecting to the end of the answer (`None`:
+    /// object_store's default, 30 s); a request over it fails and is retried.
+    pub request_timeout: Option<std::time::Duration>,
 }
 
 impl S3Options {
@@ -77,7 +80,8 @@ impl S3Options {
 
     /// Options for `bucket`, the endpoint taken from `STRATA_S3_ENDPOINT` or
     /// `AWS_ENDPOINT_URL` when set (plain HTTP then allowed if the URL says `http://`), retries
-    /// from `STRATA_S3_MAX_RETRIES` and `STRATA_S3_RETRY_TIMEOUT_SECS` when set.
+    /// from `STRATA_S3_MAX_RETRIES` and `STRATA_S3_RETRY_TIMEOUT_SECS`, the time limit of one
+    /// request from `STRATA_S3_TIMEOUT_SECS`, when set.
     #[must_use]
     pub fn from_env(bucket: impl Into<String>) -> Self {
         let endpoint = ["STRATA_S3_ENDPOINT", "AWS_ENDPOINT_URL"]
@@ -99,6 +103,7 @@ impl S3Options {
             max_retries: num("STRATA_S3_MAX_RETRIES").and_then(|n| usize::try_from(n).ok()),
             retry_timeout: num("STRATA_S3_RETRY_TIMEOUT_SECS").map(std::time::Duration::from_secs),
             unsigned: false,
+            request_timeout: num("STRATA_S3_TIMEOUT_SECS").map(std::time::Duration::from_secs),
         }
     }
 
@@ -242,6 +247,14 @@ impl ObjectStoreBackend {
         }
         if options.unsigned {
             b = b.with_skip_signature(true);
+        }
+        if let Some(t) = options.request_timeout {
+            // The client options replace the builder's: say plain HTTP again.
+            b = b.with_client_options(
+                object_store::ClientOptions::new()
+                    .with_allow_http(options.allow_http)
+                    .with_timeout(t),
+            );
         }
         if options.max_retries.is_some() || options.retry_timeout.is_some() {
             let mut retry = object_store::RetryConfig::default();

@@ -201,6 +201,52 @@ impl PosixStore {
             .map_err(|e| fs_err("remove_stale_temps", key.as_str(), e))
     }
 
+    /// Removes every temporary file ([`strata_fs::is_temp_name`]) under `prefix` (the whole
+    /// store for `None`): what killed writers left. Only for a tree no other process is
+    /// writing into (a stage destination once the stage has finished, say). Returns how many
+    /// were removed.
+    ///
+    /// # Errors
+    /// An I/O error naming the folder or file.
+    pub fn remove_temps_under(&self, prefix: Option<&StoreKey>) -> Result<u64> {
+        let top = match prefix {
+            Some(p) => self.inner.check_inside(p.as_str())?,
+            None => self.inner.root.clone(),
+        };
+        let label = prefix.map_or("", StoreKey::as_str);
+        let mut removed = 0;
+        let mut dirs = vec![top];
+        while let Some(dir) = dirs.pop() {
+            let entries = match fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err("remove_temps_under", label, &dir, e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| io_err("remove_temps_under", label, &dir, e))?;
+                let path = entry.path();
+                let ft = entry
+                    .file_type()
+                    .map_err(|e| io_err("remove_temps_under", label, &path, e))?;
+                if strata_fs::is_temp_name(entry.file_name()) {
+                    let gone = if ft.is_dir() {
+                        fs::remove_dir_all(&path)
+                    } else {
+                        fs::remove_file(&path)
+                    };
+                    match gone {
+                        Ok(()) => removed += 1,
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(io_err("remove_temps_under", label, &path, e)),
+                    }
+                } else if ft.is_dir() {
+                    dirs.push(path);
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// Opens a store at an existing directory with default options.
     ///
     /// # Errors
@@ -366,7 +412,8 @@ impl Inner {
                 Some(p) => format!("{p}/{name}"),
                 None => name.clone(),
             };
-            if strata_fs::is_temp_name(&name) {
+            // Temporaries and lock files are not objects.
+            if strata_fs::is_temp_name(&name) || strata_fs::is_lock_name(&name) {
                 continue;
             }
             let Ok(key) = StoreKey::new(key_text) else {
@@ -598,7 +645,10 @@ impl Inner {
                 dirs += d2;
             } else {
                 files += 1;
-                if strata_fs::is_temp_name(&name) || StoreKey::new(key.as_str()).is_err() {
+                if strata_fs::is_temp_name(&name)
+                    || strata_fs::is_lock_name(&name)
+                    || StoreKey::new(key.as_str()).is_err()
+                {
                     continue;
                 }
                 let size = if ft.is_symlink() {

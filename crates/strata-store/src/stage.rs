@@ -587,11 +587,20 @@ where
             } else {
                 PosixStore::create(p, PosixOptions::default())?
             };
-            stage(src, src_prefix, &d, None, options).await
+            let summary = stage(src, src_prefix, &d, None, options).await?;
+            if !options.dry_run {
+                // Temporaries of an earlier, killed stage into the same folder.
+                d.remove_temps_under(None)?;
+            }
+            Ok(summary)
         }
         StoreUrl::Zip(p) => {
             let (dir, key) = split_archive(p)?;
             let d = Arc::new(PosixStore::create(dir, PosixOptions::default())?);
+            if !options.dry_run {
+                // The archive of an earlier, killed stage.
+                d.remove_stale_temps(&key)?;
+            }
             stage_to_ozx(src, src_prefix, d, &key, options).await
         }
         #[cfg(feature = "object-store")]

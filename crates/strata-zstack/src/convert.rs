@@ -409,6 +409,7 @@ pub fn prepare(
     // The source files are hashed while the arrays are written: the hash reads each file
     // once more, mostly from the page cache, in the cores' idle time.
     let files = source.files();
+    let before = stat_all(&files)?;
     let stop = AtomicBool::new(false);
     let (arrays, sources) = std::thread::scope(|scope| {
         let hasher = scope.spawn(|| source_files(&files, opts.checksums, &stop));
@@ -429,8 +430,20 @@ pub fn prepare(
             .unwrap_or_else(|_| Err(Error::Codec("the checksum thread panicked".into())));
         (arrays, sources)
     });
-    let arrays = arrays?;
-    let sources = sources?.unwrap_or_default();
+    // Nothing of a failed conversion stays behind on POSIX (a full file system gets its
+    // space back); elsewhere the next run removes it.
+    let arrays = arrays
+        .and_then(|a| sources.map(|s| (a, s)))
+        .and_then(|(a, s)| unchanged(&files, &before).map(|()| (a, s)));
+    let (arrays, sources) = match arrays {
+        Ok((a, s)) => (a, s.unwrap_or_default()),
+        Err(e) => {
+            if let (Output::Staged { partial }, Some(root)) = (&output, local.as_deref()) {
+                let _ = std::fs::remove_dir_all(PosixStore::open(root)?.path_of(partial));
+            }
+            return Err(e);
+        }
+    };
 
     let levels = arrays.levels.len();
     let builder = MultiscaleBuilder::czyx(
@@ -650,6 +663,39 @@ impl Prepared {
             sources: self.sources,
         })
     }
+}
+
+/// Size and modification time of each source file.
+fn stat_all(files: &[PathBuf]) -> Result<Vec<(u64, Option<SystemTime>)>> {
+    files
+        .iter()
+        .map(|p| {
+            let m = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
+            Ok((m.len(), m.modified().ok()))
+        })
+        .collect()
+}
+
+/// Fails with [`Error::SourceChanged`] if a source file's size or modification time is not
+/// what it was when the conversion started (or the file is gone).
+fn unchanged(files: &[PathBuf], before: &[(u64, Option<SystemTime>)]) -> Result<()> {
+    for (path, &(len, mtime)) in files.iter().zip(before) {
+        let changed = |detail: String| Error::SourceChanged {
+            path: path.clone(),
+            detail,
+        };
+        let m = std::fs::metadata(path).map_err(|e| changed(format!("now: {e}")))?;
+        if m.len() != len {
+            return Err(changed(format!(
+                "{len} bytes at the start, {} now",
+                m.len()
+            )));
+        }
+        if m.modified().ok() != mtime {
+            return Err(changed("modified during the conversion".into()));
+        }
+    }
+    Ok(())
 }
 
 /// Writes `bytes` under `key` unless an object is there already.

@@ -47,6 +47,18 @@ pub enum Error {
         /// Each failed rule: metric, value, limit and what it means.
         reasons: Vec<String>,
     },
+    /// A source file changed while the conversion read it (a scanner still writing it, a
+    /// copy in progress): nothing was published.
+    #[error(
+        "{}: the file changed while it was being converted ({detail}); nothing was published: convert again once the file is complete",
+        path.display()
+    )]
+    SourceChanged {
+        /// The source file.
+        path: PathBuf,
+        /// What changed: size or modification time, before and after.
+        detail: String,
+    },
     /// Writing to (or reading from) the store that holds the dataset failed.
     #[error(transparent)]
     Store(#[from] strata_store::Error),

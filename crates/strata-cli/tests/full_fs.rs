@@ -1,0 +1,230 @@
+//! Writing onto a full or a read-only file system: a small tmpfs the test mounts (it needs
+//! root, as `cargo xtask test` runs in CI; skipped otherwise unless STRATA_REQUIRE_PEERS is
+//! set). `strata convert` and `strata stage` fail with the system's error naming the path,
+//! leave no temporary file and no half-published section, and succeed once there is room.
+//! A source file that changes while it is converted is caught and nothing is published.
+
+mod common;
+use common::{convert, run, sample, strata};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A tmpfs mounted for the test, unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Option<Self> {
+        std::fs::create_dir_all(dir).expect("mount point");
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            strata_testkit::missing("permission to mount a tmpfs (root) for the full-disk tests");
+            return None;
+        }
+        Some(Self(dir.to_owned()))
+    }
+
+    fn remount(&self, options: &str) {
+        let st = Command::new("mount")
+            .args(["-o", &format!("remount,{options}")])
+            .arg(&self.0)
+            .status()
+            .expect("mount");
+        assert!(st.success(), "remount {options}");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Every path under `root`, relative.
+fn tree(root: &Path) -> Vec<String> {
+    fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).expect("read_dir").flatten() {
+            let p = e.path();
+            out.push(p.strip_prefix(root).expect("under").display().to_string());
+            if p.is_dir() {
+                walk(&p, root, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn convert_and_stage_onto_a_full_file_system_fail_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(fs) = Tmpfs::mount(&dir.path().join("small"), "6m") else {
+        return;
+    };
+    let raw = dir.path().join("raw");
+    sample(&raw, &["--size", "1024x1024", "--planes", "12"]);
+    // A finished section that fits, then one that does not (12 MiB of raw pixels).
+    let bids = fs.0.join("bids");
+    let small = dir.path().join("small-raw");
+    sample(&small, &["--size", "256x256", "--planes", "2"]);
+    let o = run(convert(&small, &bids).args(["--subject", "A", "--sample", "1"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let before = tree(&bids);
+
+    let o = run(convert(&raw, &bids).args([
+        "--subject",
+        "A",
+        "--sample",
+        "2",
+        "--compression",
+        "none",
+    ]));
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("No space left on device"),
+        "the error does not say the disk is full: {err}"
+    );
+    assert!(
+        err.contains(&bids.display().to_string()),
+        "the error names no path: {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    // Nothing of the failed section, not even its partial output: the space is free again.
+    assert_eq!(
+        tree(&bids),
+        before,
+        "the failed conversion left files behind"
+    );
+
+    // A stage of the big source into the full file system: the same.
+    let o = run(strata()
+        .args([
+            "stage",
+            &format!("file://{}", raw.display()),
+            &format!("file://{}", fs.0.join("copy").display()),
+            "--journal",
+        ])
+        .arg(dir.path().join("stage.journal")));
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    let left: Vec<String> = tree(&fs.0.join("copy"))
+        .into_iter()
+        .filter(|p| strata_fs::is_temp_name(Path::new(p).file_name().unwrap_or_default()))
+        .collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+    let journal = std::fs::read_to_string(dir.path().join("stage.journal")).unwrap_or_default();
+    for line in journal.lines().filter(|l| !l.starts_with('#')) {
+        let key = line.split('\t').nth(2).expect("journal line");
+        let size: u64 = line
+            .split('\t')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("size");
+        let got = std::fs::metadata(fs.0.join("copy").join(key)).map(|m| m.len());
+        assert_eq!(got.ok(), Some(size), "journaled {key} is not there whole");
+    }
+
+    // With room, the same commands succeed.
+    let _ = std::fs::remove_dir_all(fs.0.join("copy"));
+    fs.remount("size=64m");
+    let o = run(convert(&raw, &bids).args([
+        "--subject",
+        "A",
+        "--sample",
+        "2",
+        "--compression",
+        "none",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(strata().args(["validate"]).arg(&bids));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+}
+
+#[test]
+fn convert_onto_a_read_only_file_system_fails_clearly_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(fs) = Tmpfs::mount(&dir.path().join("ro"), "16m") else {
+        return;
+    };
+    let raw = dir.path().join("raw");
+    sample(&raw, &["--size", "256x256", "--planes", "2"]);
+    let bids = fs.0.join("bids");
+    let o = run(convert(&raw, &bids).args(["--subject", "A", "--sample", "1"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let before = tree(&bids);
+    fs.remount("ro");
+    let o = run(convert(&raw, &bids).args(["--subject", "A", "--sample", "2"]));
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("Read-only file system"), "{err}");
+    assert!(
+        err.contains(&bids.display().to_string()),
+        "the error names no path: {err}"
+    );
+    fs.remount("rw");
+    assert_eq!(tree(&bids), before);
+}
+
+#[test]
+fn a_source_file_that_changes_during_the_conversion_is_not_published() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let raw = dir.path().join("raw");
+    sample(&raw, &["--size", "2048x2048", "--planes", "8"]);
+    let bids = dir.path().join("bids");
+    let mut planes: Vec<PathBuf> = std::fs::read_dir(&raw)
+        .expect("raw")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "tif"))
+        .collect();
+    planes.sort();
+    let first = planes.first().expect("a plane").clone();
+    let child = convert(&raw, &bids)
+        .args(["--subject", "A", "--sample", "1", "--planes-per-shard", "1"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // The scanner appends to the first plane while the conversion runs: once the first
+    // shard is written (one plane per shard, so well before the end).
+    let t0 = std::time::Instant::now();
+    while !bids.join("sub-A").exists()
+        || tree(&bids.join("sub-A"))
+            .iter()
+            .all(|p| !p.contains("/0/c"))
+    {
+        assert!(t0.elapsed().as_secs() < 120, "no shard appeared");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&first)
+        .expect("open");
+    std::io::Write::write_all(&mut f, b"late bytes").expect("append");
+    drop(f);
+    let o = child.wait_with_output().expect("wait");
+    let err = stderr(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "the conversion did not notice: {err}"
+    );
+    assert!(
+        err.contains("changed while it was being converted"),
+        "{err}"
+    );
+    assert!(err.contains(&first.display().to_string()), "{err}");
+    let image = bids.join("sub-A/micr/sub-A_sample-1_BF.ome.zarr");
+    assert!(!image.exists(), "the image was published");
+    assert!(!bids.join("sub-A/micr/sub-A_sample-1_BF.json").exists());
+}
