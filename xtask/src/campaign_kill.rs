@@ -134,14 +134,38 @@ fn rows(path: &Path) -> Result<Vec<String>, String> {
 }
 
 /// The checks after a kill; `Err` describes a violation.
-pub(crate) fn check_after_kill(strata: &Path, bids: &Path, image: &str) -> Result<(), String> {
-    let samples = rows(&bids.join("samples.tsv"))?;
-    let participants = rows(&bids.join("participants.tsv"))?;
+/// `bids` held one finished section (sample 1) before the killed command, unless `fresh`
+/// (a new dataset: the tables may not exist yet).
+pub(crate) fn check_after_kill(
+    strata: &Path,
+    bids: &Path,
+    image: &str,
+    fresh: bool,
+) -> Result<(), String> {
+    let table = |name: &str| {
+        let path = bids.join(name);
+        if fresh && !path.exists() {
+            Ok(Vec::new())
+        } else {
+            rows(&path)
+        }
+    };
+    let samples = table("samples.tsv")?;
+    let participants = table("participants.tsv")?;
+    if fresh && !bids.join("dataset_description.json").exists() {
+        // Killed before the dataset had its description: nothing to validate yet, but no
+        // section may be there either.
+        return if samples.is_empty() && participants.is_empty() {
+            Ok(())
+        } else {
+            Err("table rows without a dataset description".into())
+        };
+    }
     let first = samples
         .iter()
         .filter(|r| r.starts_with("sample-1\t"))
         .count();
-    if first != 1 {
+    if first != usize::from(!fresh) {
         return Err(format!(
             "the finished section is in samples.tsv {first} times"
         ));
@@ -155,7 +179,8 @@ pub(crate) fn check_after_kill(strata: &Path, bids: &Path, image: &str) -> Resul
             .iter()
             .filter(|r| r.starts_with("sub-K"))
             .count()
-            != 1
+            > 1
+        || !fresh && participants.is_empty()
     {
         return Err("a row appears twice".into());
     }
@@ -343,7 +368,7 @@ pub(crate) fn run(
                     t.published_when_killed += 1;
                 }
             }
-            let verdict = check_after_kill(&strata, &bids, case.image).and_then(|()| {
+            let verdict = check_after_kill(&strata, &bids, case.image, false).and_then(|()| {
                 quiet(&args)?;
                 let got = dataset(&bids)?;
                 if got.keys().ne(expected.keys()) {

@@ -43,36 +43,42 @@ pub(crate) struct Setup {
 /// The commands of the matrix.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
+    ConvertFirst,
     ConvertFolder,
     ConvertOzx,
     ConvertS3,
     ConvertDatalad,
     BatchRun,
     StageToS3,
+    StageLargeToS3,
     StageToOzx,
     StageFromS3,
 }
 
 impl Kind {
-    const ALL: [Kind; 8] = [
+    const ALL: [Kind; 10] = [
+        Kind::ConvertFirst,
         Kind::ConvertFolder,
         Kind::ConvertOzx,
         Kind::ConvertS3,
         Kind::ConvertDatalad,
         Kind::BatchRun,
         Kind::StageToS3,
+        Kind::StageLargeToS3,
         Kind::StageToOzx,
         Kind::StageFromS3,
     ];
 
     fn name(self) -> &'static str {
         match self {
+            Kind::ConvertFirst => "strata convert (a new dataset's first section)",
             Kind::ConvertFolder => "strata convert (folder)",
             Kind::ConvertOzx => "strata convert --layout ozx",
             Kind::ConvertS3 => "strata convert --bids-root s3://",
             Kind::ConvertDatalad => "strata convert --datalad",
             Kind::BatchRun => "strata batch run",
             Kind::StageToS3 => "strata stage folder s3://",
+            Kind::StageLargeToS3 => "strata stage folder s3:// (multipart)",
             Kind::StageToOzx => "strata stage folder zip://",
             Kind::StageFromS3 => "strata stage s3:// folder",
         }
@@ -82,6 +88,7 @@ impl Kind {
     /// that moved away from its step, fails the matrix).
     fn must_pass(self) -> &'static [&'static str] {
         match self {
+            Kind::ConvertFirst => &["convert.published", "fs.atomic.before-rename"],
             Kind::ConvertFolder | Kind::BatchRun => &[
                 "convert.arrays-written",
                 "convert.earlier-moved-aside",
@@ -100,13 +107,21 @@ impl Kind {
             Kind::ConvertS3 => &["convert.published", "convert.table-written", "store.s3.put"],
             Kind::ConvertDatalad => &["convert.published", "datalad.before-save", "datalad.saved"],
             Kind::StageToS3 => &["stage.copied", "stage.journaled"],
+            Kind::StageLargeToS3 => &[
+                "store.s3.before-complete",
+                "store.s3.completed",
+                "stage.journaled",
+            ],
             Kind::StageToOzx => &["stage.ozx.entry-copied", "stage.ozx.published"],
             Kind::StageFromS3 => &["stage.copied", "stage.journaled", "fs.atomic.renamed"],
         }
     }
 
     fn needs_s3(self) -> bool {
-        matches!(self, Kind::ConvertS3 | Kind::StageToS3 | Kind::StageFromS3)
+        matches!(
+            self,
+            Kind::ConvertS3 | Kind::StageToS3 | Kind::StageLargeToS3 | Kind::StageFromS3
+        )
     }
 }
 
@@ -139,6 +154,8 @@ struct Fixture<'a> {
     scan: PathBuf,
     map: PathBuf,
     template: PathBuf,
+    /// Two files of 20 MiB and 9 MiB: multipart uploads.
+    large: PathBuf,
     template_datalad: Option<PathBuf>,
     s3_source: Option<String>,
     runs: std::cell::Cell<u64>,
@@ -225,6 +242,17 @@ impl Fixture<'_> {
         let bids = ws.join("bids");
         let journal = ws.join("stage.journal");
         Ok(match kind {
+            Kind::ConvertFirst => {
+                let target = ["--bids-root".into(), bids.display().to_string()];
+                Run {
+                    args: self.convert_args(&self.raw2, "2", &target),
+                    out: Out::Dataset {
+                        root: bids,
+                        git: false,
+                    },
+                    journal: None,
+                }
+            }
             Kind::ConvertFolder | Kind::ConvertOzx => {
                 self.copy_of(&self.template, &bids)?;
                 let layout = if kind == Kind::ConvertOzx {
@@ -314,6 +342,17 @@ impl Fixture<'_> {
                     journal: Some(journal),
                 }
             }
+            Kind::StageLargeToS3 => {
+                let url = self.s3_prefix("large")?;
+                Run {
+                    args: stage_args(&file_url(&self.large), &url, &journal),
+                    out: Out::S3Dataset {
+                        url,
+                        pull: ws.join("pulled"),
+                    },
+                    journal: Some(journal),
+                }
+            }
             Kind::StageToOzx => {
                 let folder = ws.join("archive");
                 std::fs::create_dir_all(&folder).map_err(|e| e.to_string())?;
@@ -385,11 +424,14 @@ impl Fixture<'_> {
             _ => "sub-K/micr/sub-K_sample-2_BF.ome.zarr",
         };
         match &run.out {
-            Out::Dataset { root, .. } => check_after_kill(&self.setup.strata, root, image),
+            Out::Dataset { root, .. } if !root.exists() => Ok(()),
+            Out::Dataset { root, .. } => {
+                check_after_kill(&self.setup.strata, root, image, kind == Kind::ConvertFirst)
+            }
             Out::S3Dataset { url, pull } => {
                 self.pull(url, pull)?;
                 if kind == Kind::ConvertS3 {
-                    check_after_kill(&self.setup.strata, pull, image)?;
+                    check_after_kill(&self.setup.strata, pull, image, false)?;
                 }
                 // The journal's keys start with the prefix in the bucket.
                 let prefix = url.splitn(4, '/').nth(3).map(|p| format!("{p}/"));
@@ -517,6 +559,7 @@ pub(crate) fn run(root: &Path, setup: &Setup, max_hits: u64) -> Result<(), Strin
         scan: work.join("scan"),
         map: work.join("map.tsv"),
         template: work.join("template"),
+        large: work.join("large"),
         template_datalad: None,
         s3_source: None,
         work,
@@ -527,6 +570,13 @@ pub(crate) fn run(root: &Path, setup: &Setup, max_hits: u64) -> Result<(), Strin
     let _ = std::fs::remove_dir_all(&fx.template);
     let target = ["--bids-root".into(), fx.template.display().to_string()];
     fx.quiet(&fx.convert_args(&fx.raw1, "1", &target))?;
+    let _ = std::fs::remove_dir_all(&fx.large);
+    std::fs::create_dir_all(&fx.large).map_err(|e| e.to_string())?;
+    let mut rng = crate::bench_serve::Rng(17);
+    for (name, mib) in [("a.bin", 20), ("b.bin", 9)] {
+        let bytes: Vec<u8> = (0..mib << 20).map(|_| rng.below(256) as u8).collect();
+        std::fs::write(fx.large.join(name), bytes).map_err(|e| e.to_string())?;
+    }
     let _ = std::fs::remove_dir_all(&fx.scan);
     std::fs::create_dir_all(&fx.scan).map_err(|e| e.to_string())?;
     fx.copy_of(&fx.raw2, &fx.scan.join("slide2"))?;

@@ -6,7 +6,8 @@
 //!   - the codegen check (the committed schema tables match the schema);
 //!   - `cargo fmt --check` of the workspace and of `fuzz/`;
 //!   - clippy with `-D warnings`: the workspace (all targets, default features); strata-zstack
-//!     and strata-cli with feature `hdf5`; strata-store with `--no-default-features`; `fuzz/`
+//!     and strata-cli with feature `hdf5`; strata-store with `--no-default-features`;
+//!     strata-cli with `failpoints`; `fuzz/`
 //!     (its own workspace, built in `target/fuzz`);
 //!   - rustdoc with `-D warnings`: the workspace, then strata-zstack and strata-cli with
 //!     `hdf5`;
@@ -388,6 +389,7 @@ fn test(root: &Path) -> Result<(), String> {
             HDF5_FEATURES,
         ],
         &["--package", "strata-store", "--no-default-features"],
+        &["--package", "strata-cli", "--features", "failpoints"],
         FUZZ,
     ] {
         run_cmd(cargo().current_dir(root).arg("clippy").args(args).args([

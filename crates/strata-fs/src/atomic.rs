@@ -291,6 +291,44 @@ where
     E: From<Error>,
     F: FnOnce(Option<&[u8]>) -> std::result::Result<Vec<u8>, E>,
 {
+    let lock = lock_for(path)?;
+    let old = match fs::read(path) {
+        Ok(bytes) => Some(bytes),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Error::io("reading", path, e).into()),
+    };
+    let new = change(old.as_deref())?;
+    crate::failpoint("fs.locked.changed");
+    write_atomic(path, &new)?;
+    // Closing the lock file releases the lock.
+    drop(lock);
+    Ok(())
+}
+
+/// Writes `bytes` to `path` unless the file exists, under the same lock as
+/// [`update_locked`] (so a temporary a killed first writer left is removed, and of writers
+/// racing to create the file exactly one does). Returns whether this call wrote it.
+///
+/// # Errors
+/// The crate's [`Error`] for I/O failures; the file is then unchanged.
+pub fn create_locked(path: &Path, bytes: &[u8]) -> Result<bool> {
+    let lock = lock_for(path)?;
+    let created = match fs::symlink_metadata(path) {
+        Ok(_) => false,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            write_atomic(path, bytes)?;
+            true
+        }
+        Err(e) => return Err(Error::io("reading", path, e)),
+    };
+    drop(lock);
+    Ok(created)
+}
+
+/// Takes the exclusive lock of `path` (its folder created if needed) and removes the
+/// temporaries of `path` that killed writers left: under the lock no other locked writer
+/// is writing it. The lock is released when the returned file is closed.
+fn lock_for(path: &Path) -> Result<File> {
     check_file_path(path)?;
     let dir = parent_of(path);
     fs::create_dir_all(dir).map_err(|e| Error::io("creating folder", dir, e))?;
@@ -303,18 +341,6 @@ where
         .map_err(|e| Error::io("opening lock file", &lock_path, e))?;
     lock.lock()
         .map_err(|e| Error::io("locking", &lock_path, e))?;
-    // Under the lock no other update writes `path`: a temporary of it is what a killed
-    // writer left, and would stay in the folder for good.
     crate::remove_stale_temps(path)?;
-    let old = match fs::read(path) {
-        Ok(bytes) => Some(bytes),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => return Err(Error::io("reading", path, e).into()),
-    };
-    let new = change(old.as_deref())?;
-    crate::failpoint("fs.locked.changed");
-    write_atomic(path, &new)?;
-    // Closing the lock file releases the lock.
-    drop(lock);
-    Ok(())
+    Ok(lock)
 }

@@ -6,7 +6,8 @@
 //! - One temporary-name convention: [`temp_name`], [`is_temp_name`], [`remove_stale_temps`],
 //!   and [`TEMP_GLOBS`] for exclude lists.
 //! - [`update_locked`]: a read-modify-write serialised by a lock file (table rows added by
-//!   concurrent conversions).
+//!   concurrent conversions), and [`create_locked`] for a file that only the first of many
+//!   writers creates.
 //! - [`sha256_file`]: size and checksum of a file in one read.
 //! - [`failpoint`]: crash points, armed only in a build with the `failpoints` feature.
 //!
@@ -39,8 +40,8 @@ mod hash;
 mod names;
 
 pub use atomic::{
-    AtomicFile, Durability, TempPath, sync_dir, update_locked, write_atomic, write_atomic_with,
-    write_synced,
+    AtomicFile, Durability, TempPath, create_locked, sync_dir, update_locked, write_atomic,
+    write_atomic_with, write_synced,
 };
 pub use error::{Error, Result};
 pub use failpoint::{FAILPOINT_LOG, KILL_AT, failpoint};

@@ -187,3 +187,32 @@ fn a_locked_update_removes_what_a_killed_writer_left() {
     assert!(other.exists());
     assert_eq!(std::fs::read(&path).expect("read"), b"a\nc\n");
 }
+
+#[test]
+fn the_first_of_racing_creators_writes_and_a_killed_ones_temporary_goes() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("dataset_description.json");
+    // The first conversion of a dataset was killed while writing the file.
+    let left = strata_fs::temp_name(&path);
+    std::fs::write(&left, b"{\"Na").expect("temporary");
+    let writers: Vec<_> = (0..8u8)
+        .map(|k| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                strata_fs::create_locked(&path, &[b'0' + k]).expect("create")
+            })
+        })
+        .collect();
+    let created = writers
+        .into_iter()
+        .map(|w| w.join().expect("thread"))
+        .filter(|&c| c)
+        .count();
+    assert_eq!(created, 1, "{created} writers created the file");
+    assert!(!left.exists(), "the killed writer's temporary stayed");
+    let text = std::fs::read(&path).expect("read");
+    assert_eq!(text.len(), 1);
+    // An existing file is left as it is.
+    assert!(!strata_fs::create_locked(&path, b"other").expect("create"));
+    assert_eq!(std::fs::read(&path).expect("read"), text);
+}

@@ -736,11 +736,22 @@ fn write_bids_metadata(
 
     let text =
         DatasetDescription::new("Brightfield z-stacks of histological sections").to_json()?;
-    put_if_missing(
-        store,
-        &StoreKey::new("dataset_description.json")?,
-        text.into_bytes(),
-    )?;
+    match local {
+        // Whichever conversion comes first writes it, under the lock (a temporary that a
+        // killed first writer left goes then).
+        Some(root) => {
+            let path = root.join("dataset_description.json");
+            strata_fs::create_locked(&path, text.as_bytes()).map_err(|e| {
+                let (path, source) = e.into_parts();
+                Error::io(path, source)
+            })?;
+        }
+        None => put_if_missing(
+            store,
+            &StoreKey::new("dataset_description.json")?,
+            text.into_bytes(),
+        )?,
+    }
     let participants = [ParticipantRow {
         subject: section.subject.clone(),
         extra: vec![],
