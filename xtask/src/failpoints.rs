@@ -16,8 +16,9 @@
 //! - the same command run again succeeds, and the result equals the clean run's file for
 //!   file (object for object on S3; `git status` clean with DataLad).
 //!
-//! The commands: `strata convert` (folder, `.ozx`, into S3, `--datalad`), `strata batch run`,
-//! and `strata stage` (folder to S3, folder to `.ozx`, S3 to folder). The S3 cases need the
+//! The commands: `strata convert` (a new dataset's first section, folder, `.ozx`, into S3,
+//! `--datalad`, `--hdf5`), `strata batch run`, and `strata stage` (folder to S3, small and
+//! multipart, folder to `.ozx`, S3 to folder). The S3 cases need the
 //! test S3 server (`STRATA_S3_ENDPOINT`), the DataLad case `STRATA_DATALAD`; `cargo xtask
 //! test` runs the matrix with both, at most 2 passes per point.
 
@@ -48,6 +49,7 @@ enum Kind {
     ConvertOzx,
     ConvertS3,
     ConvertDatalad,
+    ConvertHdf5,
     BatchRun,
     StageToS3,
     StageLargeToS3,
@@ -56,12 +58,13 @@ enum Kind {
 }
 
 impl Kind {
-    const ALL: [Kind; 10] = [
+    const ALL: [Kind; 11] = [
         Kind::ConvertFirst,
         Kind::ConvertFolder,
         Kind::ConvertOzx,
         Kind::ConvertS3,
         Kind::ConvertDatalad,
+        Kind::ConvertHdf5,
         Kind::BatchRun,
         Kind::StageToS3,
         Kind::StageLargeToS3,
@@ -76,6 +79,7 @@ impl Kind {
             Kind::ConvertOzx => "strata convert --layout ozx",
             Kind::ConvertS3 => "strata convert --bids-root s3://",
             Kind::ConvertDatalad => "strata convert --datalad",
+            Kind::ConvertHdf5 => "strata convert --hdf5",
             Kind::BatchRun => "strata batch run",
             Kind::StageToS3 => "strata stage folder s3://",
             Kind::StageLargeToS3 => "strata stage folder s3:// (multipart)",
@@ -106,6 +110,7 @@ impl Kind {
             ],
             Kind::ConvertS3 => &["convert.published", "convert.table-written", "store.s3.put"],
             Kind::ConvertDatalad => &["convert.published", "datalad.before-save", "datalad.saved"],
+            Kind::ConvertHdf5 => &["convert.published", "fs.atomic.renamed"],
             Kind::StageToS3 => &["stage.copied", "stage.journaled"],
             Kind::StageLargeToS3 => &[
                 "store.s3.before-complete",
@@ -265,6 +270,24 @@ impl Fixture<'_> {
                     bids.display().to_string(),
                     "--layout".into(),
                     layout.into(),
+                ];
+                Run {
+                    args: self.convert_args(&self.raw2, "2", &target),
+                    out: Out::Dataset {
+                        root: bids,
+                        git: false,
+                    },
+                    journal: None,
+                }
+            }
+            Kind::ConvertHdf5 => {
+                self.copy_of(&self.template, &bids)?;
+                let h5 = bids.join("derivatives/legacy/sub-K_sample-2_BF.h5");
+                let target = [
+                    "--bids-root".into(),
+                    bids.display().to_string(),
+                    "--hdf5".into(),
+                    h5.display().to_string(),
                 ];
                 Run {
                     args: self.convert_args(&self.raw2, "2", &target),
@@ -531,7 +554,7 @@ fn hits(count: u64, max: u64) -> Vec<u64> {
     v
 }
 
-/// Builds the armed `strata` (debug profile, shared target folder) and copies it to
+/// Builds the armed `strata` (debug profile, shared target folder, with HDF5) and copies it to
 /// `target/failpoints/strata`, out of the way of the next build of the plain one.
 pub(crate) fn build(root: &Path) -> Result<PathBuf, String> {
     crate::run_cmd(crate::cargo().current_dir(root).args([
@@ -539,7 +562,7 @@ pub(crate) fn build(root: &Path) -> Result<PathBuf, String> {
         "--package",
         "strata-cli",
         "--features",
-        "failpoints",
+        "failpoints,hdf5",
     ]))?;
     let armed = root.join("target/failpoints/strata");
     std::fs::create_dir_all(root.join("target/failpoints")).map_err(|e| e.to_string())?;

@@ -276,6 +276,8 @@ pub fn export_hdf5(
     if out.file_name().is_none() {
         return Err(Error::Config(format!("{}: not a file path", out.display())));
     }
+    // A killed earlier export of the same file left its temporary beside it.
+    strata_fs::remove_stale_temps(out).map_err(|e| Error::io(out, e.into()))?;
     let tmp = strata_fs::TempPath::new(out);
     let store =
         Arc::new(FilesystemStore::new(image).map_err(|e| bad(image, format!("opening: {e}")))?);
