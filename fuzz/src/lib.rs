@@ -1,9 +1,37 @@
 //! Bodies of the fuzz targets, as plain functions: each target in `fuzz_targets/` calls one,
 //! and `tests/corpus.rs` feeds it every input under `inputs/<target>/` on stable Rust.
 //!
+//! | target | body | what it parses |
+//! |---|---|---|
+//! | `ngff_metadata` | [`ngff_metadata`] | OME-NGFF metadata (strata-ngff) |
+//! | `tiff_stack` | [`tiff_stack`] | a TIFF file as a z-stack (strata-zstack) |
+//! | `bids_text` | [`bids_text`] | BIDS names, sidecars, descriptions, tables (strata-bids) |
+//! | `zarr_image` | [`zarr_image`] | a shard or `zarr.json` of an image (strata-access) |
+//! | `ozx_reader` | [`ozx_reader`] | an `.ozx` archive (strata-store, strata-access) |
+//! | `http_request` | [`http_request`] | raw bytes on a connection to `strata serve` |
+//!
 //! `inputs/<target>/` holds seeds and the inputs of past crashes (add each new crash there);
-//! `corpus/` is libFuzzer's working corpus and is not committed. To fuzz (nightly):
-//! `cargo fuzz run ngff_metadata corpus/ngff_metadata inputs/ngff_metadata`.
+//! `tests/seeds.rs` regenerates the seeds that are binary files. libFuzzer's working corpus
+//! (`target/fuzz-corpus/<target>/`) is not committed. `cargo xtask fuzz [TARGET...]
+//! [--seconds N]` builds the targets with coverage instrumentation on stable Rust and runs
+//! them (see docs/RELIABILITY.md).
+//!
+//! Targets that need files (TIFF, the image folder, the archive, the served dataset) write
+//! them in a scratch folder of the process under the system's temporary folder.
+
+mod bids;
+mod http;
+mod ozx;
+mod scratch;
+pub mod template;
+mod tiff;
+mod zarr;
+
+pub use bids::bids_text;
+pub use http::http_request;
+pub use ozx::ozx_reader;
+pub use tiff::tiff_stack;
+pub use zarr::{zarr_image, zarr_image_template};
 
 use std::collections::BTreeMap;
 

@@ -35,3 +35,28 @@ fn run(target: &str, body: fn(&[u8])) {
 fn ngff_metadata_corpus() {
     run("ngff_metadata", strata_fuzz::ngff_metadata);
 }
+
+#[test]
+fn tiff_stack_corpus() {
+    run("tiff_stack", strata_fuzz::tiff_stack);
+}
+
+#[test]
+fn bids_text_corpus() {
+    run("bids_text", strata_fuzz::bids_text);
+}
+
+#[test]
+fn zarr_image_corpus() {
+    run("zarr_image", strata_fuzz::zarr_image);
+}
+
+#[test]
+fn ozx_reader_corpus() {
+    run("ozx_reader", strata_fuzz::ozx_reader);
+}
+
+#[test]
+fn http_request_corpus() {
+    run("http_request", strata_fuzz::http_request);
+}

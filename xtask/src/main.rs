@@ -4,11 +4,10 @@
 //!   BIDS validator and the BIDS schema).
 //! - `test`: setup, then, failing on the first error:
 //!   - the codegen check (the committed schema tables match the schema);
-//!   - `cargo fmt --check` of the workspace and of `fuzz/`;
-//!   - clippy with `-D warnings`: the workspace (all targets, default features); strata-zstack
-//!     and strata-cli with feature `hdf5`; strata-store with `--no-default-features`;
-//!     strata-cli with `failpoints`; `fuzz/`
-//!     (its own workspace, built in `target/fuzz`);
+//!   - `cargo fmt --check` of the workspace;
+//!   - clippy with `-D warnings`: the workspace (all targets, default features, the fuzz
+//!     crate included); strata-zstack and strata-cli with feature `hdf5`; strata-store with
+//!     `--no-default-features`; strata-cli with `failpoints`;
 //!   - rustdoc with `-D warnings`: the workspace, then strata-zstack and strata-cli with
 //!     `hdf5`;
 //!   - the workspace's tests (all targets) with every peer and service set and required
@@ -21,10 +20,10 @@
 //!   - the HDF5 tests (`--features hdf5`: strata-zstack `tiff_hdf5`, `hdf5_export`,
 //!     strata-cli `hdf5_cli`);
 //!   - strata-store's library and tests without default features;
-//!   - every fuzz target's body once over its committed inputs (`fuzz/inputs/<target>/`,
-//!     stable Rust, no libFuzzer);
 //!   - the doc tests;
 //!   - `strata demo`, then the official BIDS validator on what it wrote;
+//!   - every fuzz target under libFuzzer for 20 s (`fuzz --seconds 20`; the workspace's
+//!     tests have replayed its committed inputs, `fuzz/inputs/<target>/`, before);
 //!   - the crash-point matrix (`failpoints --hits 2`), last, as it rebuilds `strata` with
 //!     the `failpoints` feature.
 //! - `bench-batch [--sections N] [--size WxH] [--runs N] [--status-only]`: N sections through
@@ -36,6 +35,9 @@
 //! - `failpoints [--hits N]`: builds `strata` with its crash points armed and kills each
 //!   writing command at every point it passes (N passes per point, all by default), each
 //!   checked and rerun; see docs/RELIABILITY.md.
+//! - `fuzz [TARGET...] [--seconds N]`: builds the fuzz targets with libFuzzer's coverage
+//!   instrumentation (stable Rust) and runs each for N seconds (60 by default); see
+//!   docs/RELIABILITY.md.
 //! - `with-services [--] CMD [ARGS]`: run one command (a single test, say) with the services
 //!   the tests use started, as `test` starts them: the S3 server (`STRATA_S3_ENDPOINT`) and
 //!   the one-node Slurm cluster (`SLURM_CONF`).
@@ -60,6 +62,7 @@ mod bench_stage;
 mod campaign_kill;
 mod codegen;
 mod failpoints;
+mod fuzz;
 mod services;
 mod setup;
 
@@ -160,9 +163,23 @@ fn main() -> ExitCode {
                 setup::run(&root)?;
                 failpoint_matrix(&root, hits)
             }),
+        Some("fuzz") => {
+            let seconds = flag_value(&args, "--seconds")
+                .map_or(Ok(60), |s| s.parse::<u64>().map_err(|e| format!("--seconds: {e}")));
+            let mut targets = Vec::new();
+            let mut rest = args[1..].iter();
+            while let Some(a) = rest.next() {
+                if a == "--seconds" {
+                    rest.next();
+                } else {
+                    targets.push(a.clone());
+                }
+            }
+            seconds.and_then(|s| fuzz::run(&root, &targets, s))
+        }
         Some("with-services") => with_services(&root, &args[1..]),
         _ => Err(
-            "usage: cargo xtask <setup | test | with-services [--] CMD [ARGS] | codegen [--check] [--schema PATH] | bench-validate [--sections N] | bench-convert [--size WxH] [--planes N] [--runs N] [--baseline STRATA] | bench-read [--patches N] | bench-serve [--seconds N] [--json] [--strata BIN] | bench-stage [--sections N] [--runs N] | bench-batch [--sections N] [--size WxH] [--runs N] [--status-only] | campaign-kill [--kills N] [--seed S] [--strata BIN] | failpoints [--hits N]>"
+            "usage: cargo xtask <setup | test | with-services [--] CMD [ARGS] | codegen [--check] [--schema PATH] | bench-validate [--sections N] | bench-convert [--size WxH] [--planes N] [--runs N] [--baseline STRATA] | bench-read [--patches N] | bench-serve [--seconds N] [--json] [--strata BIN] | bench-stage [--sections N] [--runs N] | bench-batch [--sections N] [--size WxH] [--runs N] [--status-only] | campaign-kill [--kills N] [--seed S] [--strata BIN] | failpoints [--hits N] | fuzz [TARGET...] [--seconds N]>"
                 .into(),
         ),
     };
@@ -345,20 +362,12 @@ pub(crate) fn path_with(dir: &Path) -> Result<std::ffi::OsString, String> {
     std::env::join_paths(dirs).map_err(|e| format!("PATH: {e}"))
 }
 
+/// Seconds each fuzz target runs in `cargo xtask test` (the campaign in docs/RELIABILITY.md
+/// ran 30 minutes each).
+const FUZZ_SECONDS: u64 = 20;
+
 /// The HDF5 features of the crates that have them (`--features` with several packages).
 const HDF5_FEATURES: &str = "strata-zstack/hdf5,strata-cli/hdf5";
-
-/// The fuzz crate, a workspace of its own.
-const FUZZ_MANIFEST: &str = "fuzz/Cargo.toml";
-
-/// Cargo arguments (after the subcommand) that build the fuzz crate, under `target/` like
-/// the rest.
-const FUZZ: &[&str] = &[
-    "--manifest-path",
-    FUZZ_MANIFEST,
-    "--target-dir",
-    "target/fuzz",
-];
 
 fn test(root: &Path) -> Result<(), String> {
     setup::run(root)?;
@@ -369,15 +378,8 @@ fn test(root: &Path) -> Result<(), String> {
             .current_dir(root)
             .args(["fmt", "--all", "--", "--check"]),
     )?;
-    run_cmd(cargo().current_dir(root).args([
-        "fmt",
-        "--manifest-path",
-        FUZZ_MANIFEST,
-        "--",
-        "--check",
-    ]))?;
     // Lints, also of the code behind optional features: HDF5 on, strata-store's backends
-    // off, and the fuzz crate (its own workspace).
+    // off, the crash points armed (the workspace includes the fuzz crate).
     for args in [
         &["--workspace"][..],
         &[
@@ -390,7 +392,6 @@ fn test(root: &Path) -> Result<(), String> {
         ],
         &["--package", "strata-store", "--no-default-features"],
         &["--package", "strata-cli", "--features", "failpoints"],
-        FUZZ,
     ] {
         run_cmd(cargo().current_dir(root).arg("clippy").args(args).args([
             "--all-targets",
@@ -472,14 +473,6 @@ fn test(root: &Path) -> Result<(), String> {
         "--lib",
         "--tests",
     ]))?;
-    // Each fuzz target's body over its committed inputs (seeds and past crashes).
-    run_cmd(
-        cargo()
-            .current_dir(root)
-            .arg("test")
-            .args(FUZZ)
-            .arg("--tests"),
-    )?;
     // Doc tests are not part of --all-targets.
     run_cmd(
         cargo()
@@ -504,6 +497,9 @@ fn test(root: &Path) -> Result<(), String> {
             .arg(&out),
     )?;
     run_cmd(Command::new(&validator).arg(&out))?;
+    // Every fuzz target under libFuzzer for a short time, from its committed inputs (the
+    // workspace's tests replayed them above without instrumentation).
+    fuzz::run(root, &[], FUZZ_SECONDS)?;
     // Last, as it rebuilds strata with its crash points armed: SIGKILL at each point a
     // writing command passes (up to 2 passes per point; `cargo xtask failpoints` runs all).
     failpoint_matrix(root, 2)?;

@@ -30,18 +30,29 @@ impl Table {
         }
     }
 
-    /// Parses TSV text. Trailing `\r` and a final newline are accepted.
+    /// Parses TSV text. Lines end with `\n` or `\r\n`; a final newline is accepted.
     ///
     /// # Errors
-    /// [`Error::Table`] for an empty header, a duplicated column or a row whose cell count
-    /// differs from the header's.
+    /// [`Error::Table`] for an empty header, a duplicated column, a row whose cell count
+    /// differs from the header's, or a carriage return that does not end a line (a cell
+    /// cannot hold one, and the table would not be written back the same).
     pub fn parse(text: &str) -> Result<Self> {
         let err = |line: usize, message: String| Error::Table {
             path: PathBuf::new(),
             line,
             message,
         };
-        let mut lines = text.lines().map(|l| l.strip_suffix('\r').unwrap_or(l));
+        let lines: Vec<&str> = text
+            .split('\n')
+            .map(|l| l.strip_suffix('\r').unwrap_or(l))
+            .collect();
+        if let Some(i) = lines.iter().position(|l| l.contains('\r')) {
+            return Err(err(
+                i + 1,
+                "a carriage return inside the line; end lines with \\n (or \\r\\n) and keep line breaks out of cells".into(),
+            ));
+        }
+        let mut lines = lines.into_iter();
         let header = lines
             .next()
             .filter(|h| !h.is_empty())
@@ -410,6 +421,20 @@ mod tests {
         assert!(e.contains("line 3"), "{e}");
         assert!(Table::parse("").is_err());
         assert!(Table::parse("a\ta\n").is_err());
+    }
+
+    #[test]
+    fn line_endings_are_lf_or_crlf_and_cells_hold_no_carriage_return() {
+        let crlf = Table::parse("a\tb\r\n1\t2\r\n").expect("CRLF");
+        assert_eq!(crlf.rows(), [vec!["1".to_owned(), "2".to_owned()]]);
+        assert_eq!(crlf.to_tsv(), "a\tb\n1\t2\n");
+        // Found by fuzzing: a cell ending in `\r\r` lost one on every write and parse.
+        for text in ["a\n\r\r\n", "a\tb\n1\r\t2\n", "a\rb\n"] {
+            let e = Table::parse(text).expect_err(text).to_string();
+            assert!(e.contains("carriage return"), "{text:?}: {e}");
+        }
+        let e = Table::parse("a\n1\n2\r3\n").expect_err("stray").to_string();
+        assert!(e.contains("line 3"), "{e}");
     }
 
     #[test]

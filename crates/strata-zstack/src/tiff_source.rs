@@ -419,7 +419,15 @@ fn open_plane(
     } else {
         None
     };
-    let mut decoder = Decoder::new(BufReader::new(file))
+    // The decoder reads the first image directory here, and panics on some malformed ones
+    // (an empty SampleFormat in tiff 0.10.3): that is an unreadable file, not a crash.
+    let mut decoder = catch_unwind(AssertUnwindSafe(|| Decoder::new(BufReader::new(file))))
+        .map_err(|_| {
+            input(
+                path,
+                "not a readable TIFF (its image directory is malformed)",
+            )
+        })?
         .map_err(|e| tiff_err(path, "not a readable TIFF", &e))?
         .with_limits(options.limits());
 

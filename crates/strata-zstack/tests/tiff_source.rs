@@ -613,6 +613,22 @@ fn unsupported_layouts_are_clear_errors() {
 }
 
 #[test]
+fn a_directory_the_decoder_panics_on_is_a_clear_error() {
+    // Found by fuzzing (`fuzz/inputs/tiff_stack/`): an empty SampleFormat makes tiff 0.10.3
+    // index past the end of its values while it reads the directory.
+    let bytes = include_bytes!("../../../fuzz/inputs/tiff_stack/crash_empty_sample_format.tif");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("z00.tif"), bytes).expect("write");
+    let msg = TiffStack::open(dir.path())
+        .expect_err("malformed")
+        .to_string();
+    assert!(
+        msg.contains("z00.tif") && msg.contains("not a readable TIFF"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn truncated_files_are_errors() {
     let dir = tempfile::tempdir().expect("tempdir");
     let o = opts(300, 200, 1, SampleType::U8, TileCompression::Lzw);
