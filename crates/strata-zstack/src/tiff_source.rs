@@ -926,7 +926,16 @@ fn decode_jpeg(
         .filter(|&s| s == w * h * px)
         .ok_or_else(|| input(path, format!("JPEG chunk {index}: unexpected components")))?;
     let mut pixels = vec![0u8; size];
-    dec.decode_into(&mut pixels).map_err(|e| bad(&e))?;
+    // As with the TIFF decoder: a panic on corrupt entropy-coded data (zune-jpeg 0.4 asserts
+    // on some in debug builds) is a corrupt chunk, not a crash.
+    catch_unwind(AssertUnwindSafe(|| dec.decode_into(&mut pixels)))
+        .map_err(|_| {
+            input(
+                path,
+                format!("JPEG chunk {index} is corrupt (the decoder rejected it)"),
+            )
+        })?
+        .map_err(|e| bad(&e))?;
     for (row, src) in pixels.chunks_exact(w * px).take(dh).enumerate() {
         let at = row * stride;
         if let (Some(d), Some(s)) = (dst.get_mut(at..at + dw * px), src.get(..dw * px)) {
