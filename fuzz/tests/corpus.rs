@@ -1,20 +1,30 @@
 //! Runs every fuzz target's body once over its committed inputs (`inputs/<target>/`: seeds
-//! and the inputs of past crashes), so the targets build and their regressions stay fixed
-//! on stable Rust, without libFuzzer.
+//! and the inputs of past crashes) and its committed corpus (`corpus/<target>/`, what
+//! campaigns found), so the targets build and their regressions stay fixed on stable Rust,
+//! without libFuzzer.
 
 use std::path::{Path, PathBuf};
 
-/// Every file under `inputs/<target>/`, sorted.
+/// Every file under `inputs/<target>/` and `corpus/<target>/`, sorted.
 fn inputs(target: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("inputs")
-        .join(target);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.map(|e| e.path()))
-        .collect::<Result<_, _>>()
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    files.retain(|p| p.is_file());
+    let base = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    // The inputs must be there; a target may have no corpus yet.
+    for (dir, required) in [("inputs", true), ("corpus", false)] {
+        let dir = base.join(dir).join(target);
+        if !required && !dir.is_dir() {
+            continue;
+        }
+        let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        for entry in entries {
+            let path = entry
+                .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+                .path();
+            if path.is_file() {
+                files.push(path);
+            }
+        }
+    }
     files.sort();
     files
 }

@@ -1,4 +1,4 @@
-//! `cargo xtask fuzz [TARGET...] [--seconds N]`: coverage-guided fuzzing with libFuzzer on
+//! `cargo xtask fuzz [TARGET...] [--seconds N] [--merge]`: coverage-guided fuzzing with libFuzzer on
 //! stable Rust.
 //!
 //! The targets of `fuzz/` (package `strata-fuzz`) are built with profile `fuzz` (release
@@ -7,8 +7,11 @@
 //! target given explicitly so that build scripts and proc macros are not instrumented, in a
 //! target folder of their own (`target/fuzz-lf`: the flags differ from every other build).
 //! Each target then runs for N seconds (60 by default) on its working corpus
-//! (`target/fuzz-corpus/<target>/`, kept between runs, not committed) and its committed
-//! inputs (`fuzz/inputs/<target>/`, read only). A crash, a timeout (10 s per input) or more
+//! (`target/fuzz-corpus/<target>/`, kept between runs, not committed), the committed corpus
+//! (`fuzz/corpus/<target>/`) and the committed inputs (`fuzz/inputs/<target>/`: seeds and
+//! past crashes), the last two read only. `--merge` then adds to the committed corpus the
+//! working corpus's inputs that reach coverage it lacks (libFuzzer's `-merge=1`), for a
+//! commit after a campaign. A crash, a timeout (10 s per input) or more
 //! than 2 GiB of memory fails the command, naming the input libFuzzer wrote under
 //! `target/fuzz-artifacts/<target>/`; add it to `fuzz/inputs/<target>/` with the fix.
 //! Prints, per target, the runs executed, the coverage (libFuzzer's `cov` and `ft`) and the
@@ -53,7 +56,12 @@ struct Stats {
 
 /// Builds the instrumented targets, then fuzzes each of `targets` (every one of [`TARGETS`]
 /// if empty) for `seconds`; fails if any of them finds a crash.
-pub(crate) fn run(root: &Path, targets: &[String], seconds: u64) -> Result<(), String> {
+pub(crate) fn run(
+    root: &Path,
+    targets: &[String],
+    seconds: u64,
+    merge: bool,
+) -> Result<(), String> {
     let chosen: Vec<&str> = if targets.is_empty() {
         TARGETS.to_vec()
     } else {
@@ -73,7 +81,14 @@ pub(crate) fn run(root: &Path, targets: &[String], seconds: u64) -> Result<(), S
     build(root)?;
     let mut failures = Vec::new();
     for target in chosen {
-        if let Err(e) = fuzz_one(root, target, seconds) {
+        let result = fuzz_one(root, target, seconds).and_then(|()| {
+            if merge {
+                merge_corpus(root, target)
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = result {
             eprintln!("xtask: {e}");
             failures.push(e);
         }
@@ -113,6 +128,7 @@ fn fuzz_one(root: &Path, target: &str, seconds: u64) -> Result<(), String> {
     let corpus = root.join("target/fuzz-corpus").join(target);
     let artifacts = root.join("target/fuzz-artifacts").join(target);
     let inputs = root.join("fuzz/inputs").join(target);
+    let committed = root.join("fuzz/corpus").join(target);
     let logs = root.join("target/fuzz-logs");
     for dir in [&corpus, &artifacts, &logs] {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -127,6 +143,7 @@ fn fuzz_one(root: &Path, target: &str, seconds: u64) -> Result<(), String> {
         .arg("-print_final_stats=1")
         .arg(format!("-artifact_prefix={}/", artifacts.display()))
         .arg(&corpus)
+        .args(committed.is_dir().then_some(&committed))
         .arg(&inputs)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -160,6 +177,46 @@ fn fuzz_one(root: &Path, target: &str, seconds: u64) -> Result<(), String> {
         "{target} failed ({status}): crash input {input}; log {}",
         log.display()
     ))
+}
+
+/// The target's binary in the instrumented build.
+fn binary(root: &Path, target: &str) -> PathBuf {
+    root.join(TARGET_DIR).join(HOST).join("fuzz").join(target)
+}
+
+/// Adds to `fuzz/corpus/<target>/` the inputs of the working corpus that reach coverage the
+/// committed corpus and inputs do not (libFuzzer's `-merge=1`, which keeps the smallest).
+fn merge_corpus(root: &Path, target: &str) -> Result<(), String> {
+    let committed = root.join("fuzz/corpus").join(target);
+    std::fs::create_dir_all(&committed).map_err(|e| format!("{}: {e}", committed.display()))?;
+    let count = || std::fs::read_dir(&committed).map_or(0, |d| d.flatten().count());
+    let before = count();
+    let log = root
+        .join("target/fuzz-logs")
+        .join(format!("{target}.merge.log"));
+    let log_file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let status = Command::new(binary(root, target))
+        .current_dir(root)
+        .args(["-merge=1", "-rss_limit_mb=2048", "-timeout=10"])
+        .arg(&committed)
+        .arg(root.join("target/fuzz-corpus").join(target))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log_file))
+        .status()
+        .map_err(|e| format!("cannot start the {target} merge: {e}"))?;
+    if !status.success() {
+        return Err(format!(
+            "merging the {target} corpus failed ({status}); log {}",
+            log.display()
+        ));
+    }
+    println!(
+        "fuzz {target}: committed corpus {before} -> {} files ({})",
+        count(),
+        committed.display()
+    );
+    Ok(())
 }
 
 /// The numbers of libFuzzer's last status line (`#N ... cov: C ft: F corp: K/S ...`) and of

@@ -35,8 +35,9 @@
 //! - `failpoints [--hits N]`: builds `strata` with its crash points armed and kills each
 //!   writing command at every point it passes (N passes per point, all by default), each
 //!   checked and rerun; see docs/RELIABILITY.md.
-//! - `fuzz [TARGET...] [--seconds N]`: builds the fuzz targets with libFuzzer's coverage
-//!   instrumentation (stable Rust) and runs each for N seconds (60 by default); see
+//! - `fuzz [TARGET...] [--seconds N] [--merge]`: builds the fuzz targets with libFuzzer's
+//!   coverage instrumentation (stable Rust) and runs each for N seconds (60 by default);
+//!   `--merge` adds what the run found to the committed corpus (`fuzz/corpus/`); see
 //!   docs/RELIABILITY.md.
 //! - `with-services [--] CMD [ARGS]`: run one command (a single test, say) with the services
 //!   the tests use started, as `test` starts them: the S3 server (`STRATA_S3_ENDPOINT`) and
@@ -175,11 +176,13 @@ fn main() -> ExitCode {
                     targets.push(a.clone());
                 }
             }
-            seconds.and_then(|s| fuzz::run(&root, &targets, s))
+            let merge = targets.iter().any(|t| t == "--merge");
+            targets.retain(|t| t != "--merge");
+            seconds.and_then(|s| fuzz::run(&root, &targets, s, merge))
         }
         Some("with-services") => with_services(&root, &args[1..]),
         _ => Err(
-            "usage: cargo xtask <setup | test | with-services [--] CMD [ARGS] | codegen [--check] [--schema PATH] | bench-validate [--sections N] | bench-convert [--size WxH] [--planes N] [--runs N] [--baseline STRATA] | bench-read [--patches N] | bench-serve [--seconds N] [--json] [--strata BIN] | bench-stage [--sections N] [--runs N] | bench-batch [--sections N] [--size WxH] [--runs N] [--status-only] | campaign-kill [--kills N] [--seed S] [--strata BIN] | failpoints [--hits N] | fuzz [TARGET...] [--seconds N]>"
+            "usage: cargo xtask <setup | test | with-services [--] CMD [ARGS] | codegen [--check] [--schema PATH] | bench-validate [--sections N] | bench-convert [--size WxH] [--planes N] [--runs N] [--baseline STRATA] | bench-read [--patches N] | bench-serve [--seconds N] [--json] [--strata BIN] | bench-stage [--sections N] [--runs N] | bench-batch [--sections N] [--size WxH] [--runs N] [--status-only] | campaign-kill [--kills N] [--seed S] [--strata BIN] | failpoints [--hits N] | fuzz [TARGET...] [--seconds N] [--merge]>"
                 .into(),
         ),
     };
@@ -499,7 +502,7 @@ fn test(root: &Path) -> Result<(), String> {
     run_cmd(Command::new(&validator).arg(&out))?;
     // Every fuzz target under libFuzzer for a short time, from its committed inputs (the
     // workspace's tests replayed them above without instrumentation).
-    fuzz::run(root, &[], FUZZ_SECONDS)?;
+    fuzz::run(root, &[], FUZZ_SECONDS, false)?;
     // Last, as it rebuilds strata with its crash points armed: SIGKILL at each point a
     // writing command passes (up to 2 passes per point; `cargo xtask failpoints` runs all).
     failpoint_matrix(root, 2)?;

@@ -2,7 +2,8 @@
 //! root, as `cargo xtask test` runs in CI; skipped otherwise unless STRATA_REQUIRE_PEERS is
 //! set). `strata convert` and `strata stage` fail with the system's error naming the path,
 //! leave no temporary file and no half-published section, and succeed once there is room.
-//! A source file that changes while it is converted is caught and nothing is published.
+//! A source file that changes while it is converted is caught and nothing is published; a
+//! target the user may not write to (the command run as `nobody`) is refused the same way.
 
 mod common;
 use common::{convert, run, sample, strata};
@@ -227,4 +228,103 @@ fn a_source_file_that_changes_during_the_conversion_is_not_published() {
     let image = bids.join("sub-A/micr/sub-A_sample-1_BF.ome.zarr");
     assert!(!image.exists(), "the image was published");
     assert!(!bids.join("sub-A/micr/sub-A_sample-1_BF.json").exists());
+}
+
+/// `strata` run as the unprivileged user `nobody` (uid and gid 65534), through util-linux's
+/// `setpriv`; `None` (after [`strata_testkit::missing`]) unless the test runs as root with
+/// `setpriv` at hand.
+fn as_nobody() -> Option<Command> {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    let setpriv = Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !(root && setpriv) {
+        strata_testkit::missing("root and setpriv, to run strata as another user");
+        return None;
+    }
+    let mut c = Command::new("setpriv");
+    c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_strata"));
+    Some(c)
+}
+
+/// Makes `dir` readable and searchable by every user (a temporary folder is private).
+fn open_to_all(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+#[test]
+fn targets_without_write_permission_fail_clearly_and_change_nothing() {
+    let Some(_) = as_nobody() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    open_to_all(dir.path());
+    let raw = dir.path().join("raw");
+    sample(&raw, &["--size", "256x256", "--planes", "2"]);
+    // A dataset of root's (folders 0755, files 0644): readable by anyone, writable by root.
+    let bids = dir.path().join("bids");
+    let o = run(convert(&raw, &bids).args(["--subject", "A", "--sample", "1"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let before = tree(&bids);
+    let samples = std::fs::read(bids.join("samples.tsv")).expect("samples.tsv");
+
+    let mut cmd = as_nobody().expect("checked above");
+    let o = run(cmd
+        .arg("convert")
+        .arg(&raw)
+        .arg("--bids-root")
+        .arg(&bids)
+        .args(["--subject", "A", "--sample", "2"]));
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("Permission denied"), "{err}");
+    assert!(
+        err.contains(&bids.display().to_string()),
+        "the error names no path: {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(
+        tree(&bids),
+        before,
+        "the refused conversion changed the dataset"
+    );
+    assert_eq!(
+        std::fs::read(bids.join("samples.tsv")).expect("samples"),
+        samples
+    );
+
+    // A stage into a folder of root's: refused the same way, nothing written, and the
+    // journal (the user's own file) records nothing as staged.
+    let dest = dir.path().join("dest");
+    std::fs::create_dir(&dest).expect("dest");
+    open_to_all(&dest);
+    let mine = dir.path().join("mine");
+    std::fs::create_dir(&mine).expect("mine");
+    std::os::unix::fs::chown(&mine, Some(65534), Some(65534)).expect("chown");
+    let journal = mine.join("stage.journal");
+    let mut cmd = as_nobody().expect("checked above");
+    let o = run(cmd
+        .args([
+            "stage",
+            &format!("file://{}", bids.display()),
+            &format!("file://{}", dest.join("copy").display()),
+            "--journal",
+        ])
+        .arg(&journal));
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("Permission denied"), "{err}");
+    assert!(err.contains(&dest.display().to_string()), "{err}");
+    assert!(tree(&dest).is_empty(), "{:?}", tree(&dest));
+    let staged = std::fs::read_to_string(&journal).unwrap_or_default();
+    assert!(
+        staged.lines().all(|l| l.starts_with('#')),
+        "the journal records objects as staged: {staged}"
+    );
 }
