@@ -17,7 +17,7 @@
 //!   file (object for object on S3; `git status` clean with DataLad).
 //!
 //! The commands: `strata convert` (a new dataset's first section, folder, `.ozx`, into S3,
-//! `--datalad`, `--hdf5`), `strata batch run`, and `strata stage` (folder to S3, small and
+//! `--datalad`, `--hdf5`), `strata batch run`, `strata ingest --once`, and `strata stage` (folder to S3, small and
 //! multipart, folder to `.ozx`, S3 to folder). The S3 cases need the
 //! test S3 server (`STRATA_S3_ENDPOINT`), the DataLad case `STRATA_DATALAD`; `cargo xtask
 //! test` runs the matrix with both, at most 2 passes per point.
@@ -51,6 +51,7 @@ enum Kind {
     ConvertDatalad,
     ConvertHdf5,
     BatchRun,
+    Ingest,
     StageToS3,
     StageLargeToS3,
     StageToOzx,
@@ -58,7 +59,7 @@ enum Kind {
 }
 
 impl Kind {
-    const ALL: [Kind; 11] = [
+    const ALL: [Kind; 12] = [
         Kind::ConvertFirst,
         Kind::ConvertFolder,
         Kind::ConvertOzx,
@@ -66,6 +67,7 @@ impl Kind {
         Kind::ConvertDatalad,
         Kind::ConvertHdf5,
         Kind::BatchRun,
+        Kind::Ingest,
         Kind::StageToS3,
         Kind::StageLargeToS3,
         Kind::StageToOzx,
@@ -81,6 +83,7 @@ impl Kind {
             Kind::ConvertDatalad => "strata convert --datalad",
             Kind::ConvertHdf5 => "strata convert --hdf5",
             Kind::BatchRun => "strata batch run",
+            Kind::Ingest => "strata ingest --once",
             Kind::StageToS3 => "strata stage folder s3://",
             Kind::StageLargeToS3 => "strata stage folder s3:// (multipart)",
             Kind::StageToOzx => "strata stage folder zip://",
@@ -93,7 +96,7 @@ impl Kind {
     fn must_pass(self) -> &'static [&'static str] {
         match self {
             Kind::ConvertFirst => &["convert.published", "fs.atomic.before-rename"],
-            Kind::ConvertFolder | Kind::BatchRun => &[
+            Kind::ConvertFolder | Kind::BatchRun | Kind::Ingest => &[
                 "convert.arrays-written",
                 "convert.earlier-moved-aside",
                 "store.posix.prefix-renamed",
@@ -347,6 +350,37 @@ impl Fixture<'_> {
                         "--index".into(),
                         "0".into(),
                     ],
+                    out: Out::Dataset {
+                        root: bids,
+                        git: false,
+                    },
+                    journal: None,
+                }
+            }
+            Kind::Ingest => {
+                self.copy_of(&self.template, &bids)?;
+                // The drop folder at one path for every run (the source's path is part of
+                // the provenance), fresh for each: the gateway keeps its state in it.
+                let drop = self.work.join("drop");
+                let _ = std::fs::remove_dir_all(&drop);
+                self.copy_of(&self.scan, &drop)?;
+                std::fs::write(drop.join("slide2/DONE"), b"").map_err(|e| e.to_string())?;
+                let mut args: Vec<String> = [
+                    "ingest", "--once", "--planes", "4", "--settle", "3600", "--marker", "DONE",
+                ]
+                .iter()
+                .map(|s| (*s).to_string())
+                .collect();
+                for (flag, value) in [
+                    ("--watch", &drop),
+                    ("--map", &self.map),
+                    ("--bids-root", &bids),
+                ] {
+                    args.push(flag.into());
+                    args.push(value.display().to_string());
+                }
+                Run {
+                    args,
                     out: Out::Dataset {
                         root: bids,
                         git: false,
