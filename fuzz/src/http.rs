@@ -117,6 +117,8 @@ fn exchange(addr: SocketAddr, request: &[u8]) -> Exchange {
                 ended = "the server closing the connection".into();
                 break;
             }
+            // libFuzzer's timeout alarm (SIGALRM each second) interrupts reads.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => {
                 ended = format!("a read error ({e})");
                 break;
