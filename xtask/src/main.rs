@@ -7,7 +7,8 @@
 //!   - `cargo fmt --check` of the workspace;
 //!   - clippy with `-D warnings`: the workspace (all targets, default features, the fuzz
 //!     crate included); strata-zstack and strata-cli with feature `hdf5`; strata-store with
-//!     `--no-default-features`; strata-cli with `failpoints`;
+//!     `--no-default-features`; strata-cli with `failpoints`; the fuzz targets' entry
+//!     points (strata-fuzz with `libfuzzer`);
 //!   - rustdoc with `-D warnings`: the workspace, then strata-zstack and strata-cli with
 //!     `hdf5`;
 //!   - the workspace's tests (all targets) with every peer and service set and required
@@ -395,6 +396,7 @@ fn test(root: &Path) -> Result<(), String> {
         ],
         &["--package", "strata-store", "--no-default-features"],
         &["--package", "strata-cli", "--features", "failpoints"],
+        &["--package", "strata-fuzz", "--features", "libfuzzer"],
     ] {
         run_cmd(cargo().current_dir(root).arg("clippy").args(args).args([
             "--all-targets",

@@ -177,8 +177,10 @@ fn convert_onto_a_read_only_file_system_fails_clearly_and_changes_nothing() {
     assert_eq!(tree(&bids), before);
 }
 
-#[test]
-fn a_source_file_that_changes_during_the_conversion_is_not_published() {
+/// Converts a stack and, once its first shard is written (one plane per shard, so well before
+/// the end), does `disturb` to the first plane file, as a scanner or a user might; the
+/// conversion must fail naming that file with `names` in its error, and publish nothing.
+fn disturb_a_source_during_the_conversion(disturb: fn(&Path), names: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let raw = dir.path().join("raw");
     sample(&raw, &["--size", "2048x2048", "--planes", "8"]);
@@ -196,8 +198,6 @@ fn a_source_file_that_changes_during_the_conversion_is_not_published() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
-    // The scanner appends to the first plane while the conversion runs: once the first
-    // shard is written (one plane per shard, so well before the end).
     let t0 = std::time::Instant::now();
     while !bids.join("sub-A").exists()
         || tree(&bids.join("sub-A"))
@@ -207,12 +207,7 @@ fn a_source_file_that_changes_during_the_conversion_is_not_published() {
         assert!(t0.elapsed().as_secs() < 120, "no shard appeared");
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&first)
-        .expect("open");
-    std::io::Write::write_all(&mut f, b"late bytes").expect("append");
-    drop(f);
+    disturb(&first);
     let o = child.wait_with_output().expect("wait");
     let err = stderr(&o);
     assert_eq!(
@@ -221,13 +216,37 @@ fn a_source_file_that_changes_during_the_conversion_is_not_published() {
         "the conversion did not notice: {err}"
     );
     assert!(
-        err.contains("changed while it was being converted"),
+        err.contains("changed while it was being converted") && err.contains(names),
         "{err}"
     );
     assert!(err.contains(&first.display().to_string()), "{err}");
     let image = bids.join("sub-A/micr/sub-A_sample-1_BF.ome.zarr");
     assert!(!image.exists(), "the image was published");
     assert!(!bids.join("sub-A/micr/sub-A_sample-1_BF.json").exists());
+}
+
+#[test]
+fn a_source_file_that_changes_during_the_conversion_is_not_published() {
+    // The scanner appends to the first plane while the conversion runs.
+    disturb_a_source_during_the_conversion(
+        |first| {
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(first)
+                .expect("open");
+            std::io::Write::write_all(&mut f, b"late bytes").expect("append");
+        },
+        "bytes at the start",
+    );
+}
+
+#[test]
+fn a_source_file_that_disappears_during_the_conversion_is_not_published() {
+    // The plane is deleted (already read: the conversion still notices before publishing).
+    disturb_a_source_during_the_conversion(
+        |first| std::fs::remove_file(first).expect("remove"),
+        "No such file",
+    );
 }
 
 /// `strata` run as the unprivileged user `nobody` (uid and gid 65534), through util-linux's
