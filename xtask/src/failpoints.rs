@@ -141,6 +141,17 @@ struct Run {
     journal: Option<PathBuf>,
 }
 
+impl Run {
+    /// A run that writes into the dataset folder `root` (no Git, no journal).
+    fn dataset(args: Vec<String>, root: PathBuf) -> Self {
+        Self {
+            args,
+            out: Out::Dataset { root, git: false },
+            journal: None,
+        }
+    }
+}
+
 /// What a run writes, to be checked and compared.
 enum Out {
     /// A dataset folder (`.git` and `.datalad` left out of the comparison when `git`).
@@ -252,14 +263,7 @@ impl Fixture<'_> {
         Ok(match kind {
             Kind::ConvertFirst => {
                 let target = ["--bids-root".into(), bids.display().to_string()];
-                Run {
-                    args: self.convert_args(&self.raw2, "2", &target),
-                    out: Out::Dataset {
-                        root: bids,
-                        git: false,
-                    },
-                    journal: None,
-                }
+                Run::dataset(self.convert_args(&self.raw2, "2", &target), bids)
             }
             Kind::ConvertFolder | Kind::ConvertOzx => {
                 self.copy_of(&self.template, &bids)?;
@@ -274,14 +278,7 @@ impl Fixture<'_> {
                     "--layout".into(),
                     layout.into(),
                 ];
-                Run {
-                    args: self.convert_args(&self.raw2, "2", &target),
-                    out: Out::Dataset {
-                        root: bids,
-                        git: false,
-                    },
-                    journal: None,
-                }
+                Run::dataset(self.convert_args(&self.raw2, "2", &target), bids)
             }
             Kind::ConvertHdf5 => {
                 self.copy_of(&self.template, &bids)?;
@@ -292,14 +289,7 @@ impl Fixture<'_> {
                     "--hdf5".into(),
                     h5.display().to_string(),
                 ];
-                Run {
-                    args: self.convert_args(&self.raw2, "2", &target),
-                    out: Out::Dataset {
-                        root: bids,
-                        git: false,
-                    },
-                    journal: None,
-                }
+                Run::dataset(self.convert_args(&self.raw2, "2", &target), bids)
             }
             Kind::ConvertDatalad => {
                 let template = self.template_datalad.as_ref().ok_or("no DataLad")?;

@@ -65,6 +65,22 @@ fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// The command failed as an error (exit 2, no panic) with the system's `reason` and the
+/// path it concerns (`under` or a path below it).
+fn assert_refused(o: &std::process::Output, reason: &str, under: &Path) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(reason),
+        "the error does not say {reason:?}: {err}"
+    );
+    assert!(
+        err.contains(&under.display().to_string()),
+        "the error names no path: {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
 #[test]
 fn convert_and_stage_onto_a_full_file_system_fail_cleanly() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -89,17 +105,7 @@ fn convert_and_stage_onto_a_full_file_system_fail_cleanly() {
         "--compression",
         "none",
     ]));
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("No space left on device"),
-        "the error does not say the disk is full: {err}"
-    );
-    assert!(
-        err.contains(&bids.display().to_string()),
-        "the error names no path: {err}"
-    );
-    assert!(!err.contains("panicked"), "{err}");
+    assert_refused(&o, "No space left on device", &bids);
     // Nothing of the failed section, not even its partial output: the space is free again.
     assert_eq!(
         tree(&bids),
@@ -166,13 +172,7 @@ fn convert_onto_a_read_only_file_system_fails_clearly_and_changes_nothing() {
     let before = tree(&bids);
     fs.remount("ro");
     let o = run(convert(&raw, &bids).args(["--subject", "A", "--sample", "2"]));
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("Read-only file system"), "{err}");
-    assert!(
-        err.contains(&bids.display().to_string()),
-        "the error names no path: {err}"
-    );
+    assert_refused(&o, "Read-only file system", &bids);
     fs.remount("rw");
     assert_eq!(tree(&bids), before);
 }
@@ -300,14 +300,7 @@ fn targets_without_write_permission_fail_clearly_and_change_nothing() {
         .arg("--bids-root")
         .arg(&bids)
         .args(["--subject", "A", "--sample", "2"]));
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("Permission denied"), "{err}");
-    assert!(
-        err.contains(&bids.display().to_string()),
-        "the error names no path: {err}"
-    );
-    assert!(!err.contains("panicked"), "{err}");
+    assert_refused(&o, "Permission denied", &bids);
     assert_eq!(
         tree(&bids),
         before,
@@ -336,10 +329,7 @@ fn targets_without_write_permission_fail_clearly_and_change_nothing() {
             "--journal",
         ])
         .arg(&journal));
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("Permission denied"), "{err}");
-    assert!(err.contains(&dest.display().to_string()), "{err}");
+    assert_refused(&o, "Permission denied", &dest);
     assert!(tree(&dest).is_empty(), "{:?}", tree(&dest));
     let staged = std::fs::read_to_string(&journal).unwrap_or_default();
     assert!(
