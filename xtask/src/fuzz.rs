@@ -110,6 +110,8 @@ fn build(root: &Path) -> Result<(), String> {
                 "--package",
                 "strata-fuzz",
                 "--bins",
+                "--features",
+                "libfuzzer",
                 "--profile",
                 "fuzz",
             ])
