@@ -87,6 +87,40 @@ pub fn downsample_window(
     mean_2x2_into(src, rows, shape, dst, dst_row_bytes, dst_x);
 }
 
+/// Writes the 2 x 2 mean of a column window of a wider band: the window is `shape.width`
+/// pixels starting `src_x` bytes into each of `rows` rows of `src_row_bytes` bytes (an even
+/// column of its plane); output row `i` goes to `dst[i * dst_row_bytes + dst_x ..]`. The bytes
+/// are those [`downsample_into`] gives for the whole rows, so a pyramid level can be built
+/// from the level above column by column as its columns complete.
+///
+/// # Panics
+/// If a window row lies outside `src`, or the output does not fit `dst` as for
+/// [`downsample_window`].
+#[allow(clippy::too_many_arguments)] // Two windows of two buffers, each three numbers.
+pub fn downsample_columns(
+    src: &[u8],
+    src_row_bytes: usize,
+    src_x: usize,
+    rows: usize,
+    shape: BandShape,
+    dst: &mut [u8],
+    dst_row_bytes: usize,
+    dst_x: usize,
+) {
+    mean_2x2_strided(
+        src,
+        Window {
+            row_bytes: src_row_bytes,
+            x: src_x,
+        },
+        rows,
+        shape,
+        dst,
+        dst_row_bytes,
+        dst_x,
+    );
+}
+
 /// Appends the 2 x 2 mean of a band of `rows` rows to `dst`: `rows.div_ceil(2)` rows of
 /// `width.div_ceil(2)` pixels. At an odd edge the mean covers the pixels present. Means are
 /// rounded half up: `(sum + n / 2) / n`.
@@ -112,25 +146,54 @@ fn mean_2x2_into(
     dst_row_bytes: usize,
     dst_x: usize,
 ) {
+    let whole = Window {
+        row_bytes: shape.row_bytes(),
+        x: 0,
+    };
+    mean_2x2_strided(src, whole, rows, shape, dst, dst_row_bytes, dst_x);
+}
+
+/// Where the rows of a source window lie in its buffer.
+#[derive(Clone, Copy)]
+struct Window {
+    /// Bytes from one row of the buffer to the next.
+    row_bytes: usize,
+    /// Bytes into each row where the window starts.
+    x: usize,
+}
+
+fn mean_2x2_strided(
+    src: &[u8],
+    window: Window,
+    rows: usize,
+    shape: BandShape,
+    dst: &mut [u8],
+    dst_row_bytes: usize,
+    dst_x: usize,
+) {
     let rb = shape.row_bytes();
     let out_w = out_row_bytes(shape);
     if out_w == 0 || dst_row_bytes == 0 {
         return;
     }
-    for (oy, row) in dst
+    let row = |y: usize| {
+        let start = y * window.row_bytes + window.x;
+        &src[start..start + rb]
+    };
+    for (oy, out_row) in dst
         .chunks_exact_mut(dst_row_bytes)
         .take(rows.div_ceil(2))
         .enumerate()
     {
-        let r0 = &src[2 * oy * rb..(2 * oy + 1) * rb];
+        let r0 = row(2 * oy);
         // The last row of an odd band pairs with itself: the same mean as over the pixels
         // present, because (2a + 2b + 2) / 4 == (a + b + 1) / 2 for integers.
         let r1 = if 2 * oy + 1 < rows {
-            &src[(2 * oy + 1) * rb..(2 * oy + 2) * rb]
+            row(2 * oy + 1)
         } else {
             r0
         };
-        let out = &mut row[dst_x..dst_x + out_w];
+        let out = &mut out_row[dst_x..dst_x + out_w];
         match shape.sample_type {
             SampleType::U8 => mean_rows_u8(r0, r1, shape.channels, out),
             SampleType::U16 => mean_rows_u16(r0, r1, shape.channels, out),
@@ -467,6 +530,17 @@ mod tests {
                         downsample_window(&piece, rows, part, &mut dst, out_rb, x0 / 2 * px);
                     }
                     assert_eq!(dst, whole, "{shape:?}, {rows} rows, segments of {seg}");
+                    // The same windows read in place from the whole band.
+                    let mut dst = vec![0u8; rows.div_ceil(2) * out_rb];
+                    for x0 in (0..width).step_by(seg) {
+                        let part = BandShape {
+                            width: seg.min(width - x0),
+                            ..shape
+                        };
+                        let (rb, at) = (shape.row_bytes(), x0 * px);
+                        downsample_columns(&src, rb, at, rows, part, &mut dst, out_rb, at / 2);
+                    }
+                    assert_eq!(dst, whole, "{shape:?}, {rows} rows, windows of {seg}");
                 }
             }
         }

@@ -3,14 +3,15 @@
 //! The stack is read plane by plane, band by band (a band is one row of inner chunks), and
 //! each band as column segments when the source reads regions cheaply (tiled TIFF, memory).
 //! Each segment feeds the level-0 shard writer, the pyramid (its 2 x 2 mean goes into level
-//! 1's band buffer; full level bands cascade down) and the band hook (quality control).
-//! Memory is three segments, two bands per pyramid level and the encoded chunks in flight:
+//! 1's band buffer; a level band's columns, as they complete, cascade down and are queued)
+//! and the band hook (quality control).
+//! Memory is three segments, one band per pyramid level and the chunks in flight:
 //! bounded by the band, never by the plane or the shard, and with segments the level-0 part
 //! does not grow with the plane width. The calling thread reads and queues one encoding job
 //! per inner chunk on the rayon pool; the jobs append the encoded chunks in the order they
 //! were queued into the shards' put streams of the target store (see [`write_arrays_to`]).
 
-use crate::band::{BandShape, chunk_bytes, downsample_into, downsample_window};
+use crate::band::{BandShape, chunk_bytes, downsample_columns, downsample_window};
 use crate::error::{Error, Result};
 use crate::shard::{ChunkEncoder, Compression, ShardOutput, ShardWriter, sharding_codec_json};
 use crate::source::{Region, StackInfo, ZStackSource};
@@ -191,16 +192,24 @@ impl Buffers {
 }
 
 /// One pyramid level's band (levels 1 and up; level 0 is encoded straight from the segment
-/// read).
+/// read). One buffer per level: a band's chunks are copied out and queued as its columns
+/// complete, during the level-0 band that completes it, so the next band can fill the same
+/// buffer.
 struct Level {
     shape: BandShape,
     height: usize,
     gx: usize,
     band: Vec<u8>,
+    /// Rows filled before the level-0 band being read.
     rows: usize,
+    /// The level's row (in its plane) of the band's first row.
     y0: usize,
-    /// The band being filled and the full one being encoded.
-    buffers: Buffers,
+    /// Rows the band holds once the level-0 band being read is done.
+    after: usize,
+    /// Columns of the next level already written from this band (while it completes).
+    fed: usize,
+    /// Chunks of this band already queued (while it completes).
+    queued: usize,
 }
 
 /// One encoded inner chunk: its level, plane, chunk row and column, and bytes.
@@ -291,9 +300,8 @@ impl Drop for Closing<'_, '_, '_> {
     }
 }
 
-/// Rows of one level ready to encode: chunk `i` of `data` is chunk `cx_base + i` of the level.
+/// Level-0 rows ready to encode: chunk `i` of `data` is chunk `cx_base + i` of the level.
 struct FullBand {
-    level: usize,
     z: u32,
     cy: usize,
     rows: usize,
@@ -301,6 +309,15 @@ struct FullBand {
     cx_base: usize,
     chunks: usize,
     data: Arc<Lent>,
+}
+
+/// One pyramid chunk copied out of its level's band, ready to encode.
+struct LevelChunk {
+    level: usize,
+    z: u32,
+    cy: usize,
+    cx: usize,
+    data: Vec<u8>,
 }
 
 /// Hands chunks to the pool for encoding, numbering them in the order they are handed out:
@@ -314,7 +331,7 @@ struct Encoders<'e, 'f, 's> {
 }
 
 impl<'e> Encoders<'e, '_, '_> {
-    /// One job per chunk of `band`, queued on the pool.
+    /// One job per chunk of the level-0 `band`, queued on the pool.
     fn spawn<'s>(&mut self, scope: &rayon::Scope<'s>, band: &FullBand)
     where
         'e: 's,
@@ -323,15 +340,15 @@ impl<'e> Encoders<'e, '_, '_> {
         for cx in 0..band.chunks {
             let (id, appender, data) = (self.next, self.appender, Arc::clone(&band.data));
             self.next += 1;
-            let (level, z, cy, rows, shape) = (band.level, band.z, band.cy, band.rows, band.shape);
+            let (z, cy, rows, shape) = (band.z, band.cy, band.rows, band.shape);
             let cx_level = band.cx_base + cx;
             scope.spawn(move |_| {
                 let encoded =
                     encoder.encode(chunk_bytes(&data.data, rows, shape, cx, chunk, chunk));
-                // The band goes back to its pool before the chunk waits for its turn.
+                // The segment goes back to its pool before the chunk waits for its turn.
                 drop(data);
                 let encoded = encoded.map(|bytes| EncodedChunk {
-                    level,
+                    level: 0,
                     z,
                     cy,
                     cx: cx_level,
@@ -341,15 +358,75 @@ impl<'e> Encoders<'e, '_, '_> {
             });
         }
     }
+
+    /// One job per pyramid chunk, queued on the pool in the order given.
+    fn spawn_level<'s>(&mut self, scope: &rayon::Scope<'s>, chunks: Vec<LevelChunk>)
+    where
+        'e: 's,
+    {
+        let encoder = self.encoder;
+        for c in chunks {
+            let (id, appender) = (self.next, self.appender);
+            self.next += 1;
+            scope.spawn(move |_| {
+                let LevelChunk {
+                    level,
+                    z,
+                    cy,
+                    cx,
+                    data,
+                } = c;
+                let encoded = encoder.encode(data).map(|bytes| EncodedChunk {
+                    level,
+                    z,
+                    cy,
+                    cx,
+                    bytes,
+                });
+                appender.put(id, encoded);
+            });
+        }
+    }
 }
 
 /// The pyramid levels' bands, filled from level-0 segments.
+///
+/// A level band completes during the level-0 band that brings its last rows (and with it the
+/// bands of the levels below it that it completes in turn). During that level-0 band, each
+/// segment completes the columns above it on every completing level: their 2 x 2 mean goes
+/// to the next level and their chunks are copied out and queued, so no band is held twice.
 struct Pyramid {
     levels: Vec<Level>,
     chunk: usize,
+    /// Levels (from level 1) whose band the level-0 band being read completes.
+    completing: usize,
 }
 
 impl Pyramid {
+    /// Before the first segment of a level-0 band of `rows` rows: which level bands it
+    /// completes and how many rows each level that receives rows will then hold.
+    fn start_band(&mut self, rows: usize) {
+        let chunk = self.chunk;
+        let mut add = rows.div_ceil(2);
+        self.completing = 0;
+        for level in &mut self.levels {
+            level.fed = 0;
+            level.queued = 0;
+        }
+        for level in &mut self.levels {
+            level.after = level.rows + add;
+            let need = level.after * level.shape.row_bytes();
+            if level.band.len() < need {
+                level.band.resize(need, 0);
+            }
+            if level.after < chunk && level.y0 + level.after < level.height {
+                break;
+            }
+            self.completing += 1;
+            add = level.after.div_ceil(2);
+        }
+    }
+
     /// Adds the 2 x 2 mean of a level-0 segment to level 1's band.
     fn add_segment(&mut self, region: Region, data: &[u8], level0: BandShape) {
         let Some(l1) = self.levels.first_mut() else {
@@ -361,57 +438,87 @@ impl Pyramid {
             ..level0
         };
         let rb = l1.shape.row_bytes();
-        let need = (l1.rows + rows.div_ceil(2)) * rb;
-        if l1.band.len() < need {
-            l1.band.resize(need, 0);
-        }
         let px = shape.channels * shape.sample_type.bytes();
         let x = region.x0 as usize / 2 * px;
         downsample_window(data, rows, shape, &mut l1.band[l1.rows * rb..], rb, x);
     }
 
-    /// Called after the last segment of a level-0 band of plane `z` with `rows` rows: level
-    /// 1 has its mean complete; every level band that is now full adds its mean to the level
-    /// below and is returned, to be encoded, while its level fills a new band.
-    fn band_done(&mut self, z: u32, rows: usize) -> Vec<FullBand> {
+    /// After a segment of plane `z` whose last level-0 column is `end` (`last`: the band's
+    /// last segment) went into level 1: on each completing level, the columns now complete
+    /// add their mean to the next level, and their chunks are returned, copied, to be
+    /// encoded, in column order.
+    fn segment_done(&mut self, z: u32, end: usize, last: bool) -> Vec<LevelChunk> {
         let chunk = self.chunk;
-        let mut filled = 0;
-        let mut add = rows.div_ceil(2);
-        for l in 0..self.levels.len() {
-            let (done, rest) = self.levels.split_at_mut(l);
-            let level = &mut rest[0];
-            if let Some(above) = done.last() {
-                downsample_into(&above.band, above.rows, above.shape, &mut level.band);
+        let mut out = Vec::new();
+        let Some(first) = self.levels.first() else {
+            return out;
+        };
+        // Columns of level 1 with every row of the band (a segment starts at an even column).
+        let mut done = if last { first.shape.width } else { end / 2 };
+        for l in 0..self.completing {
+            let (upper, lower) = self.levels.split_at_mut(l + 1);
+            let level = &mut upper[l];
+            let complete = done == level.shape.width;
+            let mut next_done = 0;
+            if let Some(next) = lower.first_mut() {
+                let m = if complete { next.shape.width } else { done / 2 };
+                if m > level.fed {
+                    let px = level.shape.channels * level.shape.sample_type.bytes();
+                    let cols = (2 * m).min(level.shape.width) - 2 * level.fed;
+                    let window = BandShape {
+                        width: cols,
+                        ..level.shape
+                    };
+                    let nrb = next.shape.row_bytes();
+                    downsample_columns(
+                        &level.band,
+                        level.shape.row_bytes(),
+                        2 * level.fed * px,
+                        level.after,
+                        window,
+                        &mut next.band[next.rows * nrb..],
+                        nrb,
+                        level.fed * px,
+                    );
+                    level.fed = m;
+                }
+                next_done = m;
             }
-            level.rows += add;
-            if level.rows < chunk && level.y0 + level.rows < level.height {
+            while level.queued < level.gx && (complete || (level.queued + 1) * chunk <= done) {
+                let cx = level.queued;
+                out.push(LevelChunk {
+                    level: l + 1,
+                    z,
+                    cy: level.y0 / chunk,
+                    cx,
+                    data: chunk_bytes(&level.band, level.after, level.shape, cx, chunk, chunk),
+                });
+                level.queued += 1;
+            }
+            done = next_done;
+        }
+        out
+    }
+
+    /// After the last segment of a level-0 band: the completed bands start again at the
+    /// next rows of their level (or plane); the first level not completed keeps its rows.
+    fn band_done(&mut self) {
+        let completing = self.completing;
+        for (l, level) in self.levels.iter_mut().enumerate() {
+            if l < completing {
+                level.y0 += level.after;
+                if level.y0 >= level.height {
+                    level.y0 = 0;
+                }
+                level.rows = 0;
+            } else {
+                if l == completing {
+                    level.rows = level.after;
+                }
                 break;
             }
-            filled += 1;
-            add = level.rows.div_ceil(2);
         }
-        let mut full = Vec::with_capacity(filled);
-        for (l, level) in self.levels.iter_mut().enumerate().take(filled) {
-            let mut next = level.buffers.take();
-            next.clear();
-            let data = std::mem::replace(&mut level.band, next);
-            full.push(FullBand {
-                level: l + 1,
-                z,
-                cy: level.y0 / chunk,
-                rows: level.rows,
-                shape: level.shape,
-                cx_base: 0,
-                chunks: level.gx,
-                data: level.buffers.lend(data),
-            });
-            level.y0 += level.rows;
-            if level.y0 >= level.height {
-                level.y0 = 0;
-            }
-            level.rows = 0;
-        }
-        full
+        self.completing = 0;
     }
 }
 
@@ -686,11 +793,14 @@ pub fn write_arrays_to(
                     band: Vec::with_capacity(chunk * shape.row_bytes()),
                     rows: 0,
                     y0: 0,
-                    buffers: Buffers::new(1, chunk * shape.row_bytes()),
+                    after: 0,
+                    fed: 0,
+                    queued: 0,
                 }
             })
             .collect(),
         chunk,
+        completing: 0,
     };
 
     // The calling thread reads segment after segment (decoding on the pool), adds each one's
@@ -700,7 +810,7 @@ pub fn write_arrays_to(
     // the finished shards (their last writes and syncs). Nothing waits for a whole batch to finish (fork-join steps with one barrier per
     // segment left about 8% of the cores' time idle): the encoders always have work while the
     // reader is ahead. The reader's lead is bounded by its segment buffers (a buffer comes
-    // back when its last chunk is encoded) and each level's two bands. Memory is those
+    // back when its last chunk is encoded) and each level's band. Memory is those
     // buffers, the chunks encoded ahead of their turn and the streams' write buffers.
     let seg_bytes = chunk * seg as usize * info.pixel_bytes();
     let appender = InOrder {
@@ -738,9 +848,14 @@ pub fn write_arrays_to(
                 let mut buf = segments.take();
                 read_into(source, &info, region, &mut buf)?;
                 hook.band(&info, region, &buf);
+                if region.x0 == 0 {
+                    pyramid.start_band(region.rows as usize);
+                }
                 pyramid.add_segment(region, &buf, level0);
+                let ends_row = region.ends_row(&info);
+                let end = (region.x0 + region.cols) as usize;
+                let level_chunks = pyramid.segment_done(region.plane, end, ends_row);
                 let band = FullBand {
-                    level: 0,
                     z: region.plane,
                     cy: region.y0 as usize / chunk,
                     rows: region.rows as usize,
@@ -753,10 +868,9 @@ pub fn write_arrays_to(
                     data: segments.lend(buf),
                 };
                 encoders.spawn(s, &band);
-                if region.ends_row(&info) {
-                    for full in pyramid.band_done(region.plane, region.rows as usize) {
-                        encoders.spawn(s, &full);
-                    }
+                encoders.spawn_level(s, level_chunks);
+                if ends_row {
+                    pyramid.band_done();
                     if region.y0 + region.rows == info.height {
                         hook.plane_done(&info, region.plane);
                     }
