@@ -56,15 +56,16 @@ fn eight_conversions_into_one_dataset_with_validate_beside_them() {
                     // A subject's folder and its participants.tsv row are two writes: a
                     // subject with a section still being written may be caught between them.
                     let message = issue["message"].as_str().unwrap_or_default();
+                    let named: Vec<usize> = (0..3)
+                        .filter(|s| message.contains(&format!("\"sub-S{s}\"")))
+                        .collect();
                     let subject_busy = issue["code"] == "PARTICIPANT_ID_MISMATCH"
-                        && (0..3).any(|s| message.contains(&format!("\"sub-S{s}\"")))
-                        && (0..3)
-                            .filter(|s| message.contains(&format!("\"sub-S{s}\"")))
-                            .all(|s| {
-                                (0..SECTIONS)
-                                    .filter(|k| k % 3 == s)
-                                    .any(|k| !finished.contains(&format!("sample-{k}_")))
-                            });
+                        && !named.is_empty()
+                        && named.iter().all(|&s| {
+                            (0..SECTIONS)
+                                .filter(|k| k % 3 == s)
+                                .any(|k| !finished.contains(&format!("sample-{k}_")))
+                        });
                     match section {
                         // A section still being written may be caught between its steps.
                         Some(s) if !finished.contains(&s) => {}
